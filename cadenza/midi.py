@@ -142,7 +142,11 @@ def apply_sustain(notes: np.ndarray, pedal: np.ndarray) -> np.ndarray:
 
 def load_notes(path: str | Path, *, sustain: bool = True, drums: bool = False) -> np.ndarray:
     """Notes of a MIDI file, pedal applied, drums (channel 10) left out unless asked for."""
-    content = read_midi(path)
+    return performed_notes(read_midi(path), sustain=sustain, drums=drums)
+
+
+def performed_notes(content: MidiContent, *, sustain: bool = True, drums: bool = False) -> np.ndarray:
+    """The notes as heard: pedal applied, drums (channel 10) left out unless asked for."""
     notes = content.notes
     if sustain:
         notes = apply_sustain(notes, content.pedal)
