@@ -1,0 +1,192 @@
+"""The model bundle: `manifest.yaml` + ONNX graphs, in a directory or a .zip of one.
+
+The one contract between training and the engine. Loading validates every field the
+engine relies on and refuses a mismatch with a one-line error naming the field.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cadenza.errors import BundleError
+
+FORMAT = "cadenza-bundle/1"
+MANIFEST = "manifest.yaml"
+DTYPES = {"int64", "int32", "float32", "float16", "bool"}
+
+
+@dataclass
+class Bundle:
+    path: Path
+    manifest: dict[str, Any]
+    _zip_prefix: str | None = field(default=None, repr=False)
+
+    @property
+    def plugin(self) -> str:
+        return self.manifest["plugin"]
+
+    @property
+    def name(self) -> str:
+        return self.manifest["name"]
+
+    @property
+    def representation(self) -> dict[str, Any]:
+        return self.manifest["representation"]
+
+    @property
+    def io(self) -> dict[str, Any]:
+        return self.manifest["io"]
+
+    @property
+    def sampling(self) -> dict[str, Any]:
+        return self.manifest.get("sampling", {})
+
+    @property
+    def training(self) -> dict[str, Any]:
+        return self.manifest.get("training", {})
+
+    def graph_bytes(self, key: str) -> bytes:
+        """The ONNX file of graph `key` (e.g. "step")."""
+        filename = self.manifest["graphs"][key]
+        return self._read(filename)
+
+    def _read(self, filename: str) -> bytes:
+        if self._zip_prefix is None:
+            return (self.path / filename).read_bytes()
+        with zipfile.ZipFile(self.path) as archive:
+            return archive.read(self._zip_prefix + filename)
+
+
+def _require(manifest: dict, key: str, kind: type, where: Path) -> Any:
+    if key not in manifest:
+        raise BundleError(where / MANIFEST, f"missing field '{key}'")
+    value = manifest[key]
+    if not isinstance(value, kind):
+        raise BundleError(where / MANIFEST, f"field '{key}' should be a {kind.__name__}, got {value!r}")
+    return value
+
+
+def _validate(manifest: Any, where: Path, exists) -> None:
+    if not isinstance(manifest, dict):
+        raise BundleError(where / MANIFEST, "is not a mapping of fields")
+    if _require(manifest, "format", str, where) != FORMAT:
+        raise BundleError(where / MANIFEST, f"field 'format' is {manifest['format']!r}, expected {FORMAT!r}")
+    _require(manifest, "plugin", str, where)
+    _require(manifest, "name", str, where)
+    representation = _require(manifest, "representation", dict, where)
+    if "kind" not in representation:
+        raise BundleError(where / MANIFEST, "missing field 'representation.kind'")
+    graphs = _require(manifest, "graphs", dict, where)
+    if not graphs:
+        raise BundleError(where / MANIFEST, "field 'graphs' lists no graph")
+    io = _require(manifest, "io", dict, where)
+    for key, filename in graphs.items():
+        if not isinstance(filename, str) or not exists(filename):
+            raise BundleError(where, f"graph 'graphs.{key}' file {filename!r} is missing")
+        spec = io.get(key)
+        if not isinstance(spec, dict) or not {"inputs", "outputs"} <= set(spec):
+            raise BundleError(where / MANIFEST, f"field 'io.{key}' needs 'inputs' and 'outputs'")
+        for side in ("inputs", "outputs"):
+            if not isinstance(spec[side], dict) or not spec[side]:
+                raise BundleError(where / MANIFEST, f"field 'io.{key}.{side}' should map names to specs")
+            for name, tensor in spec[side].items():
+                field_name = f"io.{key}.{side}.{name}"
+                if not isinstance(tensor, dict) or tensor.get("dtype") not in DTYPES:
+                    raise BundleError(where / MANIFEST, f"field '{field_name}.dtype' should be one of {sorted(DTYPES)}")
+                shape = tensor.get("shape")
+                if not isinstance(shape, list) or not all(isinstance(d, int) and d > 0 for d in shape):
+                    raise BundleError(where / MANIFEST, f"field '{field_name}.shape' should be a list of positive ints")
+    sampling = manifest.get("sampling", {})
+    if not isinstance(sampling, dict):
+        raise BundleError(where / MANIFEST, "field 'sampling' should be a mapping")
+    for knob, low, high in (("temperature", 0.0, 10.0), ("top_k", 0, 1 << 20), ("top_p", 0.0, 1.0)):
+        value = sampling.get(knob)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or not low <= value <= high):
+            raise BundleError(where / MANIFEST, f"field 'sampling.{knob}' should be in {low}..{high}, got {value!r}")
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Open and validate a bundle directory or .zip; raises BundleError naming the problem."""
+    path = Path(path)
+    if not path.exists():
+        raise BundleError(path, "no such bundle (a directory or .zip holding manifest.yaml)")
+    if path.is_dir():
+        manifest_path = path / MANIFEST
+        if not manifest_path.is_file():
+            raise BundleError(path, f"no {MANIFEST} in the bundle directory")
+        text = manifest_path.read_bytes()
+        prefix = None
+        def exists(name: str) -> bool:
+            return (path / name).is_file()
+    elif zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+        manifests = sorted((n for n in names if n.rsplit("/", 1)[-1] == MANIFEST), key=len)
+        if not manifests:
+            raise BundleError(path, f"no {MANIFEST} in the zip")
+        prefix = manifests[0][: -len(MANIFEST)]
+        with zipfile.ZipFile(path) as archive:
+            text = archive.read(manifests[0])
+        def exists(name: str) -> bool:
+            return prefix + name in names
+    else:
+        raise BundleError(path, "is neither a bundle directory nor a .zip")
+    try:
+        manifest = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise BundleError(path / MANIFEST, f"not valid YAML ({str(e).splitlines()[0]})") from None
+    _validate(manifest, path, exists)
+    return Bundle(path=path, manifest=manifest, _zip_prefix=prefix)
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Writes shared sub-mappings out in full: no &anchors for a reader to chase."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def write_bundle(out_dir: str | Path, manifest: dict[str, Any], graphs: dict[str, bytes]) -> Path:
+    """Write manifest.yaml and the graph files named in manifest['graphs']."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for key, filename in manifest["graphs"].items():
+        (out_dir / filename).write_bytes(graphs[key])
+    (out_dir / MANIFEST).write_text(yaml.dump(manifest, Dumper=_PlainDumper, sort_keys=False))
+    load_bundle(out_dir)  # what we write must be what we accept
+    return out_dir
+
+
+def models_dirs() -> list[Path]:
+    """Where shipped and user bundles are looked for, first match wins."""
+    dirs = []
+    if os.environ.get("CADENZA_MODELS"):
+        dirs.append(Path(os.environ["CADENZA_MODELS"]))
+    dirs.append(Path(__file__).resolve().parent.parent / "models")  # a source checkout
+    dirs.append(Path(sys.prefix) / "share" / "cadenza" / "models")  # an installed wheel
+    return dirs
+
+
+def default_bundle_path(plugin: str) -> Path:
+    for directory in models_dirs():
+        candidate = directory / plugin
+        if (candidate / MANIFEST).is_file():
+            return candidate
+    searched = ", ".join(str(d / plugin) for d in models_dirs())
+    raise BundleError(plugin, f"no default bundle found (looked in {searched}); run `make models` or pass --bundle")
+
+
+def find_bundles() -> list[Path]:
+    found: list[Path] = []
+    for directory in models_dirs():
+        if directory.is_dir():
+            found.extend(sorted(p.parent for p in directory.glob(f"*/{MANIFEST}")))
+    return found

@@ -1,0 +1,172 @@
+"""The `cadenza` command. Subcommands only parse their arguments and delegate.
+
+Heavy modules (torch, music21) are imported inside the subcommand that needs them, so that
+`cadenza generate` and `cadenza live` start fast on a machine without torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cadenza.errors import CadenzaError, ConfigError
+
+DEFAULT_CORPUS_DIR = Path("data/corpus")
+
+
+def _corpus_dir(source: str) -> Path:
+    return DEFAULT_CORPUS_DIR / source.replace(":", "-").replace("/", "_").strip("._-")
+
+
+def cmd_corpus_prepare(args: argparse.Namespace) -> None:
+    from cadenza.corpus.prepare import prepare_corpus
+
+    out = Path(args.out) if args.out else _corpus_dir(args.source)
+    prepare_corpus(args.source, out, jobs=args.jobs, augment=not args.no_augment,
+                   limit=args.limit, force=args.force)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from cadenza.training.config import load_config
+
+    overrides = list(args.set or [])
+    for flag in ("data", "out", "device"):
+        if getattr(args, flag) is not None:
+            overrides.append(f"{flag}={getattr(args, flag)}")
+    config = load_config(args.config, overrides)
+    if not Path(config.data).is_dir():
+        raise ConfigError("data", f"{config.data} is not a prepared corpus directory "
+                          "(run `cadenza corpus prepare SOURCE` first)")
+    from cadenza.training.loop import train
+
+    train(config, resume=args.resume, progress=not args.no_progress)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from cadenza.export import export_checkpoint
+
+    out = export_checkpoint(args.checkpoint, args.out, name=args.name)
+    print(f"bundle written to {out}")
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    from cadenza.generate import continue_primer
+    from cadenza.midi import load_notes, write_midi
+    from cadenza.notes import empty_notes
+    from cadenza.plugins import load_generator
+    from cadenza.plugins.sampling import Knobs
+
+    if args.seconds <= 0:
+        raise ConfigError("--seconds", f"must be positive, got {args.seconds}")
+    primer = load_notes(args.primer) if args.primer else empty_notes()
+    generator = load_generator(args.bundle, plugin=args.plugin, seed=args.seed)
+    try:
+        generator.knobs = Knobs(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    except ValueError as e:
+        raise ConfigError("sampling", str(e)) from None
+    result = continue_primer(generator, primer, args.seconds)
+    write_midi(result.notes, args.output, program=args.program)
+    print(f"{args.output}: {len(result.notes)} notes, primer {result.primer_seconds:.1f} s + "
+          f"{len(result.events)} generated events")
+    if args.wav or args.png:
+        from cadenza.render import plot_piano_roll, render_wav
+
+        if args.wav:
+            render_wav(result.notes, args.wav, soundfont=args.soundfont, program=args.program)
+            print(f"{args.wav}: rendered through a General MIDI SoundFont")
+        if args.png:
+            plot_piano_roll(result.notes, args.png, split_at=result.primer_seconds,
+                            title=f"{generator.bundle.name}: primer | continuation")
+            print(f"{args.png}: piano roll")
+
+
+def cmd_plugins(args: argparse.Namespace) -> None:
+    from cadenza.bundle import find_bundles, load_bundle
+    from cadenza.plugins import plugin_classes
+
+    print("plugins:")
+    for name, cls in sorted(plugin_classes().items()):
+        print(f"  {name:18s} {cls.__module__}.{cls.__name__}")
+    print("bundles:")
+    for path in find_bundles():
+        try:
+            bundle = load_bundle(path)
+        except CadenzaError as e:
+            print(f"  {path}: invalid ({e})")
+            continue
+        nll = bundle.training.get("test_nll")
+        figure = f"test NLL {nll:.3f} nats/event" if nll is not None else ""
+        print(f"  {bundle.plugin:18s} {bundle.name:24s} {path}  {figure}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cadenza", description="Real-time music generation.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    corpus = sub.add_parser("corpus", help="prepare training data").add_subparsers(
+        dest="corpus_command", required=True)
+    prepare = corpus.add_parser("prepare", help="MIDI files or music21's corpus -> token arrays")
+    prepare.add_argument("source", nargs="?", default="music21:bach",
+                         help="music21:bach | music21:palestrina | music21:folk | a folder of MIDI files")
+    prepare.add_argument("-o", "--out", help=f"output directory (default {DEFAULT_CORPUS_DIR}/<source>)")
+    prepare.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    prepare.add_argument("--limit", type=int, default=None, help="use only the first N pieces")
+    prepare.add_argument("--no-augment", action="store_true", help="no transposition/time-stretch")
+    prepare.add_argument("--force", action="store_true", help="rebuild even if cached")
+    prepare.set_defaults(func=cmd_corpus_prepare)
+
+    train = sub.add_parser("train", help="train a model (torchrun for several processes)")
+    train.add_argument("model", choices=["performance-rnn"])
+    train.add_argument("--config", help="YAML file of settings")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override a setting, e.g. --set model.hidden_size=512")
+    train.add_argument("--data", help="prepared corpus directory")
+    train.add_argument("--out", help="run directory for checkpoints and metrics")
+    train.add_argument("--device", help="cpu | cuda | cuda:N")
+    train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
+
+    export = sub.add_parser("export", help="checkpoint -> parity-checked ONNX bundle")
+    export.add_argument("checkpoint")
+    export.add_argument("-o", "--out", required=True, help="bundle directory to write")
+    export.add_argument("--name", help="bundle name (default: the run directory's name)")
+    export.set_defaults(func=cmd_export)
+
+    generate = sub.add_parser("generate", help="continue a MIDI primer and write a MIDI file")
+    generate.add_argument("--plugin", default="performance-rnn")
+    generate.add_argument("--bundle", help="bundle directory or .zip (default: the shipped one)")
+    generate.add_argument("--primer", help="MIDI file to continue")
+    generate.add_argument("--seconds", type=float, default=30.0, help="length of the continuation")
+    generate.add_argument("--temperature", type=float, default=1.0)
+    generate.add_argument("--top-k", type=int, default=0)
+    generate.add_argument("--top-p", type=float, default=1.0)
+    generate.add_argument("--seed", type=int, default=None)
+    generate.add_argument("--program", type=int, default=0, help="General MIDI program (0: piano)")
+    generate.add_argument("-o", "--output", required=True, help="MIDI file to write")
+    generate.add_argument("--wav", help="also render a WAV through a General MIDI SoundFont")
+    generate.add_argument("--png", help="also draw a piano roll")
+    generate.add_argument("--soundfont", help="SoundFont (.sf2) for --wav")
+    generate.set_defaults(func=cmd_generate)
+
+    plugins = sub.add_parser("plugins", help="list installed plugins and bundles")
+    plugins.set_defaults(func=cmd_plugins)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except CadenzaError as e:
+        print(f"cadenza: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cadenza: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

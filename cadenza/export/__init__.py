@@ -1,0 +1,21 @@
+"""torch -> ONNX per model kind, parity checks, bundle writing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cadenza.errors import CadenzaError
+
+
+def export_checkpoint(checkpoint_path: str | Path, out_dir: str | Path, name: str | None = None) -> Path:
+    """Write a parity-checked bundle for a training checkpoint, whatever its model kind."""
+    from cadenza.export.performance_rnn import export_performance_rnn
+    from cadenza.training.loop import load_checkpoint
+
+    exporters = {"performance-rnn": export_performance_rnn}
+    checkpoint = load_checkpoint(checkpoint_path)
+    kind = checkpoint.get("kind") if isinstance(checkpoint, dict) else None
+    if kind not in exporters:
+        raise CadenzaError(f"{checkpoint_path}: checkpoint kind {kind!r} has no exporter "
+                           f"(known: {', '.join(exporters)})")
+    return exporters[kind](checkpoint, out_dir, name=name)

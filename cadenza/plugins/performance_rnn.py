@@ -1,0 +1,57 @@
+"""The `performance-rnn` plugin: Magenta's event LSTM, one ONNX step per event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cadenza.bundle import Bundle
+from cadenza.events import PerformanceCodec
+from cadenza.plugins.base import Generator, create_session
+
+
+class PerformanceRNN(Generator):
+    plugin = "performance-rnn"
+
+    def __init__(self, bundle: Bundle, *, seed: int | None = None):
+        super().__init__(bundle, seed=seed)
+        rep = bundle.representation
+        self.codec = PerformanceCodec(
+            steps_per_second=int(rep.get("steps_per_second", 100)),
+            max_shift_steps=int(rep.get("max_shift_steps", 100)),
+            velocity_bins=int(rep.get("velocity_bins", 32)),
+        )
+        self.session = create_session(bundle, "step")
+        state_shape = bundle.io["step"]["inputs"]["h"]["shape"]
+        self._zeros = np.zeros(state_shape, dtype=np.float32)
+        # With no context, the model starts after a second of silence (a full TIME_SHIFT).
+        self.start_event = self.codec.time_shift + self.codec.max_shift_steps
+        self._token = np.zeros(1, dtype=np.int64)
+        self.reset()
+
+    def reset(self) -> None:
+        self.h = self._zeros.copy()
+        self.c = self._zeros.copy()
+        self.logits: np.ndarray | None = None
+
+    def _feed(self, event: int) -> None:
+        self._token[0] = event
+        logits, self.h, self.c = self.session.run(None, {"token": self._token, "h": self.h, "c": self.c})
+        self.logits = logits[0]
+
+    def prime(self, events: np.ndarray, conditions: dict[str, Any] | None = None) -> None:
+        self.reset()
+        self.extend(events if len(events) else [self.start_event])
+
+    def extend(self, events) -> None:
+        """Take events into the context without resetting it (a player's notes, say)."""
+        for event in events:
+            self._feed(int(event))
+
+    def step(self) -> int:
+        if self.logits is None:
+            self._feed(self.start_event)
+        event = self._sample(self.logits)
+        self._feed(event)
+        return event

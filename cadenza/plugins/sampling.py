@@ -1,0 +1,51 @@
+"""Sampling on the host, so that knobs change between steps without re-exporting a graph."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Knobs:
+    """The live sampling knobs. Plain floats: a control thread may set them at any time and
+    the next step reads the new values (attribute assignment is atomic in CPython)."""
+
+    temperature: float = 1.0
+    top_k: int = 0  # 0: no limit
+    top_p: float = 1.0  # 1.0: no nucleus cut
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.temperature <= 10.0:
+            raise ValueError(f"temperature must be in 0..10, got {self.temperature}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+
+
+def sample(logits: np.ndarray, knobs: Knobs, rng: np.random.Generator) -> int:
+    """Draw one class index from 1-D logits with temperature, top-k and top-p.
+
+    Temperature 0 is greedy (argmax), which is what parity checks and tests rely on.
+    """
+    if knobs.temperature <= 0.0:
+        return int(np.argmax(logits))
+    scaled = logits.astype(np.float64) / knobs.temperature
+    if 0 < knobs.top_k < scaled.size:
+        cutoff = np.partition(scaled, -knobs.top_k)[-knobs.top_k]
+        scaled = np.where(scaled >= cutoff, scaled, -np.inf)
+    probs = np.exp(scaled - scaled.max())
+    probs /= probs.sum()
+    if knobs.top_p < 1.0:
+        order = np.argsort(-probs)
+        cumulative = np.cumsum(probs[order])
+        # Keep the smallest set whose mass reaches top_p (always at least the top class).
+        keep = order[: int(np.searchsorted(cumulative, knobs.top_p)) + 1]
+        nucleus = np.zeros_like(probs)
+        nucleus[keep] = probs[keep]
+        probs = nucleus / nucleus.sum()
+    # Inverse CDF: one uniform draw, cheaper than rng.choice for a single sample.
+    index = int(np.searchsorted(np.cumsum(probs), rng.random() * probs.sum(), side="right"))
+    return min(index, probs.size - 1)

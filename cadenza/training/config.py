@@ -1,0 +1,107 @@
+"""Training configuration: a dataclass, filled from a small YAML file and `--set key=value`."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cadenza.errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int = 388
+    embed_dim: int = 128
+    hidden_size: int = 256
+    num_layers: int = 2
+    dropout: float = 0.1
+
+
+@dataclass
+class TrainConfig:
+    data: str = "data/corpus/music21-bach"  # a directory written by `cadenza corpus prepare`
+    out: str = "runs/performance-rnn"  # checkpoints, metrics.jsonl
+    model: ModelConfig = field(default_factory=ModelConfig)
+    seq_len: int = 256
+    batch_size: int = 32
+    lr: float = 2e-3
+    min_lr: float = 1e-4  # cosine decay floor
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    max_steps: int = 5000
+    eval_every: int = 0  # steps between validations; 0 means once per epoch of train data
+    seed: int = 1234
+    device: str = "cpu"  # cpu | cuda | cuda:N
+    threads: int = 0  # torch intra-op threads on CPU; 0 leaves torch's default
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _coerce(name: str, value: Any, target: Any) -> Any:
+    """Check a YAML/CLI value against the type of the default it replaces."""
+    kind = type(target)
+    if isinstance(value, str) and kind is not str:
+        try:
+            value = yaml.safe_load(value)  # "3e-4" -> float, "true" -> bool, "12" -> int
+        except yaml.YAMLError:
+            pass
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(name, f"expected {kind.__name__}, got {value!r}")
+    if kind in (int, float) and value < 0:
+        raise ConfigError(name, f"must not be negative, got {value!r}")
+    return value
+
+
+def _apply(obj: Any, values: dict[str, Any], prefix: str = "") -> None:
+    names = {f.name for f in dataclasses.fields(obj)}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(name, f"unknown setting (known: {', '.join(sorted(names))})")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(name, f"expected a mapping, got {value!r}")
+            _apply(current, value, prefix=f"{name}.")
+        else:
+            setattr(obj, key, _coerce(name, value, current))
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Defaults, then the YAML file, then each `key=value` (dotted keys reach nested fields)."""
+    config = TrainConfig()
+    if path is not None:
+        path = Path(path)
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(str(path), "no such config file") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(str(path), f"not valid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(values, dict):
+            raise ConfigError(str(path), "expected a mapping of settings at the top level")
+        _apply(config, values)
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(item, "expected key=value")
+        nested: dict[str, Any] = {}
+        cursor = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            cursor = cursor.setdefault(part, {})
+        cursor[parts[-1]] = raw
+        _apply(config, nested)
+    if config.seq_len < 2:
+        raise ConfigError("seq_len", "must be at least 2")
+    if config.batch_size < 1:
+        raise ConfigError("batch_size", "must be at least 1")
+    return config
