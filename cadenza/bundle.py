@@ -69,7 +69,9 @@ def _require(manifest: dict, key: str, kind: type, where: Path) -> Any:
         raise BundleError(where / MANIFEST, f"missing field '{key}'")
     value = manifest[key]
     if not isinstance(value, kind):
-        raise BundleError(where / MANIFEST, f"field '{key}' should be a {kind.__name__}, got {value!r}")
+        raise BundleError(
+            where / MANIFEST, f"field '{key}' should be a {kind.__name__}, got {value!r}"
+        )
     return value
 
 
@@ -77,7 +79,9 @@ def _validate(manifest: Any, where: Path, exists) -> None:
     if not isinstance(manifest, dict):
         raise BundleError(where / MANIFEST, "is not a mapping of fields")
     if _require(manifest, "format", str, where) != FORMAT:
-        raise BundleError(where / MANIFEST, f"field 'format' is {manifest['format']!r}, expected {FORMAT!r}")
+        raise BundleError(
+            where / MANIFEST, f"field 'format' is {manifest['format']!r}, expected {FORMAT!r}"
+        )
     _require(manifest, "plugin", str, where)
     _require(manifest, "name", str, where)
     representation = _require(manifest, "representation", dict, where)
@@ -95,22 +99,38 @@ def _validate(manifest: Any, where: Path, exists) -> None:
             raise BundleError(where / MANIFEST, f"field 'io.{key}' needs 'inputs' and 'outputs'")
         for side in ("inputs", "outputs"):
             if not isinstance(spec[side], dict) or not spec[side]:
-                raise BundleError(where / MANIFEST, f"field 'io.{key}.{side}' should map names to specs")
+                raise BundleError(
+                    where / MANIFEST, f"field 'io.{key}.{side}' should map names to specs"
+                )
             for name, tensor in spec[side].items():
                 field_name = f"io.{key}.{side}.{name}"
                 if not isinstance(tensor, dict) or tensor.get("dtype") not in DTYPES:
-                    raise BundleError(where / MANIFEST, f"field '{field_name}.dtype' should be one of {sorted(DTYPES)}")
+                    raise BundleError(
+                        where / MANIFEST,
+                        f"field '{field_name}.dtype' should be one of {sorted(DTYPES)}",
+                    )
                 shape = tensor.get("shape")
-                if not isinstance(shape, list) or not all(isinstance(d, int) and d > 0 for d in shape):
-                    raise BundleError(where / MANIFEST, f"field '{field_name}.shape' should be a list of positive ints")
+                if not isinstance(shape, list) or not all(
+                    isinstance(d, int) and d > 0 for d in shape
+                ):
+                    raise BundleError(
+                        where / MANIFEST,
+                        f"field '{field_name}.shape' should be a list of positive ints",
+                    )
     sampling = manifest.get("sampling", {})
     if not isinstance(sampling, dict):
         raise BundleError(where / MANIFEST, "field 'sampling' should be a mapping")
     for knob, low, high in (("temperature", 0.0, 10.0), ("top_k", 0, 1 << 20), ("top_p", 0.0, 1.0)):
         value = sampling.get(knob)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
-                                  or not low <= value <= high):
-            raise BundleError(where / MANIFEST, f"field 'sampling.{knob}' should be in {low}..{high}, got {value!r}")
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not low <= value <= high
+        ):
+            raise BundleError(
+                where / MANIFEST,
+                f"field 'sampling.{knob}' should be in {low}..{high}, got {value!r}",
+            )
 
 
 def load_bundle(path: str | Path) -> Bundle:
@@ -124,6 +144,7 @@ def load_bundle(path: str | Path) -> Bundle:
             raise BundleError(path, f"no {MANIFEST} in the bundle directory")
         text = manifest_path.read_bytes()
         prefix = None
+
         def exists(name: str) -> bool:
             return (path / name).is_file()
     elif zipfile.is_zipfile(path):
@@ -135,6 +156,7 @@ def load_bundle(path: str | Path) -> Bundle:
         prefix = manifests[0][: -len(MANIFEST)]
         with zipfile.ZipFile(path) as archive:
             text = archive.read(manifests[0])
+
         def exists(name: str) -> bool:
             return prefix + name in names
     else:
@@ -181,7 +203,10 @@ def default_bundle_path(plugin: str) -> Path:
         if (candidate / MANIFEST).is_file():
             return candidate
     searched = ", ".join(str(d / plugin) for d in models_dirs())
-    raise BundleError(plugin, f"no default bundle found (looked in {searched}); run `make models` or pass --bundle")
+    raise BundleError(
+        plugin,
+        f"no default bundle found (looked in {searched}); run `make models` or pass --bundle",
+    )
 
 
 def find_bundles() -> list[Path]:

@@ -23,8 +23,14 @@ def cmd_corpus_prepare(args: argparse.Namespace) -> None:
     from cadenza.corpus.prepare import prepare_corpus
 
     out = Path(args.out) if args.out else _corpus_dir(args.source)
-    prepare_corpus(args.source, out, jobs=args.jobs, augment=not args.no_augment,
-                   limit=args.limit, force=args.force)
+    prepare_corpus(
+        args.source,
+        out,
+        jobs=args.jobs,
+        augment=not args.no_augment,
+        limit=args.limit,
+        force=args.force,
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -36,8 +42,11 @@ def cmd_train(args: argparse.Namespace) -> None:
             overrides.append(f"{flag}={getattr(args, flag)}")
     config = load_config(args.config, overrides)
     if not Path(config.data).is_dir():
-        raise ConfigError("data", f"{config.data} is not a prepared corpus directory "
-                          "(run `cadenza corpus prepare SOURCE` first)")
+        raise ConfigError(
+            "data",
+            f"{config.data} is not a prepared corpus directory "
+            "(run `cadenza corpus prepare SOURCE` first)",
+        )
     from cadenza.training.loop import train
 
     train(config, resume=args.resume, progress=not args.no_progress)
@@ -67,8 +76,10 @@ def cmd_generate(args: argparse.Namespace) -> None:
         raise ConfigError("sampling", str(e)) from None
     result = continue_primer(generator, primer, args.seconds)
     write_midi(result.notes, args.output, program=args.program)
-    print(f"{args.output}: {len(result.notes)} notes, primer {result.primer_seconds:.1f} s + "
-          f"{len(result.events)} generated events")
+    print(
+        f"{args.output}: {len(result.notes)} notes, primer {result.primer_seconds:.1f} s + "
+        f"{len(result.events)} generated events"
+    )
     if args.wav or args.png:
         from cadenza.render import plot_piano_roll, render_wav
 
@@ -76,8 +87,12 @@ def cmd_generate(args: argparse.Namespace) -> None:
             render_wav(result.notes, args.wav, soundfont=args.soundfont, program=args.program)
             print(f"{args.wav}: rendered through a General MIDI SoundFont")
         if args.png:
-            plot_piano_roll(result.notes, args.png, split_at=result.primer_seconds,
-                            title=f"{generator.bundle.name}: primer | continuation")
+            plot_piano_roll(
+                result.notes,
+                args.png,
+                split_at=result.primer_seconds,
+                title=f"{generator.bundle.name}: primer | continuation",
+            )
             print(f"{args.png}: piano roll")
 
 
@@ -105,12 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     corpus = sub.add_parser("corpus", help="prepare training data").add_subparsers(
-        dest="corpus_command", required=True)
+        dest="corpus_command", required=True
+    )
     prepare = corpus.add_parser("prepare", help="MIDI files or music21's corpus -> token arrays")
-    prepare.add_argument("source", nargs="?", default="music21:bach",
-                         help="music21:bach | music21:palestrina | music21:folk | a folder of MIDI files")
-    prepare.add_argument("-o", "--out", help=f"output directory (default {DEFAULT_CORPUS_DIR}/<source>)")
-    prepare.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    prepare.add_argument(
+        "source",
+        nargs="?",
+        default="music21:bach",
+        help="music21:bach | music21:palestrina | music21:folk | a folder of MIDI files",
+    )
+    prepare.add_argument(
+        "-o", "--out", help=f"output directory (default {DEFAULT_CORPUS_DIR}/<source>)"
+    )
+    prepare.add_argument(
+        "--jobs", type=int, default=None, help="worker processes (default: all cores)"
+    )
     prepare.add_argument("--limit", type=int, default=None, help="use only the first N pieces")
     prepare.add_argument("--no-augment", action="store_true", help="no transposition/time-stretch")
     prepare.add_argument("--force", action="store_true", help="rebuild even if cached")
@@ -119,8 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model (torchrun for several processes)")
     train.add_argument("model", choices=["performance-rnn"])
     train.add_argument("--config", help="YAML file of settings")
-    train.add_argument("--set", action="append", metavar="KEY=VALUE",
-                       help="override a setting, e.g. --set model.hidden_size=512")
+    train.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. --set model.hidden_size=512",
+    )
     train.add_argument("--data", help="prepared corpus directory")
     train.add_argument("--out", help="run directory for checkpoints and metrics")
     train.add_argument("--device", help="cpu | cuda | cuda:N")

@@ -135,7 +135,8 @@ class PerformanceCodec:
         last_vel = np.maximum.accumulate(np.where(is_vel, np.arange(len(tokens)), -1))
         vel_bins = np.where(is_vel, tokens - self.velocity, 0)
         velocity = np.where(
-            last_vel >= 0, self.bin_to_velocity(vel_bins[np.maximum(last_vel, 0)]),
+            last_vel >= 0,
+            self.bin_to_velocity(vel_bins[np.maximum(last_vel, 0)]),
             self.default_velocity,
         )
 
@@ -156,7 +157,9 @@ class PerformanceCodec:
         # Open-note count clamped at zero. An off is an orphan when no note is open before it,
         # i.e. when the unclamped running sum before it sits at its running minimum (<= 0).
         run = np.cumsum(delta_s)
-        run -= np.repeat(run[group_start] - delta_s[group_start], np.diff(np.append(group_start, len(run))))
+        run -= np.repeat(
+            run[group_start] - delta_s[group_start], np.diff(np.append(group_start, len(run)))
+        )
         before = run - delta_s
         big = 4 * len(run) + 4  # shifts each group below all earlier ones so minima never leak
         running_min = np.minimum.accumulate(before - group * big) + group * big

@@ -46,7 +46,9 @@ def parse_midi_bytes(data: bytes, name: str | Path = "<bytes>") -> MidiContent:
     try:
         mid = mido.MidiFile(file=io.BytesIO(data))
     except (EOFError, OSError, ValueError, KeyError, IndexError, TypeError) as e:
-        raise MidiFileError(path, f"corrupt or truncated MIDI data ({e or type(e).__name__})") from None
+        raise MidiFileError(
+            path, f"corrupt or truncated MIDI data ({e or type(e).__name__})"
+        ) from None
     if mid.ticks_per_beat <= 0:
         raise MidiFileError(path, "SMPTE time division is not supported")
     return _content(mid)
@@ -145,7 +147,9 @@ def load_notes(path: str | Path, *, sustain: bool = True, drums: bool = False) -
     return performed_notes(read_midi(path), sustain=sustain, drums=drums)
 
 
-def performed_notes(content: MidiContent, *, sustain: bool = True, drums: bool = False) -> np.ndarray:
+def performed_notes(
+    content: MidiContent, *, sustain: bool = True, drums: bool = False
+) -> np.ndarray:
     """The notes as heard: pedal applied, drums (channel 10) left out unless asked for."""
     notes = content.notes
     if sustain:
@@ -156,14 +160,18 @@ def performed_notes(content: MidiContent, *, sustain: bool = True, drums: bool =
 
 
 def notes_to_midi(
-    notes: np.ndarray, *, program: int = 0, channel: int | None = None, bpm: float = 120.0,
+    notes: np.ndarray,
+    *,
+    program: int = 0,
+    channel: int | None = None,
+    bpm: float = 120.0,
     ticks_per_beat: int = 480,
 ) -> mido.MidiFile:
     """A type-0 MIDI file of the notes. `channel` overrides the notes' own channels."""
     seconds_per_tick = 60.0 / bpm / ticks_per_beat
     channels = notes["channel"] if channel is None else np.full(len(notes), channel)
     events: list[tuple[int, int, mido.Message]] = []
-    for note, ch in zip(notes, channels):
+    for note, ch in zip(notes, channels, strict=True):
         ch = int(ch)
         on = round(float(note["start"]) / seconds_per_tick)
         off = max(round(float(note["end"]) / seconds_per_tick), on + 1)

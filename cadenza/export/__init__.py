@@ -7,7 +7,9 @@ from pathlib import Path
 from cadenza.errors import CadenzaError
 
 
-def export_checkpoint(checkpoint_path: str | Path, out_dir: str | Path, name: str | None = None) -> Path:
+def export_checkpoint(
+    checkpoint_path: str | Path, out_dir: str | Path, name: str | None = None
+) -> Path:
     """Write a parity-checked bundle for a training checkpoint, whatever its model kind."""
     from cadenza.export.performance_rnn import export_performance_rnn
     from cadenza.training.loop import load_checkpoint
@@ -16,6 +18,8 @@ def export_checkpoint(checkpoint_path: str | Path, out_dir: str | Path, name: st
     checkpoint = load_checkpoint(checkpoint_path)
     kind = checkpoint.get("kind") if isinstance(checkpoint, dict) else None
     if kind not in exporters:
-        raise CadenzaError(f"{checkpoint_path}: checkpoint kind {kind!r} has no exporter "
-                           f"(known: {', '.join(exporters)})")
+        raise CadenzaError(
+            f"{checkpoint_path}: checkpoint kind {kind!r} has no exporter "
+            f"(known: {', '.join(exporters)})"
+        )
     return exporters[kind](checkpoint, out_dir, name=name)

@@ -19,8 +19,13 @@ from cadenza.errors import BundleError
 from cadenza.plugins.sampling import Knobs, sample
 
 ENTRY_POINT_GROUP = "cadenza.plugins"
-ORT_DTYPES = {"tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(float)": "float32",
-              "tensor(float16)": "float16", "tensor(bool)": "bool"}
+ORT_DTYPES = {
+    "tensor(int64)": "int64",
+    "tensor(int32)": "int32",
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(bool)": "bool",
+}
 
 
 class Generator(abc.ABC):
@@ -30,12 +35,16 @@ class Generator(abc.ABC):
 
     def __init__(self, bundle: Bundle, *, seed: int | None = None):
         if bundle.plugin != self.plugin:
-            raise BundleError(bundle.path, f"field 'plugin' is {bundle.plugin!r}, this is {self.plugin!r}")
+            raise BundleError(
+                bundle.path, f"field 'plugin' is {bundle.plugin!r}, this is {self.plugin!r}"
+            )
         self.bundle = bundle
         defaults = bundle.sampling
-        self.knobs = Knobs(temperature=float(defaults.get("temperature", 1.0)),
-                           top_k=int(defaults.get("top_k", 0)),
-                           top_p=float(defaults.get("top_p", 1.0)))
+        self.knobs = Knobs(
+            temperature=float(defaults.get("temperature", 1.0)),
+            top_k=int(defaults.get("top_k", 0)),
+            top_p=float(defaults.get("top_p", 1.0)),
+        )
         self.rng = np.random.default_rng(seed)
 
     def seed(self, seed: int | None) -> None:
@@ -72,22 +81,31 @@ def create_session(bundle: Bundle, key: str, threads: int = 1) -> ort.InferenceS
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     filename = bundle.manifest["graphs"][key]
     try:
-        session = ort.InferenceSession(bundle.graph_bytes(key), options,
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            bundle.graph_bytes(key), options, providers=["CPUExecutionProvider"]
+        )
     except Exception as e:  # onnxruntime raises its own exception types for a bad graph
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BundleError(bundle.path / filename, f"not a loadable ONNX graph ({first[:160]})") from None
+        raise BundleError(
+            bundle.path / filename, f"not a loadable ONNX graph ({first[:160]})"
+        ) from None
     spec = bundle.io[key]
     for side, actual in (("inputs", session.get_inputs()), ("outputs", session.get_outputs())):
         found = {a.name: a for a in actual}
         if set(found) != set(spec[side]):
-            raise BundleError(bundle.path / "manifest.yaml", f"field 'io.{key}.{side}' names "
-                              f"{sorted(spec[side])} but {filename} has {sorted(found)}")
+            raise BundleError(
+                bundle.path / "manifest.yaml",
+                f"field 'io.{key}.{side}' names "
+                f"{sorted(spec[side])} but {filename} has {sorted(found)}",
+            )
         for name, tensor in spec[side].items():
             dtype = ORT_DTYPES.get(found[name].type)
             if dtype != tensor["dtype"]:
-                raise BundleError(bundle.path / "manifest.yaml", f"field 'io.{key}.{side}.{name}.dtype' "
-                                  f"is {tensor['dtype']} but {filename} has {found[name].type}")
+                raise BundleError(
+                    bundle.path / "manifest.yaml",
+                    f"field 'io.{key}.{side}.{name}.dtype' "
+                    f"is {tensor['dtype']} but {filename} has {found[name].type}",
+                )
     return session
 
 
@@ -96,8 +114,9 @@ def plugin_classes() -> dict[str, type[Generator]]:
     return {ep.name: ep.load() for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def load_generator(bundle: str | Path | None = None, *, plugin: str | None = None,
-                   seed: int | None = None) -> Generator:
+def load_generator(
+    bundle: str | Path | None = None, *, plugin: str | None = None, seed: int | None = None
+) -> Generator:
     """A generator from a bundle path, or the shipped default bundle of `plugin`."""
     if bundle is None:
         if plugin is None:
@@ -105,10 +124,15 @@ def load_generator(bundle: str | Path | None = None, *, plugin: str | None = Non
         bundle = default_bundle_path(plugin)
     loaded = load_bundle(bundle)
     if plugin is not None and loaded.plugin != plugin:
-        raise BundleError(loaded.path / "manifest.yaml",
-                          f"field 'plugin' is {loaded.plugin!r}, but --plugin {plugin} was asked for")
+        raise BundleError(
+            loaded.path / "manifest.yaml",
+            f"field 'plugin' is {loaded.plugin!r}, but --plugin {plugin} was asked for",
+        )
     available = plugin_classes()
     if loaded.plugin not in available:
-        raise BundleError(loaded.path / "manifest.yaml", f"field 'plugin': no installed plugin "
-                          f"{loaded.plugin!r} (installed: {', '.join(sorted(available)) or 'none'})")
+        raise BundleError(
+            loaded.path / "manifest.yaml",
+            f"field 'plugin': no installed plugin "
+            f"{loaded.plugin!r} (installed: {', '.join(sorted(available)) or 'none'})",
+        )
     return available[loaded.plugin](loaded, seed=seed)

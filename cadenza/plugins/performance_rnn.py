@@ -37,7 +37,9 @@ class PerformanceRNN(Generator):
 
     def _feed(self, event: int) -> None:
         self._token[0] = event
-        logits, self.h, self.c = self.session.run(None, {"token": self._token, "h": self.h, "c": self.c})
+        logits, self.h, self.c = self.session.run(
+            None, {"token": self._token, "h": self.h, "c": self.c}
+        )
         self.logits = logits[0]
 
     def prime(self, events: np.ndarray, conditions: dict[str, Any] | None = None) -> None:

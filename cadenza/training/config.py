@@ -46,11 +46,13 @@ class TrainConfig:
 def _coerce(name: str, value: Any, target: Any) -> Any:
     """Check a YAML/CLI value against the type of the default it replaces."""
     kind = type(target)
-    if isinstance(value, str) and kind is not str:
+    if isinstance(value, str) and kind in (int, float):
         try:
-            value = yaml.safe_load(value)  # "3e-4" -> float, "true" -> bool, "12" -> int
-        except yaml.YAMLError:
+            value = kind(value)  # "3e-4", "12" from --set (YAML 1.1 reads 3e-4 as a string)
+        except ValueError:
             pass
+    elif isinstance(value, str) and kind is bool:
+        value = {"true": True, "false": False}.get(value.lower(), value)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):

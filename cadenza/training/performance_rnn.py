@@ -34,7 +34,9 @@ class PerformanceRNN(nn.Module):
         shape = (self.config.num_layers, batch, self.config.hidden_size)
         return torch.zeros(shape, device=device), torch.zeros(shape, device=device)
 
-    def forward(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+    def forward(
+        self, tokens: torch.Tensor, state: State | None = None
+    ) -> tuple[torch.Tensor, State]:
         """tokens (B, T) -> logits (B, T, V) and the state after the last token."""
         out, state = self.lstm(self.embed(tokens), state)
         return self.head(self.drop(out)), state

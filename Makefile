@@ -1,0 +1,62 @@
+# Cadenza: `make demo` plays the shipped model, `make test` runs the tests.
+# Both set up what they need on a fresh Debian machine with Python 3.11.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip install --disable-pip-version-check -q
+# System packages: PortAudio for sounddevice, a General MIDI SoundFont for rendering.
+APT_PACKAGES := libportaudio2 timgm6mb-soundfont
+# The CPU build of torch: a range alone would pull a multi-GB CUDA build.
+TORCH := torch==2.13.0
+DEMO_OUT := demo-out
+
+.PHONY: demo test models bench lint sysdeps clean
+
+sysdeps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing system packages:$$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# The runtime: numpy + onnxruntime + mido..., no torch. tinysoundfont goes in without its
+# pyaudio dependency: we render offline and play through sounddevice.
+$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[render]'
+	$(PIP) --no-deps 'tinysoundfont>=0.3'
+	touch $@
+
+$(VENV)/.dev: pyproject.toml $(VENV)/.runtime
+	$(PIP) $(TORCH)
+	$(PIP) -e '.[render,train,dev]'
+	touch $@
+
+demo: sysdeps $(VENV)/.runtime
+	$(BIN)/cadenza generate --primer cadenza/data/primers/chorale.mid --seconds 20 --seed 7 \
+		-o $(DEMO_OUT)/continuation.mid --wav $(DEMO_OUT)/continuation.wav \
+		--png $(DEMO_OUT)/continuation.png
+
+test: sysdeps $(VENV)/.dev
+	$(BIN)/ruff check cadenza tests benchmarks scripts
+	$(BIN)/python -m pytest -q
+
+# Train the shipped default bundle on the embedded corpus (not part of CI).
+models: $(VENV)/.dev
+	$(BIN)/cadenza corpus prepare music21:bach -o data/corpus/music21-bach
+	$(BIN)/cadenza train performance-rnn --config configs/performance-rnn.yaml
+	$(BIN)/cadenza export runs/performance-rnn/best.pt -o models/performance-rnn \
+		--name bach-chorales-lstm
+
+bench: $(VENV)/.dev
+	$(PIP) -e '.[bench]'
+	$(BIN)/python benchmarks/step_latency.py
+	$(BIN)/python benchmarks/corpus_speed.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Evaluation: held-out likelihoods, baselines, metrics."""

@@ -1,0 +1,67 @@
+"""Shared fixtures: a tiny real corpus, a tiny trained model and its exported bundle.
+
+Everything here is real: music21's chorales through our MIDI path, a model trained for a
+few dozen steps, an ONNX graph run by onnxruntime. Built once per test session.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TINY_MODEL = [
+    "model.embed_dim=16",
+    "model.hidden_size=32",
+    "model.num_layers=2",
+    "seq_len=64",
+    "batch_size=8",
+    "warmup_steps=5",
+    "seed=7",
+    "threads=1",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    from cadenza.corpus.prepare import prepare_corpus
+
+    out = tmp_path_factory.mktemp("corpus")
+    prepare_corpus("music21:bach", out, limit=12, augment=False, jobs=2, progress=False)
+    return out
+
+
+def tiny_config(corpus: Path, out: Path, *extra: str):
+    from cadenza.training.config import load_config
+
+    return load_config(
+        None, [f"data={corpus}", f"out={out}", "max_steps=40", "eval_every=20", *TINY_MODEL, *extra]
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_corpus: Path, tmp_path_factory) -> Path:
+    from cadenza.training.loop import train
+
+    out = tmp_path_factory.mktemp("run")
+    train(tiny_config(tiny_corpus, out), progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_run: Path, tmp_path_factory) -> Path:
+    from cadenza.export import export_checkpoint
+
+    return export_checkpoint(
+        tiny_run / "best.pt", tmp_path_factory.mktemp("bundle") / "tiny", name="tiny"
+    )
+
+
+@pytest.fixture(scope="session")
+def chorale_midi(tmp_path_factory) -> Path:
+    """A real MIDI file: a Bach chorale through music21's MIDI writer."""
+    from cadenza.corpus.sources import music21_midi_bytes, resolve_source
+
+    path = tmp_path_factory.mktemp("midi") / "chorale.mid"
+    path.write_bytes(music21_midi_bytes(resolve_source("music21:bach")[0]))
+    return path

@@ -1,0 +1,98 @@
+"""Bundles: what export writes loads; anything broken is refused with one line naming it."""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+
+import pytest
+import yaml
+
+from cadenza.bundle import load_bundle
+from cadenza.errors import BundleError
+from cadenza.plugins import load_generator
+
+
+@pytest.fixture
+def bundle_copy(tiny_bundle, tmp_path):
+    return shutil.copytree(tiny_bundle, tmp_path / "copy")
+
+
+def edit_manifest(bundle_dir, change):
+    path = bundle_dir / "manifest.yaml"
+    manifest = yaml.safe_load(path.read_text())
+    change(manifest)
+    path.write_text(yaml.safe_dump(manifest))
+
+
+def test_exported_bundle_loads_with_its_figures(tiny_bundle):
+    bundle = load_bundle(tiny_bundle)
+    assert bundle.plugin == "performance-rnn" and bundle.name == "tiny"
+    assert bundle.representation["velocity_bins"] == 32
+    assert bundle.training["test_nll"] > 0 and bundle.training["steps"] == 40
+    assert bundle.manifest["parity"]["max_abs_logit_diff"] <= 1e-4
+
+
+def test_a_zip_of_a_bundle_loads_and_runs(tiny_bundle, tmp_path):
+    archive = tmp_path / "tiny.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in tiny_bundle.iterdir():
+            z.write(f, f"tiny/{f.name}")
+    generator = load_generator(archive, seed=0)
+    generator.prime([])
+    assert 0 <= generator.step() < 388
+
+
+def field_removed(key):
+    return lambda m: m.pop(key)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (field_removed("plugin"), "missing field 'plugin'"),
+        (field_removed("io"), "missing field 'io'"),
+        (lambda m: m.update(format="cadenza-bundle/9"), "field 'format'"),
+        (
+            lambda m: m["io"]["step"]["inputs"]["h"].update(dtype="float64"),
+            "io.step.inputs.h.dtype",
+        ),
+        (lambda m: m["io"]["step"]["inputs"]["h"].update(shape=[2, "x"]), "io.step.inputs.h.shape"),
+        (lambda m: m["sampling"].update(temperature=-1), "sampling.temperature"),
+        (lambda m: m["graphs"].update(step="nope.onnx"), "'nope.onnx' is missing"),
+    ],
+)
+def test_bad_manifest_fields_are_named(bundle_copy, change, message):
+    edit_manifest(bundle_copy, change)
+    with pytest.raises(BundleError, match=message.replace(".", r"\.")) as error:
+        load_bundle(bundle_copy)
+    assert "\n" not in str(error.value)
+
+
+def test_manifest_io_names_that_the_graph_lacks_are_refused(bundle_copy):
+    edit_manifest(
+        bundle_copy,
+        lambda m: m["io"]["step"]["inputs"].update(state=m["io"]["step"]["inputs"].pop("h")),
+    )
+    with pytest.raises(BundleError, match="io.step.inputs"):
+        load_generator(bundle_copy)
+
+
+def test_corrupt_graph_is_refused_naming_the_file(bundle_copy):
+    graph = bundle_copy / "step.onnx"
+    graph.write_bytes(graph.read_bytes()[:1000])
+    with pytest.raises(BundleError, match="step.onnx: not a loadable ONNX graph"):
+        load_generator(bundle_copy)
+
+
+def test_missing_bundle_and_missing_manifest(tmp_path):
+    with pytest.raises(BundleError, match="no such bundle"):
+        load_bundle(tmp_path / "nothing")
+    with pytest.raises(BundleError, match="no manifest.yaml"):
+        load_bundle(tmp_path)
+
+
+def test_unknown_plugin_is_named(bundle_copy):
+    edit_manifest(bundle_copy, lambda m: m.update(plugin="theremin"))
+    with pytest.raises(BundleError, match="no installed plugin 'theremin'"):
+        load_generator(bundle_copy)

@@ -1,0 +1,138 @@
+"""The `cadenza` command as a user runs it: real processes, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from cadenza.midi import load_notes
+
+
+def cadenza(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cadenza.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env={**os.environ, "PYTHONWARNINGS": ""},
+    )
+
+
+def assert_one_line_usage_error(result: subprocess.CompletedProcess, *words: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for word in words:
+        assert word in lines[0]
+
+
+def test_generate_continues_a_primer(tiny_bundle, chorale_midi, tmp_path):
+    out = tmp_path / "out.mid"
+    result = cadenza(
+        "generate",
+        "--bundle",
+        str(tiny_bundle),
+        "--primer",
+        str(chorale_midi),
+        "--seconds",
+        "4",
+        "--seed",
+        "1",
+        "-o",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    primer, written = load_notes(chorale_midi), load_notes(out)
+    assert len(written) >= len(primer)
+    assert written["end"].max() >= primer["end"].max() + 3.5
+
+
+def test_generate_without_a_primer_is_deterministic_with_a_seed(tiny_bundle, tmp_path):
+    outs = [tmp_path / f"{i}.mid" for i in range(2)]
+    for out in outs:
+        assert (
+            cadenza(
+                "generate",
+                "--bundle",
+                str(tiny_bundle),
+                "--seconds",
+                "3",
+                "--seed",
+                "9",
+                "-o",
+                str(out),
+            ).returncode
+            == 0
+        )
+    assert outs[0].read_bytes() == outs[1].read_bytes()
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (None, "no such file"),
+        (b"", "empty file"),
+        (b"plain text", "not a MIDI file"),
+        (
+            b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x01\xe0MTrk\x00\x00\x00\x40\x00\x90\x3c",
+            "truncated",
+        ),
+    ],
+)
+def test_bad_primer_is_one_line_and_exit_2(tiny_bundle, tmp_path, content, problem):
+    primer = tmp_path / "primer.mid"
+    if content is not None:
+        primer.write_bytes(content)
+    result = cadenza(
+        "generate",
+        "--bundle",
+        str(tiny_bundle),
+        "--primer",
+        str(primer),
+        "-o",
+        str(tmp_path / "o.mid"),
+    )
+    assert_one_line_usage_error(result, str(primer), problem)
+    assert not (tmp_path / "o.mid").exists()
+
+
+def test_bad_bundle_is_one_line_and_exit_2(tiny_bundle, tmp_path):
+    result = cadenza("generate", "--bundle", str(tmp_path / "none"), "-o", str(tmp_path / "o.mid"))
+    assert_one_line_usage_error(result, "no such bundle")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.yaml").write_text(
+        (tiny_bundle / "manifest.yaml").read_text().replace("plugin: performance-rnn\n", "")
+    )
+    (broken / "step.onnx").write_bytes((tiny_bundle / "step.onnx").read_bytes())
+    assert_one_line_usage_error(
+        cadenza("generate", "--bundle", str(broken), "-o", "x.mid", cwd=tmp_path),
+        "missing field 'plugin'",
+    )
+
+
+def test_bad_knob_and_bad_config_are_one_line(tiny_bundle, tmp_path):
+    result = cadenza(
+        "generate",
+        "--bundle",
+        str(tiny_bundle),
+        "--temperature",
+        "-1",
+        "-o",
+        str(tmp_path / "o.mid"),
+    )
+    assert_one_line_usage_error(result, "temperature")
+    config = tmp_path / "bad.yaml"
+    config.write_text("lr: fast\n")
+    assert_one_line_usage_error(
+        cadenza("train", "performance-rnn", "--config", str(config)), "lr", "expected float"
+    )
+
+
+def test_plugins_lists_the_plugin():
+    result = cadenza("plugins")
+    assert result.returncode == 0 and "performance-rnn" in result.stdout
