@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cadenza.notes import empty_notes, make_notes
+from cadenza.notes import empty_notes, make_notes, sort_notes
 
 NUM_PITCHES = 128
 
@@ -74,8 +74,7 @@ class PerformanceCodec:
         """Note array (sustain already applied) -> int16 token array."""
         if len(notes) == 0:
             return np.zeros(0, dtype=np.int16)
-        order = np.lexsort((notes["pitch"], notes["start"]))
-        notes = notes[order]
+        notes = sort_notes(notes)
         start = np.maximum(self.quantize(notes["start"]), 0)
         end = self.quantize(notes["end"])
         end = np.where(end <= start, start + 1, end)  # note_seq gives every note >= 1 step

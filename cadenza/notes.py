@@ -1,6 +1,8 @@
 """A note list: one numpy structured array, the currency between MIDI files, events and models.
 
-Times are in seconds. Arrays rather than objects so that a whole piece is encoded,
+Times are in seconds. `channel` is the MIDI channel a note was played on; notes read from a
+file carry their part instead (one per track and channel, drums on 9), which is what the
+sustain pedal and the drum filter need. Arrays rather than objects so that a whole piece is encoded,
 transposed or stretched in a few vectorised operations.
 """
 
@@ -37,8 +39,9 @@ def empty_notes() -> np.ndarray:
 
 
 def sort_notes(notes: np.ndarray) -> np.ndarray:
-    """Sort by start time, then pitch: the order note_seq's Performance encoder walks notes in."""
-    return notes[np.lexsort((notes["pitch"], notes["start"]))]
+    """Sort by start time, then pitch: the order note_seq's Performance encoder walks notes in.
+    Ties (unisons of two parts) go by end time, so that the order never depends on the input."""
+    return notes[np.lexsort((notes["end"], notes["pitch"], notes["start"]))]
 
 
 def transpose(notes: np.ndarray, semitones: int) -> np.ndarray | None:

@@ -22,7 +22,7 @@ def test_write_then_read_gives_the_same_notes(tmp_path):
     assert back["velocity"].tolist() == notes["velocity"].tolist()
 
 
-def test_tempo_changes_in_a_separate_track_apply_to_all_tracks(tmp_path):
+def test_tempo_changes_in_a_separate_track_apply_to_all_tracks_and_parts_stay_apart(tmp_path):
     mid = mido.MidiFile(type=1, ticks_per_beat=480)
     mid.tracks.append(
         mido.MidiTrack(
@@ -46,7 +46,7 @@ def test_tempo_changes_in_a_separate_track_apply_to_all_tracks(tmp_path):
     notes = load_notes(tmp_path / "tempo.mid")
     assert notes[["start", "end", "pitch", "channel"]].tolist() == [
         (0.0, 1.0, 60, 0),
-        (1.0, 2.0, 62, 3),
+        (1.0, 2.0, 62, 1),  # channel 3 of the same track: a part of its own
     ]
 
 
@@ -57,7 +57,7 @@ def test_drums_are_left_out_unless_asked_for(tmp_path):
     assert sorted(load_notes(path, drums=True)["pitch"].tolist()) == [36, 60]
 
 
-def test_note_on_with_velocity_zero_ends_a_note_and_orphan_offs_are_ignored(tmp_path):
+def test_velocity_zero_ends_a_note_orphan_offs_and_unended_notes_are_dropped(tmp_path):
     mid = mido.MidiFile(type=0, ticks_per_beat=100)
     mid.tracks.append(
         mido.MidiTrack(

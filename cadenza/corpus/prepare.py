@@ -1,0 +1,339 @@
+"""Turn a source of pieces into token arrays on disk, split by piece, augmented like Magenta.
+
+The output folder holds, per split, `{split}.tokens.npy` (int16, every sequence end to end)
+and `{split}.offsets.npy` (int64, where each sequence starts, plus the final end), and
+`corpus.json`, which describes them. Plain .npy, never pickles, so a corpus downloaded from
+someone else is only ever data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from cadenza.corpus.sources import Piece, load_notes, resolve_source, source_key
+from cadenza.errors import CadenzaError, MidiFileError
+from cadenza.events import PERFORMANCE
+from cadenza.notes import stretch, transpose
+
+FORMAT = "cadenza-corpus/1"
+SPLITS = ("train", "valid", "test")
+# Magenta's Performance RNN augmentation (performance_rnn_pipeline): every time-stretch of
+# the piece, each transposed by every amount that keeps all notes inside the MIDI range.
+STRETCH_FACTORS = (0.95, 1.0, 1.05)
+TRANSPOSITIONS = tuple(range(-3, 4))
+METADATA = "corpus.json"
+_SHOWN_REASONS = 5
+
+
+def split_of(piece_id: str) -> str:
+    """train/valid/test (80/10/10) from a hash of the id alone, so that a piece keeps its split
+    when pieces are added or removed, on any machine (crc32, unlike hash(), is not salted)."""
+    bucket = zlib.crc32(piece_id.encode("utf-8")) % 100
+    return "train" if bucket < 80 else "valid" if bucket < 90 else "test"
+
+
+def augmentations(notes: np.ndarray) -> list[np.ndarray]:
+    """The piece stretched, then transposed, as Magenta orders it; up to 21 note arrays."""
+    variants = []
+    for factor in STRETCH_FACTORS:
+        stretched = stretch(notes, factor) if factor != 1.0 else notes
+        for semitones in TRANSPOSITIONS:
+            moved = transpose(stretched, semitones)
+            if moved is not None:
+                variants.append(moved)
+    return variants
+
+
+@dataclass
+class SplitSummary:
+    pieces: list[str] = field(default_factory=list)  # ids, in the order of the sequences
+    piece_sequences: list[int] = field(default_factory=list)  # sequences per piece
+    events: int = 0
+
+    @property
+    def sequences(self) -> int:
+        return sum(self.piece_sequences)
+
+    def to_dict(self) -> dict:
+        return {
+            "pieces": self.pieces,
+            "piece_sequences": self.piece_sequences,
+            "sequences": self.sequences,
+            "events": self.events,
+        }
+
+
+@dataclass
+class CorpusSummary:
+    source: str
+    out_dir: Path
+    splits: dict[str, SplitSummary]
+    skipped: list[dict[str, str]]  # {"piece": id, "reason": one line}
+    cached: bool = False
+    seconds: float = 0.0
+
+    @property
+    def pieces(self) -> int:
+        return sum(len(s.pieces) for s in self.splits.values())
+
+    def report(self) -> str:
+        how = "already prepared" if self.cached else f"{self.seconds:.1f} s"
+        lines = [f"corpus {self.source} -> {self.out_dir}: {self.pieces} pieces ({how})"]
+        for name, split in self.splits.items():
+            lines.append(
+                f"  {name:<5} {len(split.pieces):>7,} pieces {split.sequences:>9,} sequences "
+                f"{split.events:>13,} events"
+            )
+        lines.append(f"  skipped {len(self.skipped)}")
+        for item in self.skipped[:_SHOWN_REASONS]:
+            lines.append(f"    {item['piece']}: {item['reason']}")
+        if len(self.skipped) > _SHOWN_REASONS:
+            lines.append(f"    ... all of them in {self.out_dir / METADATA}")
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------
+def prepare_corpus(
+    source: str,
+    out_dir: Path,
+    *,
+    jobs: int | None = None,
+    augment: bool = True,
+    limit: int | None = None,
+    progress: bool = True,
+    force: bool = False,
+) -> CorpusSummary:
+    """Parse, split, augment (train only) and encode every piece of `source` into `out_dir`.
+
+    Returns at once when `out_dir` already holds this corpus (same source, pieces, options
+    and representation) unless `force`. A piece that fails to parse is skipped and listed
+    with its reason. `progress` shows a progress bar and prints the summary at the end.
+    """
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    pieces = resolve_source(source)[:limit]
+    key = {
+        "format": FORMAT,
+        "source": source_key(source),
+        "augment": augment,
+        "limit": limit,
+        "representation": PERFORMANCE.to_dict(),
+        "pieces_digest": _digest(pieces),
+    }
+    if not force and (summary := _cached(out_dir, key)) is not None:
+        if progress:
+            print(summary.report())
+        return summary
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / METADATA).unlink(missing_ok=True)  # corpus.json last: its presence = complete
+    writers = {name: _SplitWriter(out_dir, name) for name in SPLITS}
+    reasons: dict[int, str] = {}
+    tasks = [(i, p, augment and split_of(p.id) == "train") for i, p in enumerate(pieces)]
+    bar = tqdm(total=len(tasks), unit="piece", desc=f"corpus {source}", disable=not progress)
+    try:
+        for index, sequences, reason in _run(tasks, jobs):
+            if sequences is None:
+                reasons[index] = reason or "unknown error"
+            else:
+                writers[split_of(pieces[index].id)].add(index, sequences)
+            bar.update()
+            bar.set_postfix(skipped=len(reasons), refresh=False)
+    finally:
+        bar.close()
+        for writer in writers.values():
+            writer.close()
+    if len(reasons) == len(pieces):
+        first = next(iter(sorted(reasons.items())))[1] if reasons else "no pieces"
+        raise CadenzaError(f"no piece of {source} could be read (first: {first})")
+
+    splits = {name: writer.finish([p.id for p in pieces]) for name, writer in writers.items()}
+    skipped = [{"piece": pieces[i].id, "reason": r} for i, r in sorted(reasons.items())]
+    summary = CorpusSummary(
+        key["source"], out_dir, splits, skipped, seconds=time.perf_counter() - started
+    )
+    _write_metadata(out_dir, key, summary, found=len(pieces))
+    if progress:
+        print(summary.report())
+    return summary
+
+
+def load_split(out_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(tokens, offsets) of one split; sequence i is tokens[offsets[i]:offsets[i + 1]].
+    The tokens are memory-mapped, so a corpus larger than memory still trains."""
+    if split not in SPLITS:
+        raise CadenzaError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+    out_dir = Path(out_dir)
+    missing = [p.name for p in _corpus_files(out_dir) if not p.is_file()]
+    if missing:
+        raise CadenzaError(
+            f"{out_dir}: no complete corpus (missing {missing[0]}); "
+            "run `cadenza corpus prepare` first"
+        )
+    tokens = np.load(out_dir / f"{split}.tokens.npy", mmap_mode="r", allow_pickle=False)
+    offsets = np.load(out_dir / f"{split}.offsets.npy", allow_pickle=False)
+    if len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(tokens):
+        raise CadenzaError(
+            f"{out_dir}: {split} offsets do not match its tokens; "
+            "run `cadenza corpus prepare --force`"
+        )
+    return tokens, offsets
+
+
+# ------------------------------------------------------------------------------------------
+_Result = tuple[int, list[np.ndarray] | None, str | None]
+
+
+def encode_piece(task: tuple[int, Piece, bool]) -> _Result:
+    """In a worker: (index, token arrays, None) or (index, None, why it was skipped).
+    Catches everything: one odd file among thousands must never cost the whole run."""
+    index, piece, augment = task
+    try:
+        notes = load_notes(piece)
+        if len(notes) == 0:
+            return index, None, "no notes (after leaving out drums)"
+        variants = augmentations(notes) if augment else [notes]
+        return index, [PERFORMANCE.encode(v) for v in variants], None
+    except MidiFileError as e:
+        return index, None, e.problem
+    except Exception as e:  # music21 raises anything from its parsers on odd scores
+        return index, None, _one_line(f"{type(e).__name__}: {e}")
+
+
+def _run(tasks: list[tuple[int, Piece, bool]], jobs: int | None) -> Iterator[_Result]:
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
+    if jobs == 1:  # in-process: no worker start-up, and a debugger sees everything
+        yield from map(encode_piece, tasks)
+        return
+    # Chunks amortise the pipe; small enough that the bar moves and the cores stay balanced.
+    chunksize = max(1, min(32, len(tasks) // (jobs * 16)))
+    with multiprocessing.Pool(jobs) as pool:
+        yield from pool.imap_unordered(encode_piece, tasks, chunksize=chunksize)
+
+
+class _SplitWriter:
+    """Appends sequences to a raw side file as workers finish (in any order, in bounded
+    memory), then lays them out in piece order, so the output never depends on scheduling."""
+
+    def __init__(self, out_dir: Path, name: str):
+        self.out_dir, self.name = out_dir, name
+        self.part = out_dir / f".{name}.tokens.part"
+        self.file = open(self.part, "wb")  # closed in close(), after the run
+        self.placed: dict[int, tuple[int, list[int]]] = {}  # piece -> (position, lengths)
+        self.position = 0
+
+    def add(self, index: int, sequences: list[np.ndarray]) -> None:
+        lengths = [len(s) for s in sequences]
+        self.placed[index] = (self.position, lengths)
+        for seq in sequences:
+            self.file.write(np.ascontiguousarray(seq, dtype=np.int16).tobytes())
+        self.position += sum(lengths)
+
+    def close(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+
+    def finish(self, ids: list[str]) -> SplitSummary:
+        total = self.position
+        tokens_path = self.out_dir / f"{self.name}.tokens.npy"
+        offsets: list[int] = [0]
+        summary = SplitSummary(events=total)
+        if total == 0:
+            np.save(tokens_path, np.zeros(0, np.int16), allow_pickle=False)
+        else:
+            raw = np.memmap(self.part, dtype=np.int16, mode="r", shape=(total,))
+            out = np.lib.format.open_memmap(tokens_path, mode="w+", dtype=np.int16, shape=(total,))
+            at = 0
+            for index in sorted(self.placed):
+                position, lengths = self.placed[index]
+                size = sum(lengths)
+                out[at : at + size] = raw[position : position + size]
+                for length in lengths:
+                    offsets.append(offsets[-1] + length)
+                at += size
+                summary.pieces.append(ids[index])
+                summary.piece_sequences.append(len(lengths))
+            out.flush()
+            del out, raw
+        np.save(
+            self.out_dir / f"{self.name}.offsets.npy",
+            np.asarray(offsets, dtype=np.int64),
+            allow_pickle=False,
+        )
+        self.part.unlink(missing_ok=True)
+        return summary
+
+
+# ------------------------------------------------------------------------------------------
+def _digest(pieces: list[Piece]) -> str:
+    """Changes when a piece is added, removed or its file rewritten: the cache key's core."""
+    h = hashlib.sha1()
+    for piece in pieces:
+        stat = piece.path.stat()
+        h.update(f"{piece.id}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _corpus_files(out_dir: Path) -> list[Path]:
+    names = [f"{s}.{kind}.npy" for s in SPLITS for kind in ("tokens", "offsets")]
+    return [out_dir / METADATA] + [out_dir / name for name in names]
+
+
+def _cached(out_dir: Path, key: dict) -> CorpusSummary | None:
+    if not all(p.is_file() for p in _corpus_files(out_dir)):
+        return None
+    try:
+        meta = json.loads((out_dir / METADATA).read_text())
+        if any(meta.get(k) != v for k, v in key.items()):
+            return None
+        splits = {
+            name: SplitSummary(
+                list(meta["splits"][name]["pieces"]),
+                list(meta["splits"][name]["piece_sequences"]),
+                int(meta["splits"][name]["events"]),
+            )
+            for name in SPLITS
+        }
+        return CorpusSummary(meta["source"], out_dir, splits, meta["skipped"], cached=True)
+    except (ValueError, KeyError, TypeError):  # an older or hand-edited file: rebuild
+        return None
+
+
+def _write_metadata(out_dir: Path, key: dict, summary: CorpusSummary, found: int) -> None:
+    meta = {
+        **key,
+        "augmentation": {
+            "splits": ["train"] if key["augment"] else [],
+            "stretch_factors": list(STRETCH_FACTORS),
+            "transpositions": list(TRANSPOSITIONS),
+        },
+        "splits": {name: split.to_dict() for name, split in summary.splits.items()},
+        "skipped": summary.skipped,
+        "counts": {
+            "pieces_found": found,
+            "pieces": summary.pieces,
+            "skipped": len(summary.skipped),
+            "sequences": sum(s.sequences for s in summary.splits.values()),
+            "events": sum(s.events for s in summary.splits.values()),
+        },
+        "seconds": round(summary.seconds, 2),
+    }
+    tmp = out_dir / f".{METADATA}.tmp"
+    tmp.write_text(json.dumps(meta, indent=1) + "\n")
+    os.replace(tmp, out_dir / METADATA)  # atomic: a reader sees the old file or the whole new one
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
