@@ -143,7 +143,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         unit="step",
         dynamic_ncols=True,
     )
-    log = (out / "metrics.jsonl").open("a") if rank == 0 else None
+    log = (out / "metrics.jsonl").open("a" if resume else "w") if rank == 0 else None
     started, loss_avg = time.perf_counter(), None
     metrics: dict = {}
     while step < config.max_steps:

@@ -10,8 +10,6 @@ import sys
 
 import torch
 
-from cadenza.corpus.prepare import load_split
-from cadenza.eval.ngram import BigramKN
 from cadenza.training.loop import load_checkpoint, train
 from tests.conftest import TINY_MODEL, tiny_config
 
@@ -32,12 +30,6 @@ def test_resume_continues_from_the_last_checkpoint(tiny_corpus, tmp_path):
     steps = [json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert steps == [20, 40]  # resumed at 20, did not start again from 0
     assert load_checkpoint(tmp_path / "last.pt")["step"] == 40
-
-
-def test_bigram_baseline_is_a_distribution_and_beats_uniform(tiny_corpus):
-    model = BigramKN(388).fit(*load_split(tiny_corpus, "train"))
-    assert abs(float(torch.tensor(model.log_probs).exp().sum(1).mean()) - 1) < 1e-9
-    assert model.nll(*load_split(tiny_corpus, "valid")) < 5.96
 
 
 def test_two_processes_with_torchrun(tiny_corpus, tmp_path):
