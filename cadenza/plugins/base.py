@@ -59,8 +59,21 @@ class Generator(abc.ABC):
         """Sample the next event with the current knobs and take it into the context."""
 
     @abc.abstractmethod
+    def extend(self, events) -> None:
+        """Take events into the context without sampling (a player's notes, as played)."""
+
+    @abc.abstractmethod
     def reset(self) -> None:
         """Forget the context."""
+
+    @abc.abstractmethod
+    def snapshot(self) -> Any:
+        """The generator's state, to `restore` later: generation can run ahead and be
+        rewound when a player's note arrives that the look-ahead did not know about."""
+
+    @abc.abstractmethod
+    def restore(self, state: Any) -> None:
+        """Return to a state taken by `snapshot`."""
 
     def generate(self, n: int) -> np.ndarray:
         return np.array([self.step() for _ in range(n)], dtype=np.int16)

@@ -47,9 +47,15 @@ class PerformanceRNN(Generator):
         self.extend(events if len(events) else [self.start_event])
 
     def extend(self, events) -> None:
-        """Take events into the context without resetting it (a player's notes, say)."""
         for event in events:
             self._feed(int(event))
+
+    def snapshot(self) -> tuple:
+        # session.run returns fresh arrays each step, so references are enough.
+        return self.h, self.c, self.logits
+
+    def restore(self, state: tuple) -> None:
+        self.h, self.c, self.logits = state
 
     def step(self) -> int:
         if self.logits is None:

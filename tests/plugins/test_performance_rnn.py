@@ -79,3 +79,14 @@ def test_the_runtime_never_imports_torch(tiny_bundle):
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_restoring_a_snapshot_replays_the_same_events(tiny_bundle):
+    generator = load_generator(tiny_bundle, seed=4)
+    generator.prime([])
+    generator.generate(10)
+    state, rng_state = generator.snapshot(), generator.rng.bit_generator.state
+    ahead = generator.generate(20).tolist()
+    generator.restore(state)
+    generator.rng.bit_generator.state = rng_state
+    assert generator.generate(20).tolist() == ahead

@@ -1,0 +1,348 @@
+"""Settings of `cadenza live`: one dataclass, filled from `--config live.yaml` then the command
+line, each value checked by one entry of a validator table.
+
+A bad value is a ConfigError naming the file and the field, e.g.
+`live.yaml: output_channel: must be 1..16, got 17`: a musician setting up for a gig reads one
+line and knows what to fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cadenza.errors import ConfigError
+from cadenza.midi import SUSTAIN_CC
+from cadenza.realtime.clock import BeatGrid
+
+MODES = ("call-response", "accompany", "backing")
+QUANTIZE = ("none", "beat", "bar")
+ON_INTERRUPT = ("stop", "overlap")
+TEMPERATURE_RANGE = (0.1, 2.0)  # Magenta's temperature knob range
+MAX_ANSWER_BARS = 64
+
+
+@dataclass(frozen=True)
+class AnswerLength:
+    """How long an answer is: as long as the call, N bars of the grid, or N seconds.
+
+    Written in YAML as `same-as-call`, `4 bars` or `6.5 s`."""
+
+    unit: str = "call"  # call | bars | seconds
+    amount: float = 1.0
+
+    @classmethod
+    def parse(cls, text: str) -> AnswerLength:
+        text = text.strip().lower()
+        if text in ("same-as-call", "same", "call"):
+            return cls()
+        match = re.fullmatch(r"(\d+(?:\.\d*)?)\s*(bars?|s|sec|seconds?)", text)
+        if match is None:
+            raise ValueError(f"expected same-as-call, 'N bars' or 'N s', got {text!r}")
+        amount = float(match.group(1))
+        if match.group(2).startswith("bar"):
+            if amount != int(amount) or not 1 <= amount <= MAX_ANSWER_BARS:
+                raise ValueError(f"bars must be a whole number 1..{MAX_ANSWER_BARS}, got {text!r}")
+            return cls("bars", amount)
+        if not 0.5 <= amount <= 120:
+            raise ValueError(f"seconds must be 0.5..120, got {text!r}")
+        return cls("seconds", amount)
+
+    def seconds(self, call_seconds: float, grid: BeatGrid) -> float:
+        if self.unit == "bars":
+            return self.amount * grid.beats_per_bar * grid.seconds_per_beat
+        if self.unit == "seconds":
+            return self.amount
+        return call_seconds
+
+    def __str__(self) -> str:
+        if self.unit == "call":
+            return "same-as-call"
+        return f"{self.amount:g} {'bars' if self.unit == 'bars' else 's'}"
+
+
+@dataclass
+class CCMap:
+    """Controller numbers of the knobs (None: not mapped)."""
+
+    temperature: int | None = None  # 0..127 -> 0.1..2.0, see temperature_from_cc
+    answer_length: int | None = None  # 0..127 -> 1..16 bars, see answer_bars_from_cc
+    panic: int | None = None  # value >= 64: all notes off
+    mutate: int | None = None  # value >= 64: answer the last call again
+
+
+@dataclass
+class LiveConfig:
+    mode: str = "call-response"  # call-response | accompany | backing
+    input_port: str | None = None  # substring of a port name; None: a virtual "cadenza in"
+    output_port: str | None = None  # None: a virtual "cadenza out"
+    input_channel: int | None = None  # 1..16 as musicians count; None: all channels
+    output_channel: int = 1  # 1..16
+    program: int | None = None  # General MIDI program 0..127 sent at start; None: none sent
+    passthrough: bool = False  # echo the player's notes to the output
+    bpm: float = 120.0  # the tempo, or the one used until a followed clock locks
+    follow_clock: bool = False  # follow the MIDI clock arriving on the input port
+    send_clock: bool = False  # send MIDI clock at `bpm` on the output port
+    quantize_answer_to: str = "none"  # none | beat | bar: where an answer starts
+    beats_per_bar: int = 4
+    silence_seconds: float = 1.0  # the pause that ends a phrase ...
+    silence_beats: float | None = None  # ... or in beats of the grid, when set
+    end_cc: int | None = None  # a CC (value >= 64) that ends a phrase at once
+    answer_length: AnswerLength = field(default_factory=AnswerLength)
+    on_interrupt: str = "stop"  # stop | overlap: the player comes in during an answer
+    temperature: float = 1.0
+    top_k: int = 0  # 0: no limit
+    top_p: float = 1.0  # 1.0: no nucleus cut
+    plugin: str | None = None  # None: the bundle's own
+    bundle: str | None = None  # None: the default shipped bundle
+    seed: int | None = None
+    quiet: bool = False  # no live status line
+    synth: bool = False  # play through a General MIDI SoundFont on the sound card
+    soundfont: str | None = None  # None: the one found on the system
+    lookahead_seconds: float = 1.0  # musical time generated ahead of playback
+    loop: bool = False  # repeat the last answer until the player plays again
+    cc: CCMap = field(default_factory=CCMap)
+
+    @property
+    def input_channel_index(self) -> int | None:
+        """The input channel as on the wire (0..15), as PhraseDetector takes it."""
+        return None if self.input_channel is None else self.input_channel - 1
+
+    @property
+    def output_channel_index(self) -> int:
+        return self.output_channel - 1
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["answer_length"] = str(self.answer_length)
+        return out
+
+
+def temperature_from_cc(value: int) -> float:
+    """A CC value 0..127 to a temperature 0.1..2.0, linearly, as Magenta's MIDI interface."""
+    low, high = TEMPERATURE_RANGE
+    return low + (high - low) * min(max(value, 0), 127) / 127
+
+
+def answer_bars_from_cc(value: int) -> int:
+    """A CC value 0..127 to an answer of 1..16 bars."""
+    return 1 + min(max(value, 0), 127) * 15 // 127
+
+
+# -- the validator table: each rule takes a YAML/CLI value, returns it checked and normalised,
+# -- or raises ValueError with the problem.
+
+Rule = Callable[[Any], Any]
+
+
+def _optional(rule: Rule) -> Rule:
+    return lambda value: None if value is None else rule(value)
+
+
+def _integer(low: int, high: int | None = None) -> Rule:
+    def check(value: Any) -> int:
+        if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
+            value = int(value)  # from the command line
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"expected a whole number, got {value!r}")
+        if value < low or (high is not None and value > high):
+            raise ValueError(
+                f"must be {low}..{high}, got {value}"
+                if high is not None
+                else f"must be at least {low}, got {value}"
+            )
+        return value
+
+    return check
+
+
+def _number(low: float, high: float, *, open_low: bool = False) -> Rule:
+    def check(value: Any) -> float:
+        if isinstance(value, str):
+            try:
+                value = float(value)  # YAML 1.1 reads 1e-3 as a string
+            except ValueError:
+                pass
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ValueError(f"expected a number, got {value!r}")
+        value = float(value)
+        if not (low < value if open_low else low <= value) or not value <= high:
+            bracket = "(" if open_low else ""
+            raise ValueError(f"must be {bracket}{low:g}..{high:g}, got {value:g}")
+        return value
+
+    return check
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        value = {
+            "true": True,
+            "yes": True,
+            "on": True,
+            "false": False,
+            "no": False,
+            "off": False,
+        }.get(value.strip().lower(), value)
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _choice(*options: str) -> Rule:
+    def check(value: Any) -> str:
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}, got {value!r}")
+        return value
+
+    return check
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def _answer_length(value: Any) -> AnswerLength:
+    if isinstance(value, AnswerLength):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected same-as-call, 'N bars' or 'N s', got {value!r}")
+    return AnswerLength.parse(value)
+
+
+def _controller(value: Any) -> int:
+    number = _integer(0, 127)(value)
+    if number == SUSTAIN_CC:
+        raise ValueError("64 is the sustain pedal, which the phrase keeps")
+    return number
+
+
+RULES: dict[str, Rule] = {
+    "mode": _choice(*MODES),
+    "input_port": _optional(_text),
+    "output_port": _optional(_text),
+    "input_channel": _optional(_integer(1, 16)),
+    "output_channel": _integer(1, 16),
+    "program": _optional(_integer(0, 127)),
+    "passthrough": _flag,
+    "bpm": _number(20, 400),
+    "follow_clock": _flag,
+    "send_clock": _flag,
+    "quantize_answer_to": _choice(*QUANTIZE),
+    "beats_per_bar": _integer(1, 16),
+    "silence_seconds": _number(0.05, 60),
+    "silence_beats": _optional(_number(0.25, 64)),
+    "end_cc": _optional(_controller),
+    "answer_length": _answer_length,
+    "on_interrupt": _choice(*ON_INTERRUPT),
+    "temperature": _number(*TEMPERATURE_RANGE),
+    "top_k": _integer(0),
+    "top_p": _number(0, 1, open_low=True),
+    "plugin": _optional(_text),
+    "bundle": _optional(_text),
+    "seed": _optional(_integer(0)),
+    "quiet": _flag,
+    "synth": _flag,
+    "soundfont": _optional(_text),
+    "lookahead_seconds": _number(0.05, 10),
+    "loop": _flag,
+}
+CC_RULE = _optional(_controller)
+CC_KNOBS = tuple(f.name for f in dataclasses.fields(CCMap))
+
+
+# Names a musician may well guess, which spelling distance would not lead to.
+_GUESSES = {
+    "tempo": "bpm",
+    "channel": "output_channel",
+    "in": "input_port",
+    "out": "output_port",
+    "cc_map": "cc",
+    "knobs": "cc",
+}
+
+
+def _unknown(key: str, known: list[str]) -> str:
+    close = [_GUESSES[key]] if key in _GUESSES else difflib.get_close_matches(key, known, n=1)
+    return f"unknown setting (did you mean {close[0]}?)" if close else "unknown setting"
+
+
+def _set(config: LiveConfig, key: str, value: Any, source: str, where: dict[str, str]) -> None:
+    """Check and set one setting; `where` remembers who set it, for the cross-field checks."""
+    label = f"{source}{key}"
+    name = key.replace("-", "_")  # `output-channel:` as on the command line is fine too
+    top, _, knob = name.partition(".")
+    if top == "cc":
+        if not knob:
+            if not isinstance(value, dict):
+                raise ConfigError(label, f"expected a mapping of knob: CC number, got {value!r}")
+            for sub, sub_value in value.items():
+                _set(config, f"{key}.{sub}", sub_value, source, where)
+            return
+        if knob not in CC_KNOBS:
+            raise ConfigError(label, _unknown(knob, list(CC_KNOBS)))
+        rule, target, attr = CC_RULE, config.cc, knob
+    elif knob or name not in RULES:
+        raise ConfigError(label, _unknown(name, [*RULES, "cc"]))
+    else:
+        rule, target, attr = RULES[name], config, name
+    try:
+        setattr(target, attr, rule(value))
+    except ValueError as e:
+        raise ConfigError(label, str(e)) from None
+    where[name] = label
+
+
+def _check_together(config: LiveConfig, where: dict[str, str]) -> None:
+    """Settings that are each fine but not together."""
+
+    def label(name: str) -> str:
+        return where.get(name, name)
+
+    if config.follow_clock and config.send_clock:
+        name = "send_clock" if "send_clock" in where else "follow_clock"
+        raise ConfigError(label(name), "cannot both follow and send MIDI clock")
+    taken: dict[int, str] = {}
+    if config.end_cc is not None:
+        taken[config.end_cc] = "end_cc"
+    for knob in CC_KNOBS:
+        number = getattr(config.cc, knob)
+        if number is None:
+            continue
+        if number in taken:
+            raise ConfigError(label(f"cc.{knob}"), f"CC {number} is already {taken[number]}")
+        taken[number] = f"cc.{knob}"
+
+
+def load_live_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> LiveConfig:
+    """Defaults, then the YAML file, then `overrides` (the command line's options; a None
+    value is an option not given and is skipped; dotted keys such as `cc.panic` reach knobs)."""
+    config = LiveConfig()
+    where: dict[str, str] = {}
+    if path is not None:
+        try:
+            values = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(str(path), "no such config file") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(str(path), f"not valid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(values, dict):
+            raise ConfigError(str(path), "expected a mapping of settings at the top level")
+        for key, value in values.items():
+            _set(config, str(key), value, f"{path}: ", where)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            _set(config, key, value, "", where)
+    _check_together(config, where)
+    return config
