@@ -115,6 +115,59 @@ def cmd_plugins(args: argparse.Namespace) -> None:
         print(f"  {bundle.plugin:18s} {bundle.name:24s} {path}  {figure}")
 
 
+def cmd_ports(args: argparse.Namespace) -> None:
+    from cadenza.realtime.ports import list_ports
+
+    ports = list_ports()
+    print(f"MIDI ({ports['api']}):")
+    for direction in ("inputs", "outputs"):
+        print(f"  {direction}:")
+        for name in ports[direction] or ["(none)"]:
+            print(f"    {name}")
+    try:
+        import sounddevice
+
+        devices = [d["name"] for d in sounddevice.query_devices() if d["max_output_channels"]]
+    except (OSError, ImportError) as e:  # no PortAudio library, or no audio system
+        devices = [f"(audio unavailable: {e})"]
+    print("audio outputs:")
+    for name in devices or ["(none)"]:
+        print(f"    {name}")
+
+
+def cmd_live(args: argparse.Namespace) -> None:
+    from cadenza.realtime.config import load_live_config
+    from cadenza.realtime.live import run_live
+
+    overrides = {
+        "mode": args.mode,
+        "input_port": args.input_port,
+        "output_port": args.output_port,
+        "port_name": args.port_name,
+        "input_channel": args.input_channel,
+        "output_channel": args.channel,
+        "program": args.program,
+        "passthrough": args.passthrough or None,
+        "bpm": args.bpm,
+        "follow_clock": args.follow_clock or None,
+        "quantize_answer_to": args.quantize,
+        "silence_seconds": args.silence,
+        "silence_beats": args.silence_beats,
+        "end_cc": args.end_cc,
+        "answer_length": args.answer_length,
+        "on_interrupt": args.on_interrupt,
+        "temperature": args.temperature,
+        "cc.temperature": args.temperature_cc,
+        "top_k": args.top_k,
+        "top_p": args.top_p,
+        "plugin": args.plugin,
+        "bundle": args.bundle,
+        "seed": args.seed,
+        "quiet": args.quiet or None,
+    }
+    run_live(load_live_config(args.config, overrides))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cadenza", description="Real-time music generation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -177,6 +230,48 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--png", help="also draw a piano roll")
     generate.add_argument("--soundfont", help="SoundFont (.sf2) for --wav")
     generate.set_defaults(func=cmd_generate)
+
+    ports = sub.add_parser("ports", help="list MIDI ports and audio devices")
+    ports.set_defaults(func=cmd_ports)
+
+    live = sub.add_parser("live", help="play with a keyboard or a DAW, on real MIDI ports")
+    live.add_argument("--config", help="YAML file of live settings")
+    live.add_argument("--mode", help="call-response (default) | accompany")
+    live.add_argument(
+        "--in",
+        dest="input_port",
+        help="connect to the input port whose name "
+        "contains this (default: a virtual port 'cadenza in')",
+    )
+    live.add_argument(
+        "--out",
+        dest="output_port",
+        help="connect to this output port (default: a virtual port 'cadenza out')",
+    )
+    live.add_argument(
+        "--port-name", help="name of the virtual ports: NAME in / NAME out (default cadenza)"
+    )
+    live.add_argument("--input-channel", type=int, help="listen to this channel only (1-16)")
+    live.add_argument("--channel", type=int, help="output channel (1-16, default 1)")
+    live.add_argument("--program", type=int, help="General MIDI program sent at start")
+    live.add_argument("--passthrough", action="store_true", help="echo the player's notes")
+    live.add_argument("--bpm", type=float, help="tempo (default 120)")
+    live.add_argument("--follow-clock", action="store_true", help="follow the DAW's MIDI clock")
+    live.add_argument("--quantize", help="start answers on the next: none | beat | bar")
+    live.add_argument("--silence", type=float, help="seconds of silence that end a phrase")
+    live.add_argument("--silence-beats", type=float, help="... or beats of silence")
+    live.add_argument("--end-cc", type=int, help="a CC that ends a phrase at once")
+    live.add_argument("--answer-length", help="same-as-call | 'N bars' | 'N s'")
+    live.add_argument("--on-interrupt", help="when you play during an answer: stop | overlap")
+    live.add_argument("--temperature", type=float)
+    live.add_argument("--temperature-cc", type=int, help="a CC that turns the temperature knob")
+    live.add_argument("--top-k", type=int)
+    live.add_argument("--top-p", type=float)
+    live.add_argument("--plugin", help="plugin (default: performance-rnn)")
+    live.add_argument("--bundle", help="bundle directory or .zip (default: the shipped one)")
+    live.add_argument("--seed", type=int)
+    live.add_argument("--quiet", action="store_true", help="no status line")
+    live.set_defaults(func=cmd_live)
 
     plugins = sub.add_parser("plugins", help="list installed plugins and bundles")
     plugins.set_defaults(func=cmd_plugins)

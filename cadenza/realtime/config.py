@@ -83,6 +83,7 @@ class LiveConfig:
     mode: str = "call-response"  # call-response | accompany | backing
     input_port: str | None = None  # substring of a port name; None: a virtual "cadenza in"
     output_port: str | None = None  # None: a virtual "cadenza out"
+    port_name: str = "cadenza"  # virtual ports are "<port_name> in" and "<port_name> out"
     input_channel: int | None = None  # 1..16 as musicians count; None: all channels
     output_channel: int = 1  # 1..16
     program: int | None = None  # General MIDI program 0..127 sent at start; None: none sent
@@ -230,6 +231,7 @@ RULES: dict[str, Rule] = {
     "mode": _choice(*MODES),
     "input_port": _optional(_text),
     "output_port": _optional(_text),
+    "port_name": _text,
     "input_channel": _optional(_integer(1, 16)),
     "output_channel": _integer(1, 16),
     "program": _optional(_integer(0, 127)),

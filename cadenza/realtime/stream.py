@@ -112,8 +112,9 @@ class LiveDecoder:
     """Turns generated events into note messages with absolute times.
 
     A NOTE_OFF ends the oldest sounding note of its pitch; one without a sounding note is
-    ignored. A note still sounding `max_note_seconds` after it began is ended then, so a
-    model that forgets a NOTE_OFF never leaves a note hanging.
+    ignored, and so is a NOTE_ON beyond `max_polyphony` sounding notes. A note still sounding
+    `max_note_seconds` after it began is ended then, so a model that forgets a NOTE_OFF never
+    leaves a note hanging.
     """
 
     codec: PerformanceCodec
@@ -121,6 +122,7 @@ class LiveDecoder:
     cursor: float = 0.0
     velocity: int = 100
     max_note_seconds: float = 5.0
+    max_polyphony: int = 16
     open_notes: dict[int, deque] = field(default_factory=lambda: defaultdict(deque))
 
     def start(self, t: float) -> None:
@@ -130,6 +132,8 @@ class LiveDecoder:
     def feed(self, event: int) -> list[TimedMessage]:
         codec, out = self.codec, []
         if event < codec.note_off:
+            if sum(len(starts) for starts in self.open_notes.values()) >= self.max_polyphony:
+                return out  # a hand has only so many fingers; a synth only so many voices
             self.open_notes[event].append(self.cursor)
             out.append(TimedMessage(self.cursor, [NOTE_ON | self.channel, event, self.velocity]))
         elif event <= codec.time_shift:

@@ -1,0 +1,220 @@
+"""The live engine: the control loop of `cadenza live`.
+
+Threads, each with one job: rtmidi's input callback only timestamps and enqueues (ports.py);
+this control loop reads the input, detects phrases, follows the clock and the knobs; the
+performer generates ahead of playback (performer.py); the scheduler sends each message at
+its deadline and knows every sounding note (scheduler.py). Whatever way the engine stops,
+`close()` ends every note it started.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from cadenza.plugins.base import Generator
+from cadenza.realtime.clock import BeatGrid, ClockFollower
+from cadenza.realtime.config import (
+    AnswerLength,
+    LiveConfig,
+    answer_bars_from_cc,
+    temperature_from_cc,
+)
+from cadenza.realtime.performer import Performer
+from cadenza.realtime.phrase import PhraseDetector
+from cadenza.realtime.ports import MidiInput, MidiOutput
+from cadenza.realtime.scheduler import Scheduler
+
+NOTE_OFF, NOTE_ON, CONTROL, PROGRAM = 0x80, 0x90, 0xB0, 0xC0
+SYSTEM = 0xF0
+BUSY_POLL, IDLE_POLL = 0.001, 0.005  # seconds between input polls while a phrase may end
+
+
+@dataclass
+class EngineStats:
+    """Figures for the status line and the benchmarks (written by the control thread)."""
+
+    phrases: int = 0
+    answers: int = 0
+    detect_to_start: list[float] = field(default_factory=list)  # answer start - detection
+    error: str | None = None
+    input_lost: bool = False
+
+
+class LiveEngine:
+    def __init__(
+        self, config: LiveConfig, generator: Generator, midi_in: MidiInput, midi_out: MidiOutput
+    ):
+        self.config = config
+        self.generator = generator
+        self.midi_in = midi_in
+        self.midi_out = midi_out
+        self.stats = EngineStats()
+        self.channel = config.output_channel_index
+        self.scheduler = Scheduler(midi_out)
+        self.performer = Performer(
+            generator,
+            self.scheduler.schedule,
+            channel=self.channel,
+            lookahead=config.lookahead_seconds,
+            seed=config.seed,
+            on_error=self._performer_failed,
+        )
+        self.phrases = PhraseDetector(
+            silence_seconds=config.silence_seconds,
+            silence_beats=config.silence_beats,
+            end_cc=config.end_cc,
+            channel=config.input_channel_index,
+        )
+        self.clock = ClockFollower() if config.follow_clock else None
+        self.grid = BeatGrid(config.bpm, time.perf_counter(), config.beats_per_bar)
+        self.stop_requested = threading.Event()
+        self._in_phrase = False
+        self._last_phrase_seconds = 0.0
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        generator = self.generator
+        generator.knobs.temperature = self.config.temperature
+        generator.knobs.top_k = self.config.top_k
+        generator.knobs.top_p = self.config.top_p
+        if self.config.program is not None:
+            self.scheduler.schedule(
+                time.perf_counter(), [PROGRAM | self.channel, self.config.program]
+            )
+        self.performer.start()
+        if self.config.mode == "accompany":
+            self.performer.continuous(time.perf_counter() + 0.05)
+
+    def run(self) -> None:
+        """The control loop, until stop() or a fatal error; always ends every note."""
+        self.start()
+        try:
+            while not self.stop_requested.is_set():
+                self.step(time.perf_counter())
+                busy = self.phrases.sounding or self._in_phrase
+                time.sleep(BUSY_POLL if busy else IDLE_POLL)
+                if self.stats.error is not None:
+                    break
+        finally:
+            self.close()
+
+    def stop(self) -> None:
+        self.stop_requested.set()
+
+    def close(self) -> None:
+        """End everything: no pending message is sent, every sounding note gets its note-off."""
+        self.performer.close()
+        if self.performer.is_alive():
+            self.performer.join(timeout=2.0)
+        self.scheduler.cancel()
+        self.scheduler.panic()
+        self.scheduler.stop()
+
+    def close_ports(self) -> None:
+        self.midi_in.close()
+        self.midi_out.close()
+
+    def _performer_failed(self, error: BaseException) -> None:
+        self.stats.error = f"generator failed: {type(error).__name__}: {error}"
+        self.stop_requested.set()
+
+    # --- the control step -------------------------------------------------------------------
+    def step(self, now: float) -> None:
+        for t, raw in self.midi_in.drain():
+            self.on_message(t, list(raw))
+        if self.config.mode == "call-response" and self._in_phrase:
+            phrase = self.phrases.poll(time.perf_counter(), self.current_grid())
+            if phrase is not None:
+                self._in_phrase = False
+                self._answer(phrase.detected_at, phrase.duration)
+        if self.scheduler.port_error.is_set() or not self.midi_out.is_alive():
+            self.stats.error = f"output port {self.midi_out.name} was lost"
+            self.stop_requested.set()
+
+    def current_grid(self) -> BeatGrid:
+        if self.clock is not None:
+            grid = self.clock.grid(self.config.beats_per_bar)
+            if grid is not None:
+                return grid
+        return self.grid
+
+    def on_message(self, t: float, message: list[int]) -> None:
+        status = message[0]
+        if status >= SYSTEM:
+            if self.clock is not None:
+                self.clock.feed(t, message)
+            return
+        channel, kind = status & 0x0F, status & 0xF0
+        wanted = self.config.input_channel_index
+        if wanted is not None and channel != wanted:
+            return
+        if kind == CONTROL and self._knob(t, message[1], message[2]):
+            return
+        if kind not in (NOTE_ON, NOTE_OFF, CONTROL):
+            return
+        if self.config.passthrough:
+            self.scheduler.schedule(t, [kind | self.channel, *message[1:]])
+        starts_note = kind == NOTE_ON and message[2] > 0
+        if self.config.mode == "call-response" and starts_note and not self._in_phrase:
+            if self.performer.busy and self.config.on_interrupt == "stop":
+                self.interrupt()
+            self.performer.new_phrase()
+            self._in_phrase = True
+        self.phrases.feed(t, message)
+        self.performer.player(t, message)
+
+    def _knob(self, t: float, number: int, value: int) -> bool:
+        """A mapped CC turns a knob; True when the message was a knob."""
+        cc = self.config.cc
+        if number == cc.temperature:
+            self.generator.knobs.temperature = temperature_from_cc(value)
+        elif number == cc.answer_length:
+            self.config.answer_length = AnswerLength("bars", answer_bars_from_cc(value))
+        elif number == cc.panic and value >= 64:
+            self.panic()
+        elif number == cc.mutate and value >= 64:
+            self.mutate(t)
+        else:
+            return False
+        return True
+
+    # --- actions ----------------------------------------------------------------------------
+    def _answer_start(self, detected_at: float) -> float:
+        quantize = self.config.quantize_answer_to
+        if quantize == "none":
+            return detected_at
+        grid = self.current_grid()
+        division = grid.beats_per_bar if quantize == "bar" else 1
+        return grid.next_beat(detected_at, division)
+
+    def _answer(self, detected_at: float, call_seconds: float) -> None:
+        start = max(self._answer_start(detected_at), time.perf_counter())
+        seconds = self.config.answer_length.seconds(call_seconds, self.current_grid())
+        self._last_phrase_seconds = call_seconds
+        self.performer.answer(start, seconds)
+        self.stats.phrases += 1
+        self.stats.answers += 1
+        self.stats.detect_to_start.append(start - detected_at)
+
+    def mutate(self, t: float) -> None:
+        """Answer the last call again, differently."""
+        if self.stats.phrases == 0:
+            return
+        self.interrupt()
+        start = self._answer_start(t)
+        seconds = self.config.answer_length.seconds(self._last_phrase_seconds, self.current_grid())
+        self.performer.mutate(start, seconds)
+        self.stats.answers += 1
+
+    def interrupt(self) -> None:
+        """Stop the answer now: nothing more of it is sent, its sounding notes end."""
+        with self.performer.lock:
+            self.performer.stop_answer()
+            self.scheduler.cancel()
+            self.scheduler.release_all()
+
+    def panic(self) -> None:
+        self.interrupt()
+        self.scheduler.panic()

@@ -1,0 +1,93 @@
+"""`cadenza live`: open the generator and the ports, run the engine, end cleanly.
+
+Ctrl-C and SIGTERM stop the engine through the same path as any other stop, so every note
+it started gets its note-off; a failure in the generator or a lost output port does too.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+from cadenza.errors import CadenzaError, ConfigError
+from cadenza.plugins import load_generator
+from cadenza.realtime.config import LiveConfig
+from cadenza.realtime.engine import LiveEngine
+from cadenza.realtime.ports import open_input, open_output
+
+STATUS_PERIOD = 0.5  # seconds between status-line updates
+
+
+def status_line(engine: LiveEngine) -> str:
+    stats, lateness = engine.stats, engine.scheduler.lateness_stats()
+    state = "answering" if engine.performer.busy else "listening"
+    if engine.phrases.playing:
+        state = "hearing you"
+    tempo = engine.current_grid().bpm
+    late = f"late p99 {lateness['p99'] * 1e3:.2f} ms" if lateness["count"] else "late -"
+    return (
+        f"{state:11s} | temp {engine.generator.knobs.temperature:.2f} | {tempo:5.1f} bpm | "
+        f"{engine.generator.bundle.name} | phrases {stats.phrases} | {late}"
+    )
+
+
+def _status_thread(engine: LiveEngine, stop: threading.Event) -> threading.Thread:
+    """Prints from its own thread: the control and scheduler threads never wait on a tty."""
+
+    def run() -> None:
+        while not stop.wait(STATUS_PERIOD):
+            sys.stderr.write("\r" + status_line(engine)[:110].ljust(110))
+            sys.stderr.flush()
+        sys.stderr.write("\n")
+
+    thread = threading.Thread(target=run, name="cadenza-status", daemon=True)
+    thread.start()
+    return thread
+
+
+def open_engine(config: LiveConfig) -> LiveEngine:
+    """The generator and the ports of `config`, in an engine ready to run."""
+    if config.mode == "backing":
+        raise ConfigError("mode", "backing is not available yet; use call-response or accompany")
+    generator = load_generator(
+        config.bundle, plugin=config.plugin or "performance-rnn", seed=config.seed
+    )
+    if not hasattr(generator, "codec"):
+        raise ConfigError("plugin", f"{generator.plugin} does not make performance events")
+    name = config.port_name
+    midi_out = open_output(config.output_port, virtual_name=f"{name} out", client_name=name)
+    try:
+        midi_in = open_input(config.input_port, virtual_name=f"{name} in", client_name=name)
+    except BaseException:
+        midi_out.close()
+        raise
+    return LiveEngine(config, generator, midi_in, midi_out)
+
+
+def run_live(config: LiveConfig) -> LiveEngine:
+    """Run until Ctrl-C or SIGTERM (main thread only: it installs the signal handlers)."""
+    engine = open_engine(config)
+    previous = {
+        sig: signal.signal(sig, lambda *_: engine.stop()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    stop_status = threading.Event()
+    status = None if config.quiet else _status_thread(engine, stop_status)
+    if not config.quiet:
+        print(
+            f"cadenza live: {config.mode}, in '{engine.midi_in.name}', out "
+            f"'{engine.midi_out.name}' (channel {config.output_channel}); Ctrl-C to stop",
+            file=sys.stderr,
+        )
+    try:
+        engine.run()
+    finally:
+        stop_status.set()
+        if status is not None:
+            status.join(timeout=1.0)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        engine.close_ports()
+    if engine.stats.error is not None:
+        raise CadenzaError(engine.stats.error)
+    return engine

@@ -1,0 +1,222 @@
+"""The generation thread: owns the generator, keeps it ahead of playback, hands timed notes
+to the scheduler.
+
+Only this thread touches the generator, so no lock guards its state: the control thread
+talks to it through a command queue. The player's notes enter the generator's context as
+they are played (so at the end of a phrase nothing is left to prime), and generated events
+are turned into timed note messages up to `lookahead` seconds ahead of the clock, so that
+the first note of an answer never waits for the model.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cadenza.plugins.base import Generator
+from cadenza.realtime.stream import LiveDecoder, LiveEncoder
+
+Schedule = Callable[[float, list[int]], None]
+MAX_EVENTS_PER_STEP = 24  # events at one 10 ms instant before time is moved on
+
+
+@dataclass
+class AnswerRecord:
+    """What one answer was made of, to replay it offline: the generator primed with nothing,
+    extended with `primer`, seeded with `seed`, steps `events` (leading time shifts included,
+    though the engine skips them: the pause that ended the call stands for them)."""
+
+    primer: list[int]
+    events: list[int]
+    seed: int | None
+    start: float
+    seconds: float
+
+
+class Performer(threading.Thread):
+    def __init__(
+        self,
+        generator: Generator,
+        schedule: Schedule,
+        *,
+        channel: int = 0,
+        lookahead: float = 1.0,
+        seed: int | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+    ):
+        super().__init__(name="cadenza-performer", daemon=True)
+        self.generator = generator
+        self.schedule = schedule
+        self.lookahead = lookahead
+        self.seed = seed
+        self.on_error = on_error
+        codec = generator.codec
+        self.encoder = LiveEncoder(codec)
+        self.decoder = LiveDecoder(codec, channel=channel)
+        self.commands: queue.SimpleQueue = queue.SimpleQueue()
+        self.mode = "idle"  # idle | answer | continuous
+        self.answer_end = 0.0
+        self.answers = 0
+        self.context: list[int] = []  # the current phrase's events, for mutate and records
+        self.pending: list[tuple] = []  # player commands held back during an answer
+        self.records: list[AnswerRecord] = []
+        self._skip_leading_shifts = False
+        self._closed = False
+        self._silenced = False
+        self._events_at_cursor = 0
+        self.lock = threading.Lock()  # held while scheduling, and while the engine interrupts
+
+    # --- called from the control thread -------------------------------------------------
+    def player(self, t: float, message: list[int]) -> None:
+        self.commands.put(("player", t, message))
+
+    def new_phrase(self) -> None:
+        self.commands.put(("new_phrase",))
+
+    def answer(self, start: float, seconds: float) -> None:
+        self.commands.put(("answer", start, seconds))
+
+    def mutate(self, start: float, seconds: float) -> None:
+        """Answer the last call again, with the next seed."""
+        self.commands.put(("mutate", start, seconds))
+
+    def continuous(self, start: float) -> None:
+        self.commands.put(("continuous", start))
+
+    def stop_answer(self) -> None:
+        """Silence the answer at once (nothing more of it reaches the scheduler), and end it.
+        Call with `lock` held, together with clearing the scheduler, so that no message of
+        the answer can slip in between."""
+        self._silenced = True
+        self.commands.put(("stop",))
+
+    def close(self) -> None:
+        self._closed = True
+        self.commands.put(("close",))
+
+    @property
+    def busy(self) -> bool:
+        return self.mode != "idle"
+
+    # --- the thread -----------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as error:  # the engine ends every note and reports it
+            self.mode = "idle"
+            if self.on_error is not None:
+                self.on_error(error)
+
+    def _loop(self) -> None:
+        while not self._closed:
+            timeout = None
+            if self.mode != "idle":  # wake when the buffer falls under half the look-ahead
+                timeout = max(0.0, self.decoder.cursor - self.lookahead / 2 - time.perf_counter())
+            try:
+                command = self.commands.get(timeout=timeout if timeout is not None else 0.2)
+            except queue.Empty:
+                command = None
+            while command is not None:
+                self._handle(command)
+                try:
+                    command = self.commands.get_nowait()
+                except queue.Empty:
+                    command = None
+            if self.mode != "idle":
+                self._fill(time.perf_counter() + self.lookahead)
+
+    def _handle(self, command: tuple) -> None:
+        kind = command[0]
+        if self.mode == "answer" and kind in ("player", "new_phrase"):
+            self.pending.append(command)  # the answer owns the generator until it is over
+        elif kind == "player":
+            self._take(command[1], command[2])
+        elif kind == "new_phrase":
+            self._reset_context()
+        elif kind in ("answer", "mutate"):
+            _, start, seconds = command
+            self._finish(schedule_offs=True)  # a new call came while answering (overlap)
+            if kind == "mutate":
+                self._reset_context(keep=self.context)
+            self._start(start, seconds)
+        elif kind == "continuous":
+            self.mode = "continuous"
+            self.decoder.start(command[1])
+            self.encoder.time = command[1]
+            self._skip_leading_shifts = False
+        elif kind == "stop":
+            self._finish(schedule_offs=False)
+            self._silenced = False
+        elif kind == "close":
+            self._closed = True
+
+    def _take(self, t: float, message: list[int]) -> None:
+        if self.mode == "continuous":  # one timeline: the player's notes join the generated
+            self.encoder.time = max(self.encoder.time or t, self.decoder.cursor)
+        events = self.encoder.feed(t, message)
+        if events:
+            self.generator.extend(events)
+            self.context.extend(events)
+            if self.mode == "continuous":
+                self.decoder.cursor = max(self.decoder.cursor, self.encoder.time or 0.0)
+
+    def _reset_context(self, keep: list[int] | None = None) -> None:
+        """A fresh context: the generator's start, then `keep` (the last call, for mutate)."""
+        self.encoder.reset()
+        self.context = list(keep or [])
+        self.generator.prime([])
+        self.generator.extend(self.context)
+
+    def _start(self, start: float, seconds: float) -> None:
+        self.answers += 1
+        seed = None if self.seed is None else self.seed + self.answers - 1
+        self.generator.seed(seed)
+        self.decoder.start(start)
+        self.answer_end = start + seconds
+        self.records.append(AnswerRecord(list(self.context), [], seed, start, seconds))
+        self._skip_leading_shifts = True  # the silence that ended the call was the pause
+        self.mode = "answer"
+
+    def _fill(self, horizon: float) -> None:
+        """Generate until the decoder's cursor passes `horizon` (or the answer's end)."""
+        while self.mode != "idle" and self.decoder.cursor < horizon and self.commands.empty():
+            event = self.generator.step()
+            codec = self.generator.codec
+            is_shift = codec.time_shift < event <= codec.velocity
+            # A model that stops advancing time would flood the port: after this many events
+            # at one instant, time moves on by a step regardless.
+            self._events_at_cursor = 0 if is_shift else self._events_at_cursor + 1
+            if self._events_at_cursor > MAX_EVENTS_PER_STEP:
+                self.decoder.cursor += 1.0 / codec.steps_per_second
+                self._events_at_cursor = 0
+            if self.mode == "answer":
+                self.records[-1].events.append(event)
+            if self._skip_leading_shifts and is_shift:
+                continue
+            self._skip_leading_shifts = False
+            with self.lock:
+                for timed in self.decoder.feed(event):
+                    if self._silenced or (self.mode == "answer" and timed.time >= self.answer_end):
+                        continue
+                    self.schedule(timed.time, timed.message)
+            if self.mode == "answer" and self.decoder.cursor >= self.answer_end:
+                self._finish(schedule_offs=True)
+            elif self.mode == "continuous":
+                self.encoder.time = self.decoder.cursor
+
+    def _finish(self, schedule_offs: bool) -> None:
+        if self.mode == "idle":
+            return
+        offs = self.decoder.close()
+        with self.lock:
+            if schedule_offs and not self._silenced:
+                for timed in offs:
+                    self.schedule(min(timed.time, self.answer_end), timed.message)
+        self.mode = "idle"
+        # What the player did during the answer now goes into the (next) context.
+        pending, self.pending = self.pending, []
+        for command in pending:
+            self._handle(command)

@@ -1,0 +1,360 @@
+"""The scheduler thread: each MIDI message leaves at its absolute deadline on perf_counter, and
+stop, panic and cancel never leave a note sounding.
+
+Deadlines come from the control thread through schedule(); the thread sleeps on a condition
+until about `spin_seconds` before the earliest one (an OS sleep wakes up to a few hundred
+microseconds late), then spins to it. What counts as sounding is what was actually sent, so
+the note-offs sent by release_all() match what the synth received.
+
+Lateness (send time minus deadline) goes into a preallocated ring; nothing here prints or
+logs. A failing send (a lost port) is counted, flagged and handed to `on_error`, and the
+thread carries on.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
+
+import numpy as np
+
+NOTE_OFF, NOTE_ON, CONTROL_CHANGE = 0x80, 0x90, 0xB0
+SUSTAIN, ALL_SOUND_OFF, ALL_NOTES_OFF = 64, 120, 123
+
+ErrorCallback = Callable[[BaseException], None]
+_Entry = tuple[float, int, Sequence[int]]  # (deadline, insertion order, message)
+
+
+class Output(Protocol):
+    """What the scheduler needs from a port (cadenza.realtime.ports.MidiOutput is one)."""
+
+    def send(self, message: Sequence[int]) -> None: ...
+
+
+class _NoteState:
+    """Sounding notes (channel, pitch) -> count, sustain pedals down, channels used.
+
+    A count, not a set: the decoder may overlap two notes of one pitch, and a synth that
+    counts voices needs a note-off for each.
+    """
+
+    def __init__(self) -> None:
+        self.notes: dict[tuple[int, int], int] = {}
+        self.pedals: set[int] = set()
+        self.channels: set[int] = set()
+
+    def copy(self) -> _NoteState:
+        other = _NoteState()
+        other.notes, other.pedals, other.channels = dict(self.notes), set(self.pedals), set()
+        return other
+
+    def ends_something(self, message: Sequence[int]) -> bool:
+        """Would this message end a sounding note or lift a pedal that is down?"""
+        if len(message) < 3:
+            return False
+        kind, channel = message[0] & 0xF0, message[0] & 0x0F
+        if kind == NOTE_OFF or (kind == NOTE_ON and message[2] == 0):
+            return (channel, message[1]) in self.notes
+        if kind == CONTROL_CHANGE and message[1] == SUSTAIN and message[2] < 64:
+            return channel in self.pedals
+        return False
+
+    def apply(self, message: Sequence[int]) -> None:
+        if len(message) < 2 or not 0x80 <= message[0] < 0xF0:
+            return
+        kind, channel = message[0] & 0xF0, message[0] & 0x0F
+        self.channels.add(channel)
+        if len(message) < 3:
+            return
+        key = (channel, message[1])
+        if kind == NOTE_ON and message[2] > 0:
+            self.notes[key] = self.notes.get(key, 0) + 1
+        elif kind == NOTE_OFF or kind == NOTE_ON:
+            count = self.notes.get(key, 0) - 1
+            if count > 0:
+                self.notes[key] = count
+            else:
+                self.notes.pop(key, None)
+        elif kind == CONTROL_CHANGE:
+            if message[1] == SUSTAIN:
+                (self.pedals.add if message[2] >= 64 else self.pedals.discard)(channel)
+            elif message[1] in (ALL_SOUND_OFF, ALL_NOTES_OFF):
+                for note in [k for k in self.notes if k[0] == channel]:
+                    del self.notes[note]
+
+
+class Scheduler:
+    """Sends scheduled MIDI messages at their deadlines from its own thread.
+
+    schedule()/cancel()/release_all()/panic()/stop() may be called from any thread.
+    `on_error` is called on the scheduler thread (or the caller's, for release_all/panic/stop)
+    after a failed send; it must return quickly.
+    """
+
+    def __init__(self, output: Output, *, spin_seconds: float = 0.001,
+                 on_error: ErrorCallback | None = None, lateness_capacity: int = 1 << 16):
+        if spin_seconds < 0:
+            raise ValueError(f"spin_seconds must be >= 0, got {spin_seconds}")
+        self.output = output
+        self.spin_seconds = spin_seconds
+        self.on_error = on_error
+        self.send_errors = 0
+        self.last_error: BaseException | None = None
+        self.port_error = threading.Event()  # set on the first failed send; the engine clears it
+        self.thread_error: BaseException | None = None  # a bug that ended the thread
+        self._cond = threading.Condition()  # guards everything below and every send
+        self._heap: list[_Entry] = []
+        self._order = itertools.count()
+        self._state = _NoteState()
+        self._lateness = np.zeros(lateness_capacity, dtype=np.float64)
+        self._lateness_count = 0
+        self._running = True
+        self._thread = threading.Thread(target=self._main, name=f"cadenza-{type(self).__name__}",
+                                        daemon=True)
+        self._thread.start()
+
+    # ----- called from other threads -----
+
+    def schedule(self, deadline: float, message: Sequence[int]) -> None:
+        """Send `message` at `deadline` (seconds on time.perf_counter)."""
+        with self._cond:
+            self._check_running()
+            entry = (deadline, next(self._order), message)
+            heapq.heappush(self._heap, entry)
+            if self._heap[0] is entry:  # a new earliest deadline: wake the thread to re-aim
+                self._cond.notify()
+
+    def schedule_many(self, events: Iterable[tuple[float, Sequence[int]]]) -> None:
+        """schedule() for a batch, under one lock."""
+        with self._cond:
+            self._check_running()
+            earliest = self._heap[0][0] if self._heap else math.inf
+            for deadline, message in events:
+                heapq.heappush(self._heap, (deadline, next(self._order), message))
+            if self._heap and self._heap[0][0] < earliest:
+                self._cond.notify()
+
+    def cancel(self, after: float | None = None) -> int:
+        """Drop pending messages (all, or those due after `after`); return how many.
+
+        A note-off (or sustain-off) whose note would be sounding when it is due is kept, at its
+        deadline: the note ends as written, and one whose note-on was dropped is dropped too.
+        Call release_all() as well to end sounding notes now.
+        """
+        with self._cond:
+            entries = sorted(self._heap)
+            if after is None:
+                kept, candidates = [], entries
+            else:
+                kept = [e for e in entries if e[0] <= after]
+                candidates = [e for e in entries if e[0] > after]
+            # Replay what will still be sent, to know what is sounding when each candidate is due.
+            future = self._state.copy()
+            for entry in kept:
+                future.apply(entry[2])
+            for entry in candidates:
+                if future.ends_something(entry[2]):
+                    kept.append(entry)
+                    future.apply(entry[2])
+            heapq.heapify(kept)
+            dropped = len(self._heap) - len(kept)
+            self._heap = kept
+            self._cond.notify()
+        return dropped
+
+    def release_all(self) -> None:
+        """Note-off now for every sounding note, and sustain-off where a pedal is down."""
+        with self._cond:
+            errors = self._release_locked()
+        self._report(errors)
+
+    def panic(self) -> None:
+        """Silence: drop everything pending, release every note, then all-notes-off (CC123) and
+        sustain-off (CC64) on every channel used so far."""
+        with self._cond:
+            self._heap.clear()
+            errors = self._panic_locked()
+        self._report(errors)
+
+    def stop(self, *, panic: bool = False, timeout: float = 2.0) -> None:
+        """End the thread, drop what is pending and release every note (with panic=True: panic()).
+        Safe to call twice."""
+        with self._cond:
+            was_running, self._running = self._running, False
+            self._cond.notify_all()
+        if not was_running:
+            return
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+        with self._cond:
+            self._heap.clear()
+            errors = self._panic_locked() if panic else self._release_locked()
+        self._report(errors)
+
+    @property
+    def running(self) -> bool:
+        return self._running and self._thread.is_alive()
+
+    @property
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._heap)
+
+    @property
+    def sounding(self) -> frozenset[tuple[int, int]]:
+        """(channel, pitch) of the notes sent and not yet ended."""
+        with self._cond:
+            return frozenset(self._state.notes)
+
+    @property
+    def channels_used(self) -> frozenset[int]:
+        with self._cond:
+            return frozenset(self._state.channels)
+
+    def lateness_stats(self) -> dict[str, float]:
+        """Seconds late at send time over the last `lateness_capacity` messages sent on time
+        (p50, p99, max), and `count`, every message recorded since the start or the last reset.
+        NaN when nothing was sent."""
+        with self._cond:
+            count = self._lateness_count
+            samples = self._lateness[: min(count, len(self._lateness))].copy()
+        if count == 0:
+            return {"p50": math.nan, "p99": math.nan, "max": math.nan, "count": 0}
+        p50, p99 = np.percentile(samples, [50, 99])
+        return {"p50": float(p50), "p99": float(p99), "max": float(samples.max()),
+                "count": count}
+
+    def reset_lateness(self) -> None:
+        with self._cond:
+            self._lateness_count = 0
+
+    def __enter__(self) -> Scheduler:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    # ----- the scheduler thread -----
+
+    def _main(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # a bug: leave a trace for the engine instead of vanishing
+            self.thread_error = exc
+            self._running = False
+            self._report([exc])
+
+    def _loop(self) -> None:
+        cond, spin, clock = self._cond, self.spin_seconds, time.perf_counter
+        while True:
+            with cond:
+                while True:
+                    if not self._running:
+                        return
+                    if not self._heap:
+                        cond.wait()
+                        continue
+                    deadline = self._heap[0][0]
+                    wait = deadline - clock() - spin
+                    if wait <= 0:
+                        break
+                    cond.wait(wait)  # woken early by an earlier schedule(), cancel() or stop()
+            # Spin outside the lock so that schedule() and cancel() never wait for us; what is
+            # sent is decided afterwards, so a cancel() during the spin is honoured.
+            while clock() < deadline:
+                pass
+            self._send_due()
+
+    def _send_due(self) -> None:
+        errors: list[BaseException] = []
+        with self._cond:
+            if not self._running:
+                return
+            heap, clock = self._heap, time.perf_counter
+            now = clock()
+            while heap and heap[0][0] <= now:
+                deadline, _, message = heapq.heappop(heap)
+                sent_at = clock()
+                error = self._send_locked(message)
+                if error is None:
+                    self._lateness[self._lateness_count % len(self._lateness)] = sent_at - deadline
+                    self._lateness_count += 1
+                else:
+                    errors.append(error)
+        self._report(errors)
+
+    # ----- helpers, called with the lock held unless said otherwise -----
+
+    def _check_running(self) -> None:
+        if not self._running:
+            raise RuntimeError("the scheduler is stopped")
+
+    def _send_locked(self, message: Sequence[int]) -> BaseException | None:
+        try:
+            self.output.send(message)
+        except Exception as exc:  # a lost or closed port: count it, keep the thread alive
+            self.send_errors += 1
+            self.last_error = exc
+            self.port_error.set()
+            return exc
+        self._state.apply(message)
+        return None
+
+    def _release_locked(self) -> list[BaseException]:
+        errors = []
+        for (channel, pitch), count in sorted(self._state.notes.items()):
+            for _ in range(count):
+                error = self._send_locked([NOTE_OFF | channel, pitch, 0])
+                if error is not None:
+                    errors.append(error)
+        for channel in sorted(self._state.pedals):
+            error = self._send_locked([CONTROL_CHANGE | channel, SUSTAIN, 0])
+            if error is not None:
+                errors.append(error)
+        return errors
+
+    def _panic_locked(self) -> list[BaseException]:
+        errors = self._release_locked()
+        for channel in sorted(self._state.channels):
+            for controller in (ALL_NOTES_OFF, SUSTAIN):
+                error = self._send_locked([CONTROL_CHANGE | channel, controller, 0])
+                if error is not None:
+                    errors.append(error)
+        return errors
+
+    def _report(self, errors: list[BaseException]) -> None:
+        """Hand errors to on_error, without the lock (it may call back into the scheduler)."""
+        if self.on_error is None:
+            return
+        for error in errors:
+            try:
+                self.on_error(error)
+            except Exception:  # a failing handler must not take the scheduler down with it
+                pass
+
+
+class NaiveScheduler(Scheduler):
+    """The benchmark baseline: time.sleep() to the deadline, no spin. Same interface.
+
+    It sleeps towards the earliest deadline known when it went to sleep: a message scheduled
+    meanwhile for an earlier time waits for it, as in a simple tick loop.
+    """
+
+    def _loop(self) -> None:
+        cond, clock = self._cond, time.perf_counter
+        while True:
+            with cond:
+                while self._running and not self._heap:
+                    cond.wait()
+                if not self._running:
+                    return
+                deadline = self._heap[0][0]
+            delay = deadline - clock()
+            if delay > 0:
+                time.sleep(delay)
+            self._send_due()
