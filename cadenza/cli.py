@@ -168,6 +168,17 @@ def cmd_live(args: argparse.Namespace) -> None:
     run_live(load_live_config(args.config, overrides))
 
 
+def cmd_demo(args: argparse.Namespace) -> None:
+    from cadenza.demo import PRIMERS, run_demo
+
+    run_demo(
+        Path(args.out),
+        Path(args.primer) if args.primer else PRIMERS / "chorale.mid",
+        bundle=args.bundle,
+        seed=args.seed,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cadenza", description="Real-time music generation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -272,6 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--seed", type=int)
     live.add_argument("--quiet", action="store_true", help="no status line")
     live.set_defaults(func=cmd_live)
+
+    demo = sub.add_parser("demo", help="a simulated player plays into the live engine")
+    demo.add_argument("-o", "--out", default="demo-out", help="folder for the recordings")
+    demo.add_argument("--primer", help="the phrase the player plays (default: a chorale)")
+    demo.add_argument("--bundle", help="bundle (default: the shipped one)")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(func=cmd_demo)
 
     plugins = sub.add_parser("plugins", help="list installed plugins and bundles")
     plugins.set_defaults(func=cmd_plugins)

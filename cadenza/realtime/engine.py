@@ -37,6 +37,7 @@ class EngineStats:
 
     phrases: int = 0
     answers: int = 0
+    detected_at: list[float] = field(default_factory=list)  # perf_counter of each phrase end
     detect_to_start: list[float] = field(default_factory=list)  # answer start - detection
     error: str | None = None
     input_lost: bool = False
@@ -196,6 +197,7 @@ class LiveEngine:
         self.performer.answer(start, seconds)
         self.stats.phrases += 1
         self.stats.answers += 1
+        self.stats.detected_at.append(detected_at)
         self.stats.detect_to_start.append(start - detected_at)
 
     def mutate(self, t: float) -> None:

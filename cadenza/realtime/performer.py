@@ -195,8 +195,8 @@ class Performer(threading.Thread):
             if self.mode == "answer":
                 self.records[-1].events.append(event)
             if self._skip_leading_shifts and is_shift:
-                continue
-            self._skip_leading_shifts = False
+                continue  # until the answer's first note, time stands still
+            self._skip_leading_shifts = self._skip_leading_shifts and event >= codec.note_off
             with self.lock:
                 for timed in self.decoder.feed(event):
                     if self._silenced or (self.mode == "answer" and timed.time >= self.answer_end):
