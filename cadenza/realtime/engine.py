@@ -9,12 +9,13 @@ its deadline and knows every sounding note (scheduler.py). Whatever way the engi
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 
 from cadenza.plugins.base import Generator
-from cadenza.realtime.clock import BeatGrid, ClockFollower
+from cadenza.realtime.clock import CLOCK, STOP, BeatGrid, ClockFollower, ClockSender
 from cadenza.realtime.config import (
     AnswerLength,
     LiveConfig,
@@ -29,6 +30,9 @@ from cadenza.realtime.scheduler import Scheduler
 NOTE_OFF, NOTE_ON, CONTROL, PROGRAM = 0x80, 0x90, 0xB0, 0xC0
 SYSTEM = 0xF0
 BUSY_POLL, IDLE_POLL = 0.001, 0.005  # seconds between input polls while a phrase may end
+PORT_CHECK_PERIOD = 1.0  # seconds between looks at a lost input port
+CLOCK_AHEAD = 0.25  # seconds of MIDI clock pulses kept scheduled
+SWITCH_INTERVAL = 0.0002  # seconds a thread may hold the GIL while another waits
 
 
 @dataclass
@@ -41,6 +45,7 @@ class EngineStats:
     detect_to_start: list[float] = field(default_factory=list)  # answer start - detection
     error: str | None = None
     input_lost: bool = False
+    reconnects: int = 0
 
 
 class LiveEngine:
@@ -60,6 +65,7 @@ class LiveEngine:
             channel=self.channel,
             lookahead=config.lookahead_seconds,
             seed=config.seed,
+            loop=config.loop,
             on_error=self._performer_failed,
         )
         self.phrases = PhraseDetector(
@@ -70,12 +76,19 @@ class LiveEngine:
         )
         self.clock = ClockFollower() if config.follow_clock else None
         self.grid = BeatGrid(config.bpm, time.perf_counter(), config.beats_per_bar)
+        self.clock_sender = ClockSender(self.grid) if config.send_clock else None
         self.stop_requested = threading.Event()
+        self._next_port_check = 0.0
+        self._switch_interval = sys.getswitchinterval()
         self._in_phrase = False
         self._last_phrase_seconds = 0.0
 
     # --- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
+        # Python hands the GIL between threads every 5 ms by default: the input callback
+        # would wait that long to timestamp a message while another thread computes.
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)
         generator = self.generator
         generator.knobs.temperature = self.config.temperature
         generator.knobs.top_k = self.config.top_k
@@ -84,6 +97,12 @@ class LiveEngine:
             self.scheduler.schedule(
                 time.perf_counter(), [PROGRAM | self.channel, self.config.program]
             )
+        if self.clock_sender is not None:
+            first = self.grid.next_beat(time.perf_counter() + 0.05)
+            for message in self.clock_sender.start_messages():
+                self.scheduler.schedule(first - 0.001, message)
+            self._pulses = self.clock_sender.deadlines(first)
+            self._next_pulse = next(self._pulses)
         self.performer.start()
         if self.config.mode == "accompany":
             self.performer.continuous(time.perf_counter() + 0.05)
@@ -111,7 +130,11 @@ class LiveEngine:
             self.performer.join(timeout=2.0)
         self.scheduler.cancel()
         self.scheduler.panic()
+        if self.clock_sender is not None:
+            self.scheduler.schedule(time.perf_counter(), [STOP])
+            time.sleep(0.005)  # let the scheduler send it before it stops
         self.scheduler.stop()
+        sys.setswitchinterval(self._switch_interval)
 
     def close_ports(self) -> None:
         self.midi_in.close()
@@ -130,9 +153,33 @@ class LiveEngine:
             if phrase is not None:
                 self._in_phrase = False
                 self._answer(phrase.detected_at, phrase.duration)
+        if now >= self._next_port_check:
+            self._check_input(now)
+        if self.clock_sender is not None:
+            self._send_clock(now)
         if self.scheduler.port_error.is_set() or not self.midi_out.is_alive():
             self.stats.error = f"output port {self.midi_out.name} was lost"
             self.stop_requested.set()
+
+    def _check_input(self, now: float) -> None:
+        """A lost input port does not stop the engine: it says so, and reconnects when the
+        port is back (a USB cable pulled and plugged in again)."""
+        self._next_port_check = now + PORT_CHECK_PERIOD
+        if self.midi_in.is_alive():
+            return
+        if not self.stats.input_lost:
+            self.stats.input_lost = True
+            self.phrases.reset()  # keys held on a lost keyboard will never be released
+            self._in_phrase = False
+        if self.midi_in.reconnect_if_back():
+            self.stats.input_lost = False
+            self.stats.reconnects += 1
+
+    def _send_clock(self, now: float) -> None:
+        """MIDI clock for whoever follows us: keep the next pulses scheduled."""
+        while self._next_pulse < now + CLOCK_AHEAD:
+            self.scheduler.schedule(self._next_pulse, [CLOCK])
+            self._next_pulse = next(self._pulses)
 
     def current_grid(self) -> BeatGrid:
         if self.clock is not None:

@@ -12,7 +12,8 @@ import time
 
 from cadenza.errors import CadenzaError
 
-JACKD = ["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"]
+# 64 frames at 48 kHz: JACK delivers MIDI once a cycle, so the cycle (1.3 ms) bounds jitter.
+JACKD = ["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "64"]
 
 
 def jack_running() -> bool:

@@ -45,6 +45,7 @@ class Performer(threading.Thread):
         channel: int = 0,
         lookahead: float = 1.0,
         seed: int | None = None,
+        loop: bool = False,
         on_error: Callable[[BaseException], None] | None = None,
     ):
         super().__init__(name="cadenza-performer", daemon=True)
@@ -52,12 +53,13 @@ class Performer(threading.Thread):
         self.schedule = schedule
         self.lookahead = lookahead
         self.seed = seed
+        self.loop = loop  # repeat the last answer until the player plays again
         self.on_error = on_error
         codec = generator.codec
         self.encoder = LiveEncoder(codec)
         self.decoder = LiveDecoder(codec, channel=channel)
         self.commands: queue.SimpleQueue = queue.SimpleQueue()
-        self.mode = "idle"  # idle | answer | continuous
+        self.mode = "idle"  # idle | answer | continuous | loop
         self.answer_end = 0.0
         self.answers = 0
         self.context: list[int] = []  # the current phrase's events, for mutate and records
@@ -67,6 +69,9 @@ class Performer(threading.Thread):
         self._closed = False
         self._silenced = False
         self._events_at_cursor = 0
+        self._played: list[tuple[float, list[int]]] = []  # the answer's messages, from its start
+        self._loop_next = 0.0
+        self._loop_period = 0.0
         self.lock = threading.Lock()  # held while scheduling, and while the engine interrupts
 
     # --- called from the control thread -------------------------------------------------
@@ -113,8 +118,9 @@ class Performer(threading.Thread):
     def _loop(self) -> None:
         while not self._closed:
             timeout = None
+            ahead_until = self._loop_next if self.mode == "loop" else self.decoder.cursor
             if self.mode != "idle":  # wake when the buffer falls under half the look-ahead
-                timeout = max(0.0, self.decoder.cursor - self.lookahead / 2 - time.perf_counter())
+                timeout = max(0.0, ahead_until - self.lookahead / 2 - time.perf_counter())
             try:
                 command = self.commands.get(timeout=timeout if timeout is not None else 0.2)
             except queue.Empty:
@@ -125,11 +131,15 @@ class Performer(threading.Thread):
                     command = self.commands.get_nowait()
                 except queue.Empty:
                     command = None
-            if self.mode != "idle":
+            if self.mode == "loop":
+                self._repeat(time.perf_counter() + self.lookahead)
+            elif self.mode != "idle":
                 self._fill(time.perf_counter() + self.lookahead)
 
     def _handle(self, command: tuple) -> None:
         kind = command[0]
+        if self.mode == "loop" and kind in ("player", "new_phrase", "answer", "mutate", "stop"):
+            self.mode = "idle"  # the player is back: the loop has done its job
         if self.mode == "answer" and kind in ("player", "new_phrase"):
             self.pending.append(command)  # the answer owns the generator until it is over
         elif kind == "player":
@@ -177,12 +187,17 @@ class Performer(threading.Thread):
         self.decoder.start(start)
         self.answer_end = start + seconds
         self.records.append(AnswerRecord(list(self.context), [], seed, start, seconds))
+        self._played = []
         self._skip_leading_shifts = True  # the silence that ended the call was the pause
         self.mode = "answer"
 
     def _fill(self, horizon: float) -> None:
         """Generate until the decoder's cursor passes `horizon` (or the answer's end)."""
-        while self.mode != "idle" and self.decoder.cursor < horizon and self.commands.empty():
+        while (
+            self.mode in ("answer", "continuous")
+            and self.decoder.cursor < horizon
+            and self.commands.empty()
+        ):
             event = self.generator.step()
             codec = self.generator.codec
             is_shift = codec.time_shift < event <= codec.velocity
@@ -202,20 +217,39 @@ class Performer(threading.Thread):
                     if self._silenced or (self.mode == "answer" and timed.time >= self.answer_end):
                         continue
                     self.schedule(timed.time, timed.message)
+                    if self.mode == "answer":
+                        self._played.append((timed.time - self.records[-1].start, timed.message))
             if self.mode == "answer" and self.decoder.cursor >= self.answer_end:
                 self._finish(schedule_offs=True)
             elif self.mode == "continuous":
                 self.encoder.time = self.decoder.cursor
 
+    def _repeat(self, horizon: float) -> None:
+        """Loop mode: schedule the last answer again, period after period."""
+        while self.mode == "loop" and self._loop_next < horizon and self.commands.empty():
+            with self.lock:
+                if self._silenced:
+                    return
+                for offset, message in self._played:
+                    self.schedule(self._loop_next + offset, message)
+            self._loop_next += self._loop_period
+
     def _finish(self, schedule_offs: bool) -> None:
         if self.mode == "idle":
             return
         offs = self.decoder.close()
+        finished = self.mode == "answer" and schedule_offs and not self._silenced
         with self.lock:
-            if schedule_offs and not self._silenced:
+            if finished:
                 for timed in offs:
-                    self.schedule(min(timed.time, self.answer_end), timed.message)
+                    end = min(timed.time, self.answer_end)
+                    self.schedule(end, timed.message)
+                    self._played.append((end - self.records[-1].start, timed.message))
         self.mode = "idle"
+        if finished and self.loop and not self.pending:
+            self.mode = "loop"
+            self._loop_period = self.records[-1].seconds
+            self._loop_next = self.answer_end
         # What the player did during the answer now goes into the (next) context.
         pending, self.pending = self.pending, []
         for command in pending:

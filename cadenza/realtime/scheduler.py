@@ -354,7 +354,7 @@ class NaiveScheduler(Scheduler):
                 if not self._running:
                     return
                 deadline = self._heap[0][0]
-            delay = deadline - clock()
-            if delay > 0:
-                time.sleep(delay)
+            # In slices, only so that stop() need not wait out a sleep of seconds.
+            while self._running and (delay := deadline - clock()) > 0:
+                time.sleep(min(delay, 0.05))
             self._send_due()

@@ -1,14 +1,16 @@
 """A real JACK server (dummy backend: real MIDI ports, no hardware) and test-side clients.
 
-`jack_server` starts `jackd --no-realtime -d dummy -r 48000 -p 256` unless one already
-answers, and makes cadenza use JACK. `player` sends into cadenza's input ports and
-`recorder` records what comes out of its output ports, stamped with time.perf_counter; both
-are plain python-rtmidi JACK clients, independent of cadenza.realtime.ports.
+`jack_server` starts `jackd --no-realtime -d dummy -r 48000 -p 256` under a name of its own
+and makes cadenza (and every child process) use it. `player` sends into cadenza's input
+ports and `recorder` records what comes out of its output ports, stamped with
+time.perf_counter; both are plain python-rtmidi JACK clients, independent of
+cadenza.realtime.ports.
 """
 
 from __future__ import annotations
 
 import gc
+import os
 import shutil
 import subprocess
 import threading
@@ -20,16 +22,21 @@ from pathlib import Path
 import pytest
 import rtmidi
 
-JACKD = ["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"]
 JACK = rtmidi.API_UNIX_JACK
 ARRIVAL_TIMEOUT = 10.0  # seconds: a functional limit ("never arrived"), not a latency target
 
 
-def jack_answers() -> bool:
+def jackd_command(server_name: str) -> list[str]:
+    return ["jackd", "--name", server_name, "--no-realtime", "-d", "dummy", "-r", "48000",
+            "-p", "64"]
+
+
+def jack_answers(env: dict[str, str] | None = None) -> bool:
     try:
-        return subprocess.run(["jack_lsp"], capture_output=True, timeout=10).returncode == 0
+        listing = subprocess.run(["jack_lsp"], capture_output=True, timeout=10, env=env)
     except (FileNotFoundError, subprocess.TimeoutExpired):
         return False
+    return listing.returncode == 0
 
 
 def unique(prefix: str) -> str:
@@ -38,35 +45,42 @@ def unique(prefix: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def jack_server(tmp_path_factory) -> Iterator[None]:
+def jack_server(tmp_path_factory) -> Iterator[str]:
+    """A JACK server of our own, by name, for the whole session; its name is yielded.
+
+    Its own name (JACK_DEFAULT_SERVER, honoured by libjack, jack_lsp and jack_connect, and
+    inherited by child processes) rather than the default server: tests must not create
+    ports in a musician's running JACK session, nor share one with another test run that
+    may stop it or run it at another period.
+    """
     if shutil.which("jackd") is None or shutil.which("jack_lsp") is None:
         pytest.skip("jackd is not installed (apt-get install jackd2; `make test` installs it)")
-    process = None
-    if not jack_answers():
-        log_path: Path = tmp_path_factory.mktemp("jack") / "jackd.log"
-        log = log_path.open("w")
-        process = subprocess.Popen(JACKD, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-        give_up = time.monotonic() + 20
-        while not jack_answers():
-            if process.poll() is not None or time.monotonic() > give_up:
-                process.kill()
-                process.wait()
-                log.close()
-                pytest.fail(f"jackd did not start: {log_path.read_text()[-2000:]}")
-            time.sleep(0.1)
+    name = f"cadenza-test-{os.getpid()}"
+    env = {**os.environ, "JACK_DEFAULT_SERVER": name}
+    log_path: Path = tmp_path_factory.mktemp("jack") / "jackd.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(jackd_command(name), stdout=log, stderr=subprocess.STDOUT,
+                                   env=env, start_new_session=True)
+    give_up = time.monotonic() + 20
+    while not jack_answers(env):
+        if process.poll() is not None or time.monotonic() > give_up:
+            process.kill()
+            process.wait()
+            pytest.fail(f"jackd did not start: {log_path.read_text()[-2000:]}")
+        time.sleep(0.1)
     patch = pytest.MonkeyPatch()
+    patch.setenv("JACK_DEFAULT_SERVER", name)
     patch.setenv("CADENZA_MIDI_API", "jack")
-    yield
-    patch.undo()
-    if process is not None:
+    try:
+        yield name
+    finally:
+        patch.undo()
         process.terminate()
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        log.close()
 
 
 def _find(ports: Sequence[str], name: str) -> int:

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from cadenza.plugins import load_generator
@@ -36,6 +37,14 @@ def note_ons(events):
     return [(t, m) for t, m in events if m[0] & 0xF0 == NOTE_ON and m[2] > 0]
 
 
+def connect(running, player=None, recorder=None) -> None:
+    if player is not None:
+        player.connect(f"{running.name} in")
+    if recorder is not None:
+        recorder.connect(f"{running.name} out")
+    time.sleep(0.2)  # JACK makes connections at its next cycles
+
+
 class RunningEngine:
     def __init__(self, bundle, **settings):
         self.name = unique("cadenza")
@@ -57,8 +66,7 @@ class RunningEngine:
 
 def test_answer_after_silence_is_the_plugins_continuation(tiny_bundle, player, recorder):
     with RunningEngine(tiny_bundle, answer_length="1.5 s") as running:
-        player.connect(f"{running.name} in")
-        recorder.connect(f"{running.name} out")
+        connect(running, player, recorder)
         phrase_end = play_phrase(player)
         recorder.wait_until(lambda messages: any(m[0] & 0xF0 == NOTE_ON for m in messages))
         time.sleep(2.0)  # the rest of the answer
@@ -83,8 +91,7 @@ def test_answer_after_silence_is_the_plugins_continuation(tiny_bundle, player, r
 
 def test_every_note_on_gets_its_note_off_when_stopped_mid_answer(tiny_bundle, player, recorder):
     with RunningEngine(tiny_bundle, answer_length="20 s") as running:
-        player.connect(f"{running.name} in")
-        recorder.connect(f"{running.name} out")
+        connect(running, player, recorder)
         play_phrase(player)
         recorder.wait_until(lambda messages: len(note_ons([(0, m) for m in messages])) >= 3)
     time.sleep(0.3)
@@ -93,8 +100,7 @@ def test_every_note_on_gets_its_note_off_when_stopped_mid_answer(tiny_bundle, pl
 
 def test_playing_again_stops_the_answer(tiny_bundle, player, recorder):
     with RunningEngine(tiny_bundle, answer_length="20 s", on_interrupt="stop") as running:
-        player.connect(f"{running.name} in")
-        recorder.connect(f"{running.name} out")
+        connect(running, player, recorder)
         play_phrase(player)
         recorder.wait_until(lambda messages: len(note_ons([(0, m) for m in messages])) >= 2)
         player.send([NOTE_ON, 50, 90])
@@ -119,8 +125,13 @@ def test_a_signal_mid_answer_leaves_no_sounding_note(tiny_bundle, player, record
             time.sleep(0.1)
         player.connect(f"{name} in")
         recorder.connect(f"{name} out")
+        time.sleep(0.2)  # JACK makes connections at its next cycles
         play_phrase(player)
-        recorder.wait_until(lambda messages: len(note_ons([(0, m) for m in messages])) >= 3)
+        try:
+            recorder.wait_until(lambda messages: len(note_ons([(0, m) for m in messages])) >= 3)
+        except AssertionError:
+            process.kill()
+            raise AssertionError(process.stderr.read()[-3000:]) from None
         process.send_signal(signum)
         assert process.wait(timeout=10) == 0, process.stderr.read()
     finally:
@@ -133,12 +144,106 @@ def test_a_signal_mid_answer_leaves_no_sounding_note(tiny_bundle, player, record
 
 def test_a_flood_of_input_is_bounded_and_the_engine_still_answers(tiny_bundle, player, recorder):
     with RunningEngine(tiny_bundle, answer_length="1 s") as running:
-        player.connect(f"{running.name} in")
-        recorder.connect(f"{running.name} out")
+        connect(running, player, recorder)
         for i in range(20000):
             player.send([0xB0, 1, i % 128])  # a mod-wheel storm
         time.sleep(0.5)
         assert len(running.engine.midi_in) <= running.engine.midi_in.capacity
         assert running.thread.is_alive()
         play_phrase(player, PHRASE[:3])
+        recorder.wait_until(lambda messages: any(m[0] & 0xF0 == NOTE_ON for m in messages))
+
+
+def test_loop_repeats_the_answer_until_the_player_plays(tiny_bundle, player, recorder):
+    period = 0.6
+    with RunningEngine(tiny_bundle, answer_length=f"{period} s", loop=True) as running:
+        connect(running, player, recorder)
+        play_phrase(player, PHRASE[:3])
+        time.sleep(0.3 + period * 3.5)  # the silence, then three and a half periods
+        start = running.engine.performer.records[0].start
+
+        def window(k):  # note-ons of period k (5 ms of slack for JACK's delivery)
+            low, high = start + k * period - 0.005, start + (k + 1) * period - 0.005
+            return [m[1] for t, m in note_ons(recorder.events) if low <= t < high]
+
+        assert window(0) and window(1) == window(0) and window(2) == window(0)
+        player.send([NOTE_ON, 40, 90])  # the player is back: the loop stops
+        time.sleep(0.3)
+        count = len(recorder.events)
+        time.sleep(1.5)
+        assert len(recorder.events) == count
+        player.send([0x80, 40, 0])
+    assert sounding_after(recorder.messages) == {}
+
+
+def test_answers_follow_the_daws_clock_onto_its_beats(tiny_bundle, make_player, make_recorder):
+    """The client sends 24 ppqn at 100 BPM and Start; answers start on that grid."""
+    daw = make_player().open_virtual(unique("daw"))
+    tap = make_recorder().connect(daw.port_name)  # hears the clock as Cadenza's input does
+    with RunningEngine(tiny_bundle, input_port=daw.port_name, follow_clock=True,
+                       quantize_answer_to="beat", answer_length="1 s") as running:
+        time.sleep(0.2)
+        daw.send([0xFA])
+        pulses = threading.Thread(target=send_clock, args=(daw, 60.0 / 100 / 24, 24 * 12))
+        pulses.start()
+        time.sleep(1.0)
+        play_phrase(daw, PHRASE[:4])
+        pulses.join()
+        stats = running.engine.stats
+        assert stats.answers >= 1
+        assert abs(running.engine.current_grid().bpm - 100) < 0.5
+    # The grid as it arrives: a line through the pulses' arrival times at the tap. (JACK
+    # adds its own transport delay on the way in, as any MIDI cable and driver do.)
+    arrivals = [t for t, m in tap.events if m == [0xF8]]
+    slope, intercept = np.polyfit(np.arange(len(arrivals)), arrivals, 1)
+    beat = 24 * slope
+    answer_start = stats.detected_at[0] + stats.detect_to_start[0]
+    offset = (answer_start - intercept) % beat
+    assert min(offset, beat - offset) < 0.002  # where the engine put it, to 2 ms
+
+
+def send_clock(player, period: float, count: int) -> None:
+    start = time.perf_counter() + 0.001
+    for k in range(count):
+        while time.perf_counter() < start + k * period:
+            time.sleep(0.0002)
+        player.send([0xF8])
+
+
+def test_sending_clock_gives_start_and_steady_pulses(tiny_bundle, recorder):
+    with RunningEngine(tiny_bundle, send_clock=True, bpm=120.0) as running:
+        connect(running, recorder=recorder)
+        time.sleep(1.0)
+    kinds = [m[0] for m in recorder.messages]
+    assert kinds[0] == 0xFA and kinds[-1] == 0xFC
+    assert 20 <= kinds.count(0xF8) <= 48  # 48 a second at 120 BPM, from the next beat on
+
+
+def test_a_lost_output_port_stops_the_engine_cleanly(tiny_bundle, player, make_recorder):
+    sink = make_recorder().open_virtual(unique("sink"))
+    with RunningEngine(tiny_bundle, output_port=sink.port_name, answer_length="20 s") as running:
+        connect(running, player)
+        play_phrase(player, PHRASE[:3])
+        sink.wait_until(lambda messages: any(m[0] & 0xF0 == NOTE_ON for m in messages))
+        sink.close()  # the cable is pulled
+        running.thread.join(timeout=5)
+        assert not running.thread.is_alive()
+        assert "lost" in running.engine.stats.error
+
+
+def test_a_lost_input_port_reconnects_when_it_is_back(tiny_bundle, make_player, recorder):
+    keyboard = make_player().open_virtual(unique("keyboard"))
+    with RunningEngine(tiny_bundle, input_port=keyboard.port_name,
+                       answer_length="0.5 s") as running:
+        connect(running, recorder=recorder)
+        name = keyboard.port_name
+        keyboard.close()  # unplugged
+        time.sleep(2.5)
+        assert running.engine.stats.input_lost and running.thread.is_alive()
+        again = make_player().open_virtual(name)  # plugged back in
+        deadline = time.monotonic() + 10
+        while running.engine.stats.input_lost and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert running.engine.stats.reconnects == 1
+        play_phrase(again, PHRASE[:3])
         recorder.wait_until(lambda messages: any(m[0] & 0xF0 == NOTE_ON for m in messages))

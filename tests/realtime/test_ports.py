@@ -188,7 +188,9 @@ FLOOD_PLAYER = textwrap.dedent("""
         for k in range(start, start + 500):
             out.send_message([0x90 | (k >> 14), (k >> 7) & 0x7F, k & 0x7F])
         time.sleep(0.006)  # about one JACK period: rtmidi's 16 KiB output ring must not overflow
-    out.send_message([0xB0, 1, 2])
+    for _ in range(50):  # the end marker, repeated: a loaded machine may lose a JACK cycle
+        out.send_message([0xB0, 1, 2])
+        time.sleep(0.01)
     print("done", flush=True)
     sys.stdin.readline()
 """)
@@ -208,7 +210,7 @@ def test_input_flood_is_bounded(jack_server):
             last = bytes([0xB0, 1, 2])
             assert wait_until(lambda: midi_in._queue and midi_in._queue[-1][1] == last)
             received = midi_in.dropped + len(midi_in)
-            assert 10_000 < received <= 20_001  # the flood arrived, and nothing is counted twice
+            assert 10_000 < received <= 20_050  # the flood arrived, and nothing is counted twice
             assert len(midi_in) == midi_in.capacity == 512  # memory stays bounded
             events = midi_in.drain()
             assert events[-1][1] == last  # the newest input is kept, the oldest dropped
@@ -248,7 +250,7 @@ def test_closing_inputs_under_a_flood_neither_hangs_nor_crashes(jack_server):
         thread = threading.Thread(target=flood)
         thread.start()
         received = 0
-        for trial in range(25):
+        for trial in range(60):
             port = open_input("flood-source", capacity=64)
             time.sleep(0.02)
             received += len(port) + port.dropped
