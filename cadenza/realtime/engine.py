@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from cadenza.errors import CadenzaError
 from cadenza.plugins.base import Generator
 from cadenza.realtime.clock import CLOCK, STOP, BeatGrid, ClockFollower, ClockSender
 from cadenza.realtime.config import (
@@ -247,15 +248,52 @@ class LiveEngine:
         self.stats.detected_at.append(detected_at)
         self.stats.detect_to_start.append(start - detected_at)
 
-    def mutate(self, t: float) -> None:
-        """Answer the last call again, differently."""
+    def mutate(self, t: float | None) -> None:
+        """Answer the last call again, differently (now, or from time `t`)."""
         if self.stats.phrases == 0:
             return
+        t = time.perf_counter() if t is None else t
         self.interrupt()
         start = self._answer_start(t)
         seconds = self.config.answer_length.seconds(self._last_phrase_seconds, self.current_grid())
         self.performer.mutate(start, seconds)
         self.stats.answers += 1
+
+    # --- knobs turned from the terminal (or anything else) -----------------------------------
+    def turn_temperature(self, delta: float) -> None:
+        knobs = self.generator.knobs
+        knobs.temperature = round(min(2.0, max(0.1, knobs.temperature + delta)), 2)
+
+    def turn_answer_bars(self, delta: int) -> None:
+        current = self.config.answer_length
+        bars = current.amount if current.unit == "bars" else 2
+        self.config.answer_length = AnswerLength("bars", min(16, max(1, int(bars) + delta)))
+
+    def turn_silence(self, delta: float) -> None:
+        seconds = self.phrases.silence_seconds or self.config.silence_seconds
+        self.phrases.silence_seconds = round(min(8.0, max(0.1, seconds + delta)), 2)
+        self.phrases.silence_beats = None
+
+    def toggle_loop(self) -> None:
+        self.performer.loop = not self.performer.loop
+
+    def next_bundle(self) -> None:
+        """Switch to the next installed bundle that makes performance events."""
+        from cadenza.bundle import find_bundles
+        from cadenza.plugins import load_generator
+
+        candidates = [p for p in find_bundles() if p != self.generator.bundle.path]
+        for path in candidates:
+            try:
+                generator = load_generator(path, seed=self.config.seed)
+            except CadenzaError:
+                continue
+            if hasattr(generator, "codec"):
+                generator.knobs = self.generator.knobs
+                self.interrupt()
+                self.performer.swap(generator)
+                self.generator = generator
+                return
 
     def interrupt(self) -> None:
         """Stop the answer now: nothing more of it is sent, its sounding notes end."""

@@ -14,6 +14,7 @@ from cadenza.errors import CadenzaError, ConfigError
 from cadenza.plugins import load_generator
 from cadenza.realtime.config import LiveConfig
 from cadenza.realtime.engine import LiveEngine
+from cadenza.realtime.keys import KEYS_HELP, TerminalKeys
 from cadenza.realtime.ports import open_input, open_output
 
 STATUS_PERIOD = 0.5  # seconds between status-line updates
@@ -73,6 +74,9 @@ def run_live(config: LiveConfig) -> LiveEngine:
     }
     stop_status = threading.Event()
     status = None if config.quiet else _status_thread(engine, stop_status)
+    keys = TerminalKeys(engine)
+    if keys.start() and not config.quiet:
+        print(KEYS_HELP, file=sys.stderr)
     if not config.quiet:
         print(
             f"cadenza live: {config.mode}, in '{engine.midi_in.name}', out "
@@ -82,6 +86,7 @@ def run_live(config: LiveConfig) -> LiveEngine:
     try:
         engine.run()
     finally:
+        keys.stop()
         stop_status.set()
         if status is not None:
             status.join(timeout=1.0)

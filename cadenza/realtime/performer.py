@@ -91,6 +91,10 @@ class Performer(threading.Thread):
     def continuous(self, start: float) -> None:
         self.commands.put(("continuous", start))
 
+    def swap(self, generator: Generator) -> None:
+        """Play with another generator from the next phrase on."""
+        self.commands.put(("swap", generator))
+
     def stop_answer(self) -> None:
         """Silence the answer at once (nothing more of it reaches the scheduler), and end it.
         Call with `lock` held, together with clearing the scheduler, so that no message of
@@ -160,6 +164,10 @@ class Performer(threading.Thread):
         elif kind == "stop":
             self._finish(schedule_offs=False)
             self._silenced = False
+        elif kind == "swap":
+            self._finish(schedule_offs=False)
+            self.generator = command[1]
+            self._reset_context()
         elif kind == "close":
             self._closed = True
 

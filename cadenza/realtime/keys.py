@@ -1,0 +1,79 @@
+"""Knobs on the computer keyboard, for a player whose controller has none to spare.
+
+A thread reads single keys from the terminal in cbreak mode (no Enter needed) and turns
+the engine's knobs; the terminal is restored however the engine stops.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+import threading
+
+KEYS_HELP = (
+    "keys: +/- temperature  [/] answer bars  </> silence  p panic  m mutate  "
+    "l loop  n next bundle  q quit"
+)
+
+
+class TerminalKeys:
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._saved = None
+
+    def start(self) -> bool:
+        """Start reading keys if stdin is a terminal; False (and nothing done) otherwise."""
+        if not sys.stdin.isatty():
+            return False
+        import termios
+        import tty
+
+        fd = sys.stdin.fileno()
+        self._saved = termios.tcgetattr(fd)
+        tty.setcbreak(fd)
+        self._thread = threading.Thread(
+            target=self._read, args=(fd,), name="cadenza-keys", daemon=True
+        )
+        self._thread.start()
+        return True
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
+        if self._saved is not None:
+            import termios
+
+            termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, self._saved)
+            self._saved = None
+
+    def _read(self, fd: int) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                key = os.read(fd, 1).decode(errors="ignore")
+                if key:
+                    self.press(key)
+
+    def press(self, key: str) -> None:
+        engine = self.engine
+        actions = {
+            "+": lambda: engine.turn_temperature(+0.1),
+            "=": lambda: engine.turn_temperature(+0.1),
+            "-": lambda: engine.turn_temperature(-0.1),
+            "]": lambda: engine.turn_answer_bars(+1),
+            "[": lambda: engine.turn_answer_bars(-1),
+            ">": lambda: engine.turn_silence(+0.1),
+            "<": lambda: engine.turn_silence(-0.1),
+            "p": engine.panic,
+            "m": lambda: engine.mutate(None),
+            "l": engine.toggle_loop,
+            "n": engine.next_bundle,
+            "q": engine.stop,
+        }
+        action = actions.get(key.lower() if key.isalpha() else key)
+        if action is not None:
+            action()

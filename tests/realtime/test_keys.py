@@ -1,0 +1,74 @@
+"""Knobs on the computer keyboard: each key turns its knob on a running engine, and a real
+terminal (a pty) drives `cadenza live`."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+import time
+
+from cadenza.realtime.keys import TerminalKeys
+from tests.realtime.conftest import unique
+from tests.realtime.test_engine import PHRASE, RunningEngine, connect, play_phrase
+
+
+def test_keys_turn_the_knobs(tiny_bundle, jack_server):
+    with RunningEngine(tiny_bundle, temperature=1.0) as running:
+        engine, keys = running.engine, TerminalKeys(running.engine)
+        for key in "+++":
+            keys.press(key)
+        assert engine.generator.knobs.temperature == 1.3
+        keys.press("-")
+        assert engine.generator.knobs.temperature == 1.2
+        keys.press("]")
+        assert str(engine.config.answer_length) == "3 bars"
+        keys.press(">")
+        assert engine.phrases.silence_seconds == 0.4
+        keys.press("l")
+        assert engine.performer.loop
+        keys.press("q")
+        running.thread.join(timeout=5)
+        assert not running.thread.is_alive()
+
+
+def test_panic_key_ends_the_answer(tiny_bundle, player, recorder):
+    from tests.realtime.conftest import sounding_after
+
+    with RunningEngine(tiny_bundle, answer_length="20 s") as running:
+        connect(running, player, recorder)
+        play_phrase(player, PHRASE[:3])
+        recorder.wait_until(lambda messages: any(m[0] & 0xF0 == 0x90 for m in messages))
+        TerminalKeys(running.engine).press("p")
+        time.sleep(0.3)
+        assert sounding_after(recorder.messages) == {}
+        count = len(recorder.events)
+        time.sleep(0.5)
+        assert len(recorder.events) == count  # nothing more of that answer
+
+
+def test_cadenza_live_in_a_terminal_quits_on_q(tiny_bundle, jack_server):
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cadenza.cli", "live", "--bundle", str(tiny_bundle),
+         "--port-name", unique("cadenza")],
+        stdin=terminal, stdout=terminal, stderr=terminal,
+        env={**os.environ, "CADENZA_MIDI_API": "jack"})
+    os.close(terminal)
+    try:
+        shown = b""
+        deadline = time.monotonic() + 20
+        while b"keys:" not in shown and time.monotonic() < deadline:
+            shown += os.read(controller, 4096)
+        assert b"keys:" in shown
+        os.write(controller, b"+")
+        time.sleep(0.8)
+        shown += os.read(controller, 65536)
+        assert b"temp 1.10" in shown  # the status line shows the turned knob
+        os.write(controller, b"q")
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(controller)
