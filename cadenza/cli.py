@@ -150,6 +150,8 @@ def cmd_live(args: argparse.Namespace) -> None:
         "passthrough": args.passthrough or None,
         "bpm": args.bpm,
         "follow_clock": args.follow_clock or None,
+        "send_clock": args.send_clock or None,
+        "loop": args.loop or None,
         "quantize_answer_to": args.quantize,
         "silence_seconds": args.silence,
         "silence_beats": args.silence_beats,
@@ -268,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--passthrough", action="store_true", help="echo the player's notes")
     live.add_argument("--bpm", type=float, help="tempo (default 120)")
     live.add_argument("--follow-clock", action="store_true", help="follow the DAW's MIDI clock")
+    live.add_argument("--send-clock", action="store_true", help="send MIDI clock at --bpm")
+    live.add_argument(
+        "--loop", action="store_true", help="repeat the last answer until you play again"
+    )
     live.add_argument("--quantize", help="start answers on the next: none | beat | bar")
     live.add_argument("--silence", type=float, help="seconds of silence that end a phrase")
     live.add_argument("--silence-beats", type=float, help="... or beats of silence")

@@ -247,3 +247,21 @@ def test_a_lost_input_port_reconnects_when_it_is_back(tiny_bundle, make_player, 
         assert running.engine.stats.reconnects == 1
         play_phrase(again, PHRASE[:3])
         recorder.wait_until(lambda messages: any(m[0] & 0xF0 == NOTE_ON for m in messages))
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--channel", "17"], ["output_channel", "1..16"]),
+    (["--mode", "jam"], ["mode"]),
+    (["--answer-length", "forever"], ["answer_length"]),
+    (["--in", "no-such-keyboard-anywhere"], ["no-such-keyboard-anywhere"]),
+])
+def test_bad_live_settings_are_one_line_and_exit_2(tiny_bundle, jack_server, args, words):
+    result = subprocess.run(
+        [sys.executable, "-m", "cadenza.cli", "live", "--bundle", str(tiny_bundle), "--quiet",
+         "--port-name", unique("cadenza"), *args],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "CADENZA_MIDI_API": "jack"})
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert all(word in lines[0] for word in words), lines[0]
