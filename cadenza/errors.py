@@ -24,3 +24,18 @@ class BundleError(CadenzaError):
 class ConfigError(CadenzaError):
     def __init__(self, field: str, problem: str):
         super().__init__(f"{field}: {problem}")
+
+
+def read_settings(path: str | Path) -> dict:
+    """A YAML file of settings (safe_load), as a mapping; anything else is a ConfigError."""
+    import yaml
+
+    try:
+        values = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(str(path), "no such config file") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(str(path), f"not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(str(path), "expected a mapping of settings at the top level")
+    return values

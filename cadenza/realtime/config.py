@@ -16,9 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from cadenza.errors import ConfigError
+from cadenza.errors import ConfigError, read_settings
 from cadenza.midi import SUSTAIN_CC
 from cadenza.realtime.clock import BeatGrid
 
@@ -333,14 +331,7 @@ def load_live_config(
     config = LiveConfig()
     where: dict[str, str] = {}
     if path is not None:
-        try:
-            values = yaml.safe_load(Path(path).read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(str(path), "no such config file") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(str(path), f"not valid YAML ({str(e).splitlines()[0]})") from None
-        if not isinstance(values, dict):
-            raise ConfigError(str(path), "expected a mapping of settings at the top level")
+        values = read_settings(path)
         for key, value in values.items():
             _set(config, str(key), value, f"{path}: ", where)
     for key, value in (overrides or {}).items():

@@ -7,9 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from cadenza.errors import ConfigError
+from cadenza.errors import ConfigError, read_settings
 
 
 @dataclass
@@ -82,14 +80,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     config = TrainConfig()
     if path is not None:
         path = Path(path)
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(str(path), "no such config file") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(str(path), f"not valid YAML ({str(e).splitlines()[0]})") from None
-        if not isinstance(values, dict):
-            raise ConfigError(str(path), "expected a mapping of settings at the top level")
+        values = read_settings(path)
         _apply(config, values)
     for item in overrides or []:
         key, sep, raw = item.partition("=")
