@@ -127,6 +127,8 @@ def _perform(out_dir: Path, primer: Path, bundle: str | None, seed: int, silence
 
 
 def _report(engine, answer: list[tuple[float, list[int]]]) -> None:
+    if engine.stats.error:
+        print(f"engine: {engine.stats.error}")
     ons = [t for t, m in answer if m[0] & 0xF0 == 0x90 and m[2] > 0]
     lateness = engine.scheduler.lateness_stats()
     print("latency:")

@@ -185,6 +185,9 @@ class Performer(threading.Thread):
         """A fresh context: the generator's start, then `keep` (the last call, for mutate)."""
         self.encoder.reset()
         self.context = list(keep or [])
+        codec = self.generator.codec
+        bins = [e - codec.velocity for e in self.context if e > codec.velocity]
+        self.encoder.velocity_bin = bins[-1] if bins else 0  # the velocity in force
         self.generator.prime([])
         self.generator.extend(self.context)
 
@@ -193,6 +196,10 @@ class Performer(threading.Thread):
         seed = None if self.seed is None else self.seed + self.answers - 1
         self.generator.seed(seed)
         self.decoder.start(start)
+        if self.encoder.velocity_bin:  # the call's loudness goes on until the model changes it
+            self.decoder.velocity = int(
+                self.generator.codec.bin_to_velocity(self.encoder.velocity_bin)
+            )
         self.answer_end = start + seconds
         self.records.append(AnswerRecord(list(self.context), [], seed, start, seconds))
         self._played = []
