@@ -166,6 +166,8 @@ def cmd_live(args: argparse.Namespace) -> None:
         "bundle": args.bundle,
         "seed": args.seed,
         "quiet": args.quiet or None,
+        "synth": args.synth or None,
+        "soundfont": args.soundfont,
     }
     run_live(load_live_config(args.config, overrides))
 
@@ -288,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--bundle", help="bundle directory or .zip (default: the shipped one)")
     live.add_argument("--seed", type=int)
     live.add_argument("--quiet", action="store_true", help="no status line")
+    live.add_argument(
+        "--synth",
+        action="store_true",
+        help="also play through a General MIDI SoundFont on the sound card",
+    )
+    live.add_argument("--soundfont", help="the .sf2 for --synth (default: the system's)")
     live.set_defaults(func=cmd_live)
 
     demo = sub.add_parser("demo", help="a simulated player plays into the live engine")

@@ -48,6 +48,29 @@ def find_soundfont(explicit: str | Path | None = None) -> Path:
     )
 
 
+def load_synth(soundfont: str | Path | None, sample_rate: int, *, program: int = 0):
+    """A tinysoundfont Synth with a General MIDI SoundFont loaded: `program` (0-based GM) on
+    every channel, the drum kit on channel 10. Shared by offline rendering and `live --synth`."""
+    try:
+        import tinysoundfont
+    except ImportError:
+        raise CadenzaError("playing a SoundFont needs tinysoundfont: "
+                           "pip install --no-deps tinysoundfont") from None
+    path = find_soundfont(soundfont)
+    synth = tinysoundfont.Synth(samplerate=sample_rate)
+    try:
+        sfid = synth.sfload(str(path))
+    except Exception as e:  # tinysoundfont raises its own exception types for a bad file
+        raise CadenzaError(f"{path}: cannot load SoundFont ({e})") from None
+    for channel in range(16):
+        drums = channel == DRUM_CHANNEL
+        try:
+            synth.program_select(channel, sfid, 0, 0 if drums else program, is_drums=drums)
+        except RuntimeError as e:
+            raise CadenzaError(f"{path}: no program {program} in this SoundFont ({e})") from None
+    return synth
+
+
 def _note_events(notes: np.ndarray, sample_rate: int) -> list[tuple[int, int, int, int, int]]:
     """(sample, kind, channel, pitch, velocity) with kind 0 = off, 1 = on: at one sample,
     offs come before ons, so a repeated note is struck again rather than cut off."""
@@ -73,20 +96,7 @@ def render_audio(
     """The notes played through a General MIDI SoundFont: float32 samples, shape (n, 2).
 
     Channel 10 plays the drum kit; every other channel plays `program` (0-based GM)."""
-    import tinysoundfont
-
-    path = find_soundfont(soundfont)
-    synth = tinysoundfont.Synth(samplerate=sample_rate)
-    try:
-        sfid = synth.sfload(str(path))
-    except Exception as e:  # tinysoundfont raises its own exception types for a bad file
-        raise CadenzaError(f"{path}: cannot load SoundFont ({e})") from None
-    for channel in sorted({int(c) for c in notes["channel"]}):
-        drums = channel == DRUM_CHANNEL
-        try:
-            synth.program_select(channel, sfid, 0, 0 if drums else program, is_drums=drums)
-        except RuntimeError as e:
-            raise CadenzaError(f"{path}: no program {program} in this SoundFont ({e})") from None
+    synth = load_synth(soundfont, sample_rate, program=program)
 
     events = _note_events(notes, sample_rate)
     last = max((e[0] for e in events), default=0)

@@ -59,7 +59,14 @@ class LiveEngine:
         self.midi_out = midi_out
         self.stats = EngineStats()
         self.channel = config.output_channel_index
-        self.scheduler = Scheduler(midi_out)
+        self.synth = None
+        output = midi_out
+        if config.synth:  # for someone without a DAW: a General MIDI SoundFont on the sound card
+            from cadenza.realtime.synth import SynthOutput, TeeOutput
+
+            self.synth = SynthOutput(config.soundfont)
+            output = TeeOutput(midi_out, self.synth)
+        self.scheduler = Scheduler(output)
         self.performer = Performer(
             generator,
             self.scheduler.schedule,
@@ -140,6 +147,8 @@ class LiveEngine:
     def close_ports(self) -> None:
         self.midi_in.close()
         self.midi_out.close()
+        if self.synth is not None:
+            self.synth.close()
 
     def _performer_failed(self, error: BaseException) -> None:
         self.stats.error = f"generator failed: {type(error).__name__}: {error}"

@@ -17,6 +17,7 @@ from cadenza.plugins import load_generator
 from cadenza.realtime.config import load_live_config
 from cadenza.realtime.live import open_engine
 from tests.realtime.conftest import sounding_after, unique
+from tests.realtime.test_synth import audio  # noqa: F401 - the fixture: PortAudio on test JACK
 
 PHRASE = [60, 64, 67, 72, 67, 64]
 NOTE_ON = 0x90
@@ -265,3 +266,14 @@ def test_bad_live_settings_are_one_line_and_exit_2(tiny_bundle, jack_server, arg
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert all(word in lines[0] for word in words), lines[0]
+
+
+def test_synth_plays_the_answer_on_the_sound_card(tiny_bundle, player, recorder, audio):
+    with RunningEngine(tiny_bundle, synth=True, answer_length="1 s") as running:
+        connect(running, player, recorder)
+        play_phrase(player, PHRASE[:3])
+        recorder.wait_until(lambda messages: any(m[0] & 0xF0 == NOTE_ON for m in messages))
+        time.sleep(0.3)
+        synth = running.engine.synth
+        assert synth.peak > 0.01 and synth.frames_played > 0
+    assert synth.error is None
