@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --disable-pip-version-check -q
 # System packages: PortAudio for sounddevice, a General MIDI SoundFont for rendering, and
 # JACK, whose dummy backend gives real MIDI ports on a machine with no MIDI hardware.
-APT_PACKAGES := libportaudio2 timgm6mb-soundfont jackd2 jack-tools
+APT_PACKAGES := libportaudio2 timgm6mb-soundfont jackd2
 # The CPU build of torch: a range alone would pull a multi-GB CUDA build.
 TORCH := torch==2.13.0
 DEMO_OUT := demo-out

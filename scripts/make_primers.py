@@ -75,8 +75,9 @@ def quarter_seconds(work) -> float:
 
 
 def trim(notes: np.ndarray, seconds: float) -> np.ndarray:
-    """Notes that start before `seconds`, cut off there."""
-    notes = notes[notes["start"] < seconds - 1e-6].copy()
+    """Notes that start before `seconds`, cut off there. The tolerance absorbs MIDI's
+    whole-microsecond tempo (crotchet = 132 is 454545 us), which moves a bar line by a few us."""
+    notes = notes[notes["start"] < seconds - 0.005].copy()
     notes["end"] = np.minimum(notes["end"], seconds)
     return notes
 

@@ -6,45 +6,82 @@ tests start one, and stop it if they started it.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 from cadenza.errors import CadenzaError
 
-# 64 frames at 48 kHz: JACK delivers MIDI once a cycle, so the cycle (1.3 ms) bounds jitter.
-JACKD = ["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "64"]
+# 256 frames at 48 kHz (5.3 ms). JACK moves MIDI once a cycle, so a shorter cycle bounds
+# delivery jitter tighter, but with --no-realtime a client thread that is late for its cycle
+# (a busy 2-core machine) makes JACK lose or repeat that client's MIDI: at 64 frames tests
+# saw doubled and missing messages, at 256 none.
+PERIOD_FRAMES = 256
 
 
-def jack_running() -> bool:
+def jackd_command(server_name: str | None = None, period: int = PERIOD_FRAMES) -> list[str]:
+    name = ["--name", server_name] if server_name else []
+    return ["jackd", *name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", str(period)]
+
+
+def server_env(server_name: str | None) -> dict[str, str]:
+    """The environment that makes libjack (and jack_lsp, and child processes) use a server:
+    JACK_DEFAULT_SERVER names it; None is the default server."""
+    env = dict(os.environ)
+    if server_name:
+        env["JACK_DEFAULT_SERVER"] = server_name
+    return env
+
+
+def jack_running(server_name: str | None = None) -> bool:
     if shutil.which("jack_lsp") is None:
         return False
     try:
-        return subprocess.run(["jack_lsp"], capture_output=True, timeout=10).returncode == 0
+        listing = subprocess.run(["jack_lsp"], capture_output=True, timeout=10,
+                                 env=server_env(server_name))
     except subprocess.TimeoutExpired:
         return False
+    return listing.returncode == 0
 
 
-def start_dummy_jack(log_path: str | None = None, timeout: float = 20.0) -> subprocess.Popen:
+def start_dummy_jack(
+    server_name: str | None = None,
+    *,
+    period: int = PERIOD_FRAMES,
+    log_path: Path | None = None,
+    timeout: float = 20.0,
+) -> subprocess.Popen:
     """Start `jackd -d dummy` and wait until it answers; the caller stops it (stop_jack)."""
     if shutil.which("jackd") is None:
         raise CadenzaError("no MIDI system and no jackd to start one: "
                            "apt-get install jackd2 (or load the ALSA sequencer, snd-seq)")
-    log = open(log_path or "/dev/null", "w")  # noqa: SIM115 - lives as long as the server
-    process = subprocess.Popen(JACKD, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    with open(log_path or os.devnull, "w") as log:  # the child keeps its own copy of the fd
+        process = subprocess.Popen(jackd_command(server_name, period), stdout=log,
+                                   stderr=subprocess.STDOUT, env=server_env(server_name),
+                                   start_new_session=True)
     give_up = time.monotonic() + timeout
-    while not jack_running():
+    while not jack_running(server_name):
         if process.poll() is not None or time.monotonic() > give_up:
             stop_jack(process)
-            raise CadenzaError(f"jackd did not start (exit code {process.returncode})")
+            tail = Path(log_path).read_text()[-2000:] if log_path else ""
+            raise CadenzaError(f"jackd did not start (exit code {process.returncode}) {tail}")
         time.sleep(0.1)
     return process
 
 
 def stop_jack(process: subprocess.Popen | None) -> None:
+    """Stop a server started by start_dummy_jack, detaching PortAudio from it first: PortAudio
+    aborts the process at exit (an assertion in its JACK host API) when its server went away
+    before it."""
     if process is None or process.poll() is not None:
         return
+    if "sounddevice" in sys.modules:
+        from cadenza.realtime.synth import release_audio_devices
+
+        release_audio_devices()
     process.terminate()
     try:
         process.wait(10)

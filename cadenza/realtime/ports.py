@@ -115,18 +115,28 @@ def _resolve_api(api: int | None) -> int:
     return choose_api() if api is None else api
 
 
-def _new_client(kind: type, api: int, client_name: str):
-    try:
-        return kind(api, name=client_name)
-    except (rtmidi.SystemError, RuntimeError) as exc:
-        detail = " ".join(str(exc).split())
-        raise PortError(f"cannot open a {api_name(api)} MIDI client: {detail}") from None
+def _new_client(kind: type, api: int, client_name: str, attempts: int = 3):
+    # jackd2 refuses a new client now and then while another one is closing ("Cannot notify
+    # add client"): a transient failure, so try again before giving up.
+    for attempt in range(attempts):
+        try:
+            return kind(api, name=client_name)
+        except (rtmidi.SystemError, RuntimeError) as exc:
+            if attempt + 1 == attempts:
+                detail = " ".join(str(exc).split())
+                raise PortError(f"cannot open a {api_name(api)} MIDI client: {detail}") from None
+            time.sleep(0.05)
+
+
+def _new_lister(api: int, direction: str):
+    """A client listing the ports others offer: 'inputs' = sources we can read, 'outputs' =
+    sinks we can send to."""
+    return _new_client(rtmidi.MidiIn if direction == "inputs" else rtmidi.MidiOut, api,
+                       "cadenza-list")
 
 
 def _listing(api: int, direction: str) -> list[str]:
-    """Names of the ports others offer: 'inputs' = sources we can read, 'outputs' = sinks."""
-    lister = _new_client(rtmidi.MidiIn if direction == "inputs" else rtmidi.MidiOut, api,
-                         "cadenza-list")
+    lister = _new_lister(api, direction)
     try:
         return lister.get_ports()
     finally:
@@ -170,12 +180,16 @@ def _open_virtual(midi, api: int, virtual_name: str, others_see_as: str) -> str:
     JACK renames a second client called 'cadenza' to 'cadenza-01', ALSA appends client:port
     numbers: the name is found by listing the ports before and after opening.
     """
-    before = set(_listing(api, others_see_as))
+    lister = _new_lister(api, others_see_as)
     try:
-        midi.open_virtual_port(virtual_name)
-    except (rtmidi.RtMidiError, NotImplementedError) as exc:
-        raise PortError(f"cannot open virtual MIDI port {virtual_name!r}: {exc}") from None
-    new = [p for p in _listing(api, others_see_as) if p not in before and virtual_name in p]
+        before = set(lister.get_ports())
+        try:
+            midi.open_virtual_port(virtual_name)
+        except (rtmidi.RtMidiError, NotImplementedError) as exc:
+            raise PortError(f"cannot open virtual MIDI port {virtual_name!r}: {exc}") from None
+        new = [p for p in lister.get_ports() if p not in before and virtual_name in p]
+    finally:
+        lister.delete()
     return new[0] if new else virtual_name
 
 
@@ -235,7 +249,10 @@ class _Port:
             match = _first_match(ports, self._pattern)
             if match is None:
                 return False
-            self._midi.open_port(ports.index(match), self._local_name)
+            try:
+                self._midi.open_port(ports.index(match), self._local_name)
+            except rtmidi.RtMidiError:  # gone again since the listing: try on the next call
+                return False
             self._after_open_locked()
             self.name = match
             self._connected = True
@@ -243,7 +260,7 @@ class _Port:
             return True
 
     def close(self) -> None:
-        """Close the port and free the client; safe to call twice, never raises for rtmidi."""
+        """Close the port and free the client; safe to call twice."""
         with self._lock:
             if self._closed:
                 return

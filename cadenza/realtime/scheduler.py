@@ -3,8 +3,14 @@ stop, panic and cancel never leave a note sounding.
 
 Deadlines come from the control thread through schedule(); the thread sleeps on a condition
 until about `spin_seconds` before the earliest one (an OS sleep wakes up to a few hundred
-microseconds late), then spins to it. What counts as sounding is what was actually sent, so
-the note-offs sent by release_all() match what the synth received.
+microseconds late), then spins to it, yielding the GIL but for the last HOLD_SECONDS. What
+counts as sounding is what was actually sent, so the note-offs sent by release_all() match
+what the synth received.
+
+Python threads share the GIL: a thread that runs pure Python for long delays the scheduler
+by up to sys.getswitchinterval() (5 ms by default) at each wake-up, so the live engine should
+lower the interval (e.g. sys.setswitchinterval(0.0005)) and keep heavy work in code that
+releases the GIL (onnxruntime, numpy).
 
 Lateness (send time minus deadline) goes into a preallocated ring; nothing here prints or
 logs. A failing send (a lost port) is counted, flagged and handed to `on_error`, and the
@@ -25,6 +31,12 @@ import numpy as np
 
 NOTE_OFF, NOTE_ON, CONTROL_CHANGE = 0x80, 0x90, 0xB0
 SUSTAIN, ALL_SOUND_OFF, ALL_NOTES_OFF = 64, 120, 123
+
+# The spin keeps the GIL only for its last 200 us and yields it before that. A spin that
+# keeps it throughout starves rtmidi's input callback, which runs on JACK's process thread and
+# needs the GIL: with deadlines 0.5 ms apart JACK then skipped the callback's cycles and half
+# of the input was lost (measured at 64 frames/period); yielding brought that to ~0.
+HOLD_SECONDS = 0.0002
 
 ErrorCallback = Callable[[BaseException], None]
 _Entry = tuple[float, int, Sequence[int]]  # (deadline, insertion order, message)
@@ -217,17 +229,28 @@ class Scheduler:
             return frozenset(self._state.channels)
 
     def lateness_stats(self) -> dict[str, float]:
-        """Seconds late at send time over the last `lateness_capacity` messages sent on time
-        (p50, p99, max), and `count`, every message recorded since the start or the last reset.
-        NaN when nothing was sent."""
+        """Seconds late at send time (p50, p99, max) over the last `lateness_capacity` messages
+        sent from the queue, and `count`, all of those since the start or the last reset. The
+        immediate sends of release_all/panic/stop are not counted. NaN when nothing was sent."""
         with self._cond:
-            count = self._lateness_count
-            samples = self._lateness[: min(count, len(self._lateness))].copy()
+            samples, count = self._lateness_snapshot(), self._lateness_count
         if count == 0:
             return {"p50": math.nan, "p99": math.nan, "max": math.nan, "count": 0}
         p50, p99 = np.percentile(samples, [50, 99])
         return {"p50": float(p50), "p99": float(p99), "max": float(samples.max()),
                 "count": count}
+
+    def lateness_samples(self) -> np.ndarray:
+        """A copy of the recorded lateness values (seconds), oldest first."""
+        with self._cond:
+            return self._lateness_snapshot()
+
+    def _lateness_snapshot(self) -> np.ndarray:
+        count, ring = self._lateness_count, self._lateness
+        if count <= len(ring):
+            return ring[:count].copy()
+        split = count % len(ring)
+        return np.concatenate([ring[split:], ring[:split]])
 
     def reset_lateness(self) -> None:
         with self._cond:
@@ -266,8 +289,9 @@ class Scheduler:
                     cond.wait(wait)  # woken early by an earlier schedule(), cancel() or stop()
             # Spin outside the lock so that schedule() and cancel() never wait for us; what is
             # sent is decided afterwards, so a cancel() during the spin is honoured.
-            while clock() < deadline:
-                pass
+            while (left := deadline - clock()) > 0:
+                if left > HOLD_SECONDS:
+                    time.sleep(0)  # lets a thread waiting for the GIL in (see HOLD_SECONDS)
             self._send_due()
 
     def _send_due(self) -> None:

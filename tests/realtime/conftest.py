@@ -1,6 +1,6 @@
 """A real JACK server (dummy backend: real MIDI ports, no hardware) and test-side clients.
 
-`jack_server` starts `jackd --no-realtime -d dummy -r 48000 -p 256` under a name of its own
+`jack_server` starts `jackd --no-realtime -d dummy` (cadenza.realtime.jack) under a name of its own
 and makes cadenza (and every child process) use it. `player` sends into cadenza's input
 ports and `recorder` records what comes out of its output ports, stamped with
 time.perf_counter; both are plain python-rtmidi JACK clients, independent of
@@ -9,34 +9,24 @@ cadenza.realtime.ports.
 
 from __future__ import annotations
 
-import gc
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import pytest
 import rtmidi
 
+from cadenza.errors import CadenzaError
+from cadenza.realtime.jack import start_dummy_jack, stop_jack
+from cadenza.realtime.synth import rescan_audio_devices
+
 JACK = rtmidi.API_UNIX_JACK
 ARRIVAL_TIMEOUT = 10.0  # seconds: a functional limit ("never arrived"), not a latency target
-
-
-def jackd_command(server_name: str) -> list[str]:
-    return ["jackd", "--name", server_name, "--no-realtime", "-d", "dummy", "-r", "48000",
-            "-p", "64"]
-
-
-def jack_answers(env: dict[str, str] | None = None) -> bool:
-    try:
-        listing = subprocess.run(["jack_lsp"], capture_output=True, timeout=10, env=env)
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        return False
-    return listing.returncode == 0
 
 
 def unique(prefix: str) -> str:
@@ -56,18 +46,10 @@ def jack_server(tmp_path_factory) -> Iterator[str]:
     if shutil.which("jackd") is None or shutil.which("jack_lsp") is None:
         pytest.skip("jackd is not installed (apt-get install jackd2; `make test` installs it)")
     name = f"cadenza-test-{os.getpid()}"
-    env = {**os.environ, "JACK_DEFAULT_SERVER": name}
-    log_path: Path = tmp_path_factory.mktemp("jack") / "jackd.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(jackd_command(name), stdout=log, stderr=subprocess.STDOUT,
-                                   env=env, start_new_session=True)
-    give_up = time.monotonic() + 20
-    while not jack_answers(env):
-        if process.poll() is not None or time.monotonic() > give_up:
-            process.kill()
-            process.wait()
-            pytest.fail(f"jackd did not start: {log_path.read_text()[-2000:]}")
-        time.sleep(0.1)
+    try:
+        process = start_dummy_jack(name, log_path=tmp_path_factory.mktemp("jack") / "jackd.log")
+    except CadenzaError as error:
+        pytest.fail(str(error))
     patch = pytest.MonkeyPatch()
     patch.setenv("JACK_DEFAULT_SERVER", name)
     patch.setenv("CADENZA_MIDI_API", "jack")
@@ -75,12 +57,31 @@ def jack_server(tmp_path_factory) -> Iterator[str]:
         yield name
     finally:
         patch.undo()
-        process.terminate()
+        stop_jack(process)
+
+
+@pytest.fixture(scope="module")
+def audio(jack_server) -> Iterator[str]:
+    """PortAudio attached to the test's JACK server (it attaches once, at import, to whichever
+    server $JACK_DEFAULT_SERVER named then), and detached before that server stops: PortAudio
+    aborts the process at exit if its server went away first."""
+    rescan_audio_devices()
+    yield "JACK"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("JACK_DEFAULT_SERVER")  # back to the default server, if one runs
+        rescan_audio_devices()
+
+
+def jack_client(kind: type, client_name: str):
+    """A python-rtmidi JACK client, tried three times: jackd2 refuses a new client now and
+    then while another one is closing ("Cannot notify add client")."""
+    for attempt in range(3):
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            return kind(JACK, name=client_name)
+        except rtmidi.SystemError:
+            if attempt == 2:
+                raise
+            time.sleep(0.05)
 
 
 def _find(ports: Sequence[str], name: str) -> int:
@@ -92,38 +93,101 @@ def _find(ports: Sequence[str], name: str) -> int:
     return matches[0]
 
 
-class Recorder:
-    """A JACK MIDI input for the test side: keeps every message with its perf_counter stamp."""
+# The recorder's JACK client lives in a child process. Its rtmidi callback runs on JACK's
+# process thread and needs the GIL; in the test process it would wait behind cadenza's threads,
+# JACK would skip its late cycles (at 64 frames a cycle is 1.3 ms) and messages would be lost
+# or doubled by the test's own instrument. perf_counter is CLOCK_MONOTONIC on Linux, so the
+# child's stamps compare with the parent's.
+RECORDER_CHILD = """
+import collections, gc, sys, time, rtmidi
+mode, name = sys.argv[1], sys.argv[2]
+for attempt in range(3):
+    try:
+        midi = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="cadenza-test")
+        break
+    except rtmidi.SystemError:
+        if attempt == 2:
+            raise
+        time.sleep(0.05)
+midi.ignore_types(sysex=False, timing=False, active_sense=False)
+pending = collections.deque()
+def on_message(event, data, now=time.perf_counter):
+    pending.append((now(), event[0]))
+midi.set_callback(on_message)
+held = gc.get_referents(midi)  # python-rtmidi frees this on cancel (see ports.py)
+if mode == "connect":
+    ports = midi.get_ports()
+    matches = [i for i, port in enumerate(ports) if port == name] or [
+        i for i, port in enumerate(ports) if name in port]
+    if len(matches) != 1:
+        print(f"error {name!r} matches {len(matches)} of {ports}", flush=True)
+        sys.exit(1)
+    midi.open_port(matches[0], "recorder")
+else:
+    midi.open_virtual_port(name)
+print("ready", flush=True)
+import threading
+quit_requested = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.readline(), quit_requested.set()), daemon=True).start()
+while not quit_requested.wait(0.001):
+    lines = []
+    while pending:
+        stamp, message = pending.popleft()
+        lines.append(repr(stamp) + " " + " ".join(map(str, message)) + "\\n")
+    if lines:
+        sys.stdout.write("".join(lines))
+        sys.stdout.flush()
+midi.cancel_callback()
+time.sleep(0.05)
+midi.close_port()
+midi.delete()
+for stamp, message in pending:
+    sys.stdout.write(repr(stamp) + " " + " ".join(map(str, message)) + "\\n")
+sys.stdout.flush()
+"""
 
-    def __init__(self, client_name: str = "cadenza-test") -> None:
-        self.midi = rtmidi.MidiIn(JACK, name=client_name)
-        self.midi.ignore_types(sysex=False, timing=False, active_sense=False)
+
+class Recorder:
+    """A JACK MIDI input for the test side (in a child process, see RECORDER_CHILD): keeps
+    every message with the perf_counter time it arrived."""
+
+    def __init__(self) -> None:
         self.events: list[tuple[float, list[int]]] = []
         self._arrived = threading.Condition()
-        self._callback = self._on_message
-        self.midi.set_callback(self._callback)
-        # python-rtmidi frees this tuple on cancel while JACK's thread may hold it (see ports.py).
-        self._held = [r for r in gc.get_referents(self.midi)
-                      if isinstance(r, tuple) and r and r[0] is self._callback]
+        self._child: subprocess.Popen | None = None
+        self._reader: threading.Thread | None = None
         self.port_name = ""
         self.closed = False
 
-    def _on_message(self, event, _data) -> None:
-        stamp = time.perf_counter()
-        with self._arrived:
-            self.events.append((stamp, event[0]))
-            self._arrived.notify_all()
+    def _start(self, mode: str, name: str) -> None:
+        assert self._child is None, "a Recorder records one port"
+        self._child = subprocess.Popen([sys.executable, "-c", RECORDER_CHILD, mode, name],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        first = self._child.stdout.readline().strip()
+        if first != "ready":
+            self._child.kill()
+            self._child.wait()
+            raise AssertionError(f"recorder could not {mode} {name!r}: {first}")
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self._child.stdout:
+            stamp, *message = line.split()
+            with self._arrived:
+                self.events.append((float(stamp), [int(b) for b in message]))
+                self._arrived.notify_all()
 
     def connect(self, source: str) -> Recorder:
         """Connect to cadenza's output port (its full name, or a unique part of it)."""
-        self.midi.open_port(_find(self.midi.get_ports(), source), "recorder")
+        self._start("connect", source)
         self.port_name = "recorder"
         return self
 
     def open_virtual(self, name: str | None = None) -> Recorder:
         """A port for cadenza to connect to by name."""
         self.port_name = name or unique("test-recorder")
-        self.midi.open_virtual_port(self.port_name)
+        self._start("virtual", self.port_name)
         return self
 
     def wait_for(self, count: int, timeout: float = ARRIVAL_TIMEOUT) -> list[list[int]]:
@@ -151,20 +215,27 @@ class Recorder:
             return self.messages_locked()
 
     def close(self) -> None:
+        """Close the port (the child exits); what arrived before stays in `events`."""
         if self.closed:
             return
         self.closed = True
-        self.midi.cancel_callback()
-        time.sleep(0.05)  # let a callback waiting for the GIL finish before JACK waits for it
-        self.midi.close_port()
-        self.midi.delete()
+        if self._child is None:
+            return
+        try:
+            self._child.stdin.write("quit\n")
+            self._child.stdin.flush()
+            self._child.wait(10)
+        except (BrokenPipeError, subprocess.TimeoutExpired):
+            self._child.kill()
+            self._child.wait()
+        self._reader.join(10)
 
 
 class Player:
     """A JACK MIDI output for the test side: plays into cadenza's input ports."""
 
     def __init__(self, client_name: str = "cadenza-test") -> None:
-        self.midi = rtmidi.MidiOut(JACK, name=client_name)
+        self.midi = jack_client(rtmidi.MidiOut, client_name)
         self.port_name = ""
         self.closed = False
 

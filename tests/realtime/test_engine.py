@@ -17,7 +17,6 @@ from cadenza.plugins import load_generator
 from cadenza.realtime.config import load_live_config
 from cadenza.realtime.live import open_engine
 from tests.realtime.conftest import sounding_after, unique
-from tests.realtime.test_synth import audio  # noqa: F401 - the fixture: PortAudio on test JACK
 
 PHRASE = [60, 64, 67, 72, 67, 64]
 NOTE_ON = 0x90

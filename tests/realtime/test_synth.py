@@ -9,7 +9,7 @@ import pytest
 
 from cadenza.errors import CadenzaError
 from cadenza.realtime.ports import PortClosedError
-from cadenza.realtime.synth import SynthOutput, TeeOutput, rescan_audio_devices
+from cadenza.realtime.synth import SynthOutput, TeeOutput
 from cadenza.render import find_soundfont
 
 NOTE_ON, NOTE_OFF, CC, PROGRAM = 0x90, 0x80, 0xB0, 0xC0
@@ -36,18 +36,6 @@ def wait_for(condition: Callable[[], bool], timeout: float = 3.0) -> bool:
             return False
         time.sleep(0.005)
     return True
-
-
-@pytest.fixture(scope="module")
-def audio(jack_server) -> Iterator[str]:
-    """PortAudio attached to the test's JACK server (it attaches once, at import, to whichever
-    server $JACK_DEFAULT_SERVER named then), and detached before that server stops: PortAudio
-    aborts the process at exit if its server went away first."""
-    rescan_audio_devices()
-    yield "JACK"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("JACK_DEFAULT_SERVER")  # back to the default server, if one runs
-        rescan_audio_devices()
 
 
 @pytest.fixture
