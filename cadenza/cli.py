@@ -15,20 +15,23 @@ from cadenza.errors import CadenzaError, ConfigError
 DEFAULT_CORPUS_DIR = Path("data/corpus")
 
 
-def _corpus_dir(source: str) -> Path:
-    return DEFAULT_CORPUS_DIR / source.replace(":", "-").replace("/", "_").strip("._-")
+def _corpus_dir(sources: list[str]) -> Path:
+    names = (s.replace(":", "-").replace("/", "_").strip("._-") for s in sources)
+    return DEFAULT_CORPUS_DIR / "+".join(names)
 
 
 def cmd_corpus_prepare(args: argparse.Namespace) -> None:
     from cadenza.corpus.prepare import prepare_corpus
 
-    out = Path(args.out) if args.out else _corpus_dir(args.source)
+    sources = args.source or ["music21:bach"]
+    out = Path(args.out) if args.out else _corpus_dir(sources)
     prepare_corpus(
-        args.source,
+        sources[0] if len(sources) == 1 else sources,
         out,
         jobs=args.jobs,
         augment=not args.no_augment,
         limit=args.limit,
+        max_pieces_per_source=args.max_pieces_per_source,
         force=args.force,
     )
 
@@ -193,9 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     prepare = corpus.add_parser("prepare", help="MIDI files or music21's corpus -> token arrays")
     prepare.add_argument(
         "source",
-        nargs="?",
-        default="music21:bach",
-        help="music21:bach | music21:palestrina | music21:folk | a folder of MIDI files",
+        nargs="*",
+        help="music21:bach (default) | music21:palestrina | music21:folk | a folder of MIDI "
+        "files; several make one corpus, each piece labelled with its source's style",
     )
     prepare.add_argument(
         "-o", "--out", help=f"output directory (default {DEFAULT_CORPUS_DIR}/<source>)"
@@ -203,7 +206,16 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument(
         "--jobs", type=int, default=None, help="worker processes (default: all cores)"
     )
-    prepare.add_argument("--limit", type=int, default=None, help="use only the first N pieces")
+    prepare.add_argument(
+        "--limit", type=int, default=None, help="use only the first N pieces of each source"
+    )
+    prepare.add_argument(
+        "--max-pieces-per-source",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at most N pieces of each source, the same ones every run (by a hash of the id)",
+    )
     prepare.add_argument("--no-augment", action="store_true", help="no transposition/time-stretch")
     prepare.add_argument("--force", action="store_true", help="rebuild even if cached")
     prepare.set_defaults(func=cmd_corpus_prepare)

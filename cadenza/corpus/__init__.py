@@ -1,6 +1,12 @@
 """The training corpus: sources of pieces (music21's scores, MIDI folders), token caches, splits."""
 
-from cadenza.corpus.prepare import CorpusSummary, load_split, prepare_corpus, split_of
+from cadenza.corpus.prepare import (
+    CorpusSummary,
+    load_split,
+    load_styles,
+    prepare_corpus,
+    split_of,
+)
 from cadenza.corpus.sources import DEFAULT_SOURCE, Piece, load_notes, resolve_source
 
 __all__ = [
@@ -9,6 +15,7 @@ __all__ = [
     "Piece",
     "load_notes",
     "load_split",
+    "load_styles",
     "prepare_corpus",
     "resolve_source",
     "split_of",

@@ -1,9 +1,10 @@
 """Turn a source of pieces into token arrays on disk, split by piece, augmented like Magenta.
 
-The output folder holds, per split, `{split}.tokens.npy` (int16, every sequence end to end)
-and `{split}.offsets.npy` (int64, where each sequence starts, plus the final end), and
-`corpus.json`, which describes them. Plain .npy, never pickles, so a corpus downloaded from
-someone else is only ever data.
+The output folder holds, per split, `{split}.tokens.npy` (int16, every sequence end to end),
+`{split}.offsets.npy` (int64, where each sequence starts, plus the final end) and
+`{split}.styles.npy` (int16, each sequence's style: an index into corpus.json's "styles"),
+and `corpus.json`, which describes them. Several sources make one corpus of several styles.
+Plain .npy, never pickles, so a corpus downloaded from someone else is only ever data.
 """
 
 from __future__ import annotations
@@ -14,14 +15,22 @@ import multiprocessing
 import os
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from cadenza.corpus.sources import Piece, load_notes, resolve_source, source_key
+from cadenza.corpus.sources import (
+    VALID_SOURCES,
+    Piece,
+    cap_pieces,
+    load_notes,
+    resolve_source,
+    source_key,
+    style_of,
+)
 from cadenza.errors import CadenzaError, MidiFileError
 from cadenza.events import PERFORMANCE
 from cadenza.notes import stretch, transpose
@@ -60,6 +69,8 @@ class SplitSummary:
     pieces: list[str] = field(default_factory=list)  # ids, in the order of the sequences
     piece_sequences: list[int] = field(default_factory=list)  # sequences per piece
     events: int = 0
+    piece_styles: list[int] = field(default_factory=list)  # style index per piece
+    style_events: list[int] = field(default_factory=list)  # events per style index
 
     @property
     def sequences(self) -> int:
@@ -71,7 +82,17 @@ class SplitSummary:
             "piece_sequences": self.piece_sequences,
             "sequences": self.sequences,
             "events": self.events,
+            "piece_styles": self.piece_styles,
+            "style_events": self.style_events,
         }
+
+    def style_line(self, style: int) -> str:
+        pieces = sum(1 for s in self.piece_styles if s == style)
+        sequences = sum(
+            n for s, n in zip(self.piece_styles, self.piece_sequences, strict=True) if s == style
+        )
+        events = self.style_events[style] if style < len(self.style_events) else 0
+        return f"{pieces:>7,} pieces {sequences:>9,} sequences {events:>13,} events"
 
 
 @dataclass
@@ -82,6 +103,7 @@ class CorpusSummary:
     skipped: list[dict[str, str]]  # {"piece": id, "reason": one line}
     cached: bool = False
     seconds: float = 0.0
+    styles: list[str] = field(default_factory=list)  # names; a sequence's style indexes this
 
     @property
     def pieces(self) -> int:
@@ -95,6 +117,12 @@ class CorpusSummary:
                 f"  {name:<5} {len(split.pieces):>7,} pieces {split.sequences:>9,} sequences "
                 f"{split.events:>13,} events"
             )
+        if len(self.styles) > 1:  # one style is the split lines again
+            width = max(len(name) for name in self.styles)
+            for index, style in enumerate(self.styles):
+                for name, split in self.splits.items():
+                    label = style if name == SPLITS[0] else ""
+                    lines.append(f"  {label:<{width}} {name:<5} {split.style_line(index)}")
         lines.append(f"  skipped {len(self.skipped)}")
         for item in self.skipped[:_SHOWN_REASONS]:
             lines.append(f"    {item['piece']}: {item['reason']}")
@@ -105,32 +133,43 @@ class CorpusSummary:
 
 # ------------------------------------------------------------------------------------------
 def prepare_corpus(
-    source: str,
+    source: str | Sequence[str],
     out_dir: Path,
     *,
     jobs: int | None = None,
     augment: bool = True,
     limit: int | None = None,
+    max_pieces_per_source: int | None = None,
     progress: bool = True,
     force: bool = False,
 ) -> CorpusSummary:
-    """Parse, split, augment (train only) and encode every piece of `source` into `out_dir`.
+    """Parse, split, augment (train only) and encode every piece of `source` (one source
+    string or several) into `out_dir`, each sequence labelled with its piece's style.
 
-    Returns at once when `out_dir` already holds this corpus (same source, pieces, options
+    `limit` keeps the first N pieces of each source; `max_pieces_per_source` then keeps at
+    most N of each, chosen by a hash of the piece id (see `cap_pieces`).
+    Returns at once when `out_dir` already holds this corpus (same sources, pieces, options
     and representation) unless `force`. A piece that fails to parse is skipped and listed
     with its reason. `progress` shows a progress bar and prints the summary at the end.
     """
     started = time.perf_counter()
     out_dir = Path(out_dir)
-    pieces = resolve_source(source)[:limit]
+    sources = [source] if isinstance(source, str) else list(source)
+    pieces, piece_styles, styles = gather_pieces(sources, limit, max_pieces_per_source)
+    keys = [source_key(s) for s in sources]
+    # One source keeps exactly the key it always had, so corpora prepared before stay valid.
     key = {
         "format": FORMAT,
-        "source": source_key(source),
+        "source": " + ".join(keys),
         "augment": augment,
         "limit": limit,
         "representation": PERFORMANCE.to_dict(),
         "pieces_digest": _digest(pieces),
     }
+    if len(keys) > 1:
+        key["sources"] = keys
+    if max_pieces_per_source is not None:
+        key["max_pieces_per_source"] = max_pieces_per_source
     if not force and (summary := _cached(out_dir, key)) is not None:
         if progress:
             print(summary.report())
@@ -141,7 +180,7 @@ def prepare_corpus(
     writers = {name: _SplitWriter(out_dir, name) for name in SPLITS}
     reasons: dict[int, str] = {}
     tasks = [(i, p, augment and split_of(p.id) == "train") for i, p in enumerate(pieces)]
-    bar = tqdm(total=len(tasks), unit="piece", desc=f"corpus {source}", disable=not progress)
+    bar = tqdm(total=len(tasks), unit="piece", desc=f"corpus {key['source']}", disable=not progress)
     try:
         for index, sequences, reason in _run(tasks, jobs):
             if sequences is None:
@@ -156,17 +195,54 @@ def prepare_corpus(
             writer.close()
     if len(reasons) == len(pieces):
         first = next(iter(sorted(reasons.items())))[1] if reasons else "no pieces"
-        raise CadenzaError(f"no piece of {source} could be read (first: {first})")
+        raise CadenzaError(f"no piece of {key['source']} could be read (first: {first})")
 
-    splits = {name: writer.finish([p.id for p in pieces]) for name, writer in writers.items()}
+    ids = [p.id for p in pieces]
+    splits = {
+        name: writer.finish(ids, piece_styles, len(styles)) for name, writer in writers.items()
+    }
     skipped = [{"piece": pieces[i].id, "reason": r} for i, r in sorted(reasons.items())]
     summary = CorpusSummary(
-        key["source"], out_dir, splits, skipped, seconds=time.perf_counter() - started
+        key["source"],
+        out_dir,
+        splits,
+        skipped,
+        seconds=time.perf_counter() - started,
+        styles=styles,
     )
     _write_metadata(out_dir, key, summary, found=len(pieces))
     if progress:
         print(summary.report())
     return summary
+
+
+def gather_pieces(
+    sources: Sequence[str], limit: int | None = None, most: int | None = None
+) -> tuple[list[Piece], list[int], list[str]]:
+    """The pieces of every source in order, each piece's style index, and the style names
+    (in order of first appearance). Piece ids stay those of their source, so a piece keeps
+    its split whether it is prepared alone or with others; two sources sharing an id (the
+    same source twice, or two folders holding the same relative path) are an error."""
+    if not sources:
+        raise CadenzaError(f"no corpus source given; valid: {VALID_SOURCES}")
+    pieces: list[Piece] = []
+    piece_styles: list[int] = []
+    styles: list[str] = []
+    owner: dict[str, str] = {}
+    for source in sources:
+        for piece in cap_pieces(resolve_source(source)[:limit], most):
+            if piece.id in owner:
+                raise CadenzaError(
+                    f"corpus source {source!r}: piece {piece.id!r} is also in "
+                    f"{owner[piece.id]!r}; give each source once, folders with distinct names"
+                )
+            owner[piece.id] = source
+            style = style_of(source, piece)
+            if style not in styles:
+                styles.append(style)
+            pieces.append(piece)
+            piece_styles.append(styles.index(style))
+    return pieces, piece_styles, styles
 
 
 def load_split(out_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -189,6 +265,31 @@ def load_split(out_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
             "run `cadenza corpus prepare --force`"
         )
     return tokens, offsets
+
+
+def load_styles(out_dir: Path, split: str) -> tuple[np.ndarray, list[str]]:
+    """(style index of each sequence of a split as int64, style names). A corpus prepared
+    before styles existed has one style, its source's name (music21:bach -> bach)."""
+    out_dir = Path(out_dir)
+    _, offsets = load_split(out_dir, split)
+    meta = json.loads((out_dir / METADATA).read_text())
+    path = out_dir / f"{split}.styles.npy"
+    if not meta.get("styles") or not path.is_file():
+        return np.zeros(len(offsets) - 1, np.int64), [_fallback_style(meta.get("source"))]
+    styles = np.load(path, allow_pickle=False).astype(np.int64)
+    names = [str(name) for name in meta["styles"]]
+    in_range = len(styles) == 0 or (styles.min() >= 0 and styles.max() < len(names))
+    if len(styles) != len(offsets) - 1 or not in_range:
+        raise CadenzaError(
+            f"{path}: styles do not match the {split} sequences; "
+            "run `cadenza corpus prepare --force`"
+        )
+    return styles, names
+
+
+def _fallback_style(source: object) -> str:
+    name = str(source or "corpus").removeprefix("music21:")
+    return Path(name).name or "corpus"
 
 
 # ------------------------------------------------------------------------------------------
@@ -244,11 +345,12 @@ class _SplitWriter:
         if not self.file.closed:
             self.file.close()
 
-    def finish(self, ids: list[str]) -> SplitSummary:
+    def finish(self, ids: list[str], piece_styles: list[int], n_styles: int) -> SplitSummary:
         total = self.position
         tokens_path = self.out_dir / f"{self.name}.tokens.npy"
         offsets: list[int] = [0]
-        summary = SplitSummary(events=total)
+        styles: list[int] = []  # per sequence
+        summary = SplitSummary(events=total, style_events=[0] * n_styles)
         if total == 0:
             np.save(tokens_path, np.zeros(0, np.int16), allow_pickle=False)
         else:
@@ -262,13 +364,22 @@ class _SplitWriter:
                 for length in lengths:
                     offsets.append(offsets[-1] + length)
                 at += size
+                style = piece_styles[index]
+                styles.extend([style] * len(lengths))
                 summary.pieces.append(ids[index])
                 summary.piece_sequences.append(len(lengths))
+                summary.piece_styles.append(style)
+                summary.style_events[style] += size
             out.flush()
             del out, raw
         np.save(
             self.out_dir / f"{self.name}.offsets.npy",
             np.asarray(offsets, dtype=np.int64),
+            allow_pickle=False,
+        )
+        np.save(
+            self.out_dir / f"{self.name}.styles.npy",
+            np.asarray(styles, dtype=np.int16),
             allow_pickle=False,
         )
         self.part.unlink(missing_ok=True)
@@ -295,17 +406,29 @@ def _cached(out_dir: Path, key: dict) -> CorpusSummary | None:
         return None
     try:
         meta = json.loads((out_dir / METADATA).read_text())
-        if any(meta.get(k) != v for k, v in key.items()):
+        # The optional fields too: a capped corpus is no hit for an uncapped request.
+        if any(meta.get(k) != key.get(k) for k in {*key, "sources", "max_pieces_per_source"}):
             return None
-        splits = {
-            name: SplitSummary(
-                list(meta["splits"][name]["pieces"]),
-                list(meta["splits"][name]["piece_sequences"]),
-                int(meta["splits"][name]["events"]),
+        if meta.get("styles") and not all(
+            (out_dir / f"{name}.styles.npy").is_file() for name in SPLITS
+        ):
+            return None
+        splits = {}
+        for name in SPLITS:
+            split = meta["splits"][name]
+            pieces = list(split["pieces"])
+            events = int(split["events"])
+            splits[name] = SplitSummary(  # corpora from before styles: one style, index 0
+                pieces,
+                list(split["piece_sequences"]),
+                events,
+                list(split.get("piece_styles", [0] * len(pieces))),
+                list(split.get("style_events", [events])),
             )
-            for name in SPLITS
-        }
-        return CorpusSummary(meta["source"], out_dir, splits, meta["skipped"], cached=True)
+        styles = list(meta.get("styles") or [_fallback_style(meta["source"])])
+        return CorpusSummary(
+            meta["source"], out_dir, splits, meta["skipped"], cached=True, styles=styles
+        )
     except (ValueError, KeyError, TypeError):  # an older or hand-edited file: rebuild
         return None
 
@@ -318,6 +441,7 @@ def _write_metadata(out_dir: Path, key: dict, summary: CorpusSummary, found: int
             "stretch_factors": list(STRETCH_FACTORS),
             "transpositions": list(TRANSPOSITIONS),
         },
+        "styles": summary.styles,
         "splits": {name: split.to_dict() for name, split in summary.splits.items()},
         "skipped": summary.skipped,
         "counts": {

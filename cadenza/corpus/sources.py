@@ -11,8 +11,9 @@ from __future__ import annotations
 import copy
 import re
 import warnings
+import zlib
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -72,6 +73,32 @@ def source_key(source: str) -> str:
     if source.startswith("music21:"):
         return source
     return str(Path(source).expanduser().resolve())
+
+
+def style_of(source: str, piece: Piece) -> str:
+    """The style label of a piece of `source`: the music21 source's name (bach, palestrina,
+    folk); in a folder, the piece's first sub-folder (maestro/chopin/x.mid -> chopin), or the
+    folder's own name for files at its top."""
+    if source.startswith("music21:"):
+        return source.removeprefix("music21:")
+    parts = PurePosixPath(piece.id).parts
+    if len(parts) > 1:
+        return parts[0]
+    return Path(source).expanduser().resolve().name or "corpus"
+
+
+def cap_pieces(pieces: list[Piece], most: int | None) -> list[Piece]:
+    """At most `most` of `pieces`, chosen by a hash of the id (so the same ones on every run
+    and machine, and a piece's choice does not depend on the others), kept in their order.
+    The hash is salted so that the choice does not correlate with `split_of`, which hashes
+    the bare id."""
+    if most is None or len(pieces) <= most:
+        return pieces
+    if most < 1:
+        raise CadenzaError(f"--max-pieces-per-source must be at least 1, not {most}")
+    ranked = sorted(pieces, key=lambda p: (zlib.crc32(b"cap\0" + p.id.encode("utf-8")), p.id))
+    kept = {p.id for p in ranked[:most]}
+    return [p for p in pieces if p.id in kept]
 
 
 def folder_pieces(folder: Path) -> list[Piece]:
