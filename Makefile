@@ -51,6 +51,8 @@ test: sysdeps $(VENV)/.dev
 # Train the shipped default bundle on the embedded corpus (not part of CI).
 models: $(VENV)/.dev
 	$(BIN)/cadenza corpus prepare music21:bach -o data/corpus/music21-bach
+	$(BIN)/cadenza corpus prepare music21:bach music21:palestrina music21:folk \
+		--max-pieces-per-source 500 -o data/corpus/music21-styles
 	$(BIN)/cadenza train performance-rnn --config configs/performance-rnn.yaml
 	$(BIN)/cadenza export runs/performance-rnn/best.pt -o models/performance-rnn \
 		--name bach-chorales-lstm
