@@ -110,12 +110,15 @@ def _validate(manifest: Any, where: Path, exists) -> None:
                         f"field '{field_name}.dtype' should be one of {sorted(DTYPES)}",
                     )
                 shape = tensor.get("shape")
+                # A dimension is a size, or a name for one the graph leaves free ("length").
                 if not isinstance(shape, list) or not all(
-                    isinstance(d, int) and d > 0 for d in shape
+                    (isinstance(d, int) and not isinstance(d, bool) and d > 0)
+                    or (isinstance(d, str) and d.isidentifier())
+                    for d in shape
                 ):
                     raise BundleError(
                         where / MANIFEST,
-                        f"field '{field_name}.shape' should be a list of positive ints",
+                        f"field '{field_name}.shape' should list positive ints or names",
                     )
     sampling = manifest.get("sampling", {})
     if not isinstance(sampling, dict):

@@ -43,7 +43,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     for flag in ("data", "out", "device"):
         if getattr(args, flag) is not None:
             overrides.append(f"{flag}={getattr(args, flag)}")
-    config = load_config(args.config, overrides)
+    config = load_config(args.config, overrides, kind=args.model)
     if not Path(config.data).is_dir():
         raise ConfigError(
             "data",
@@ -186,6 +186,35 @@ def cmd_demo(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_eval(args: argparse.Namespace) -> None:
+    from cadenza.bundle import default_bundle_path
+    from cadenza.eval.critic import load_critic
+    from cadenza.eval.report import EvalSettings, evaluate_bundle, evaluate_many
+
+    if args.bpm <= 0:
+        raise ConfigError("--bpm", f"must be positive, got {args.bpm}")
+    settings = EvalSettings(
+        samples=args.samples,
+        seconds=args.seconds,
+        primer_seconds=args.primer_seconds,
+        seed=args.seed,
+        beat_seconds=60.0 / args.bpm,
+        nll_events=args.nll_events,
+    )
+    settings.check()
+    critic = None if args.no_critic else load_critic(args.critic)
+    out = Path(args.out)
+    progress = not args.no_progress
+    if args.compare:
+        evaluate_many(args.compare, out, data=args.data, settings=settings, critic=critic,
+                      progress=progress)
+    else:
+        bundle = args.bundle or default_bundle_path("performance-rnn")
+        evaluate_bundle(bundle, out, data=args.data, settings=settings, critic=critic,
+                        progress=progress)
+    print(f"{out / 'report.md'}: the report")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cadenza", description="Real-time music generation.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -221,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.set_defaults(func=cmd_corpus_prepare)
 
     train = sub.add_parser("train", help="train a model (torchrun for several processes)")
-    train.add_argument("model", choices=["performance-rnn"])
+    train.add_argument("model", choices=["performance-rnn", "transformer"])
     train.add_argument("--config", help="YAML file of settings")
     train.add_argument(
         "--set",
@@ -316,6 +345,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--bundle", help="bundle (default: the shipped one)")
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(func=cmd_demo)
+
+    evaluate = sub.add_parser("eval", help="held-out NLL, music metrics, style, plots: a report")
+    evaluate.add_argument("bundle", nargs="?", help="bundle (default: the shipped one)")
+    evaluate.add_argument("--compare", nargs="+", metavar="BUNDLE", help="several side by side")
+    evaluate.add_argument("--data", help="prepared corpus (default: the bundle's training data)")
+    evaluate.add_argument("--samples", type=int, default=20, help="samples to generate")
+    evaluate.add_argument("--seconds", type=float, default=20.0, help="length of each sample")
+    evaluate.add_argument(
+        "--primer-seconds", type=float, default=5.0, help="opening of held-out pieces to continue"
+    )
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--bpm", type=float, default=120.0, help="beat for the rhythm figures")
+    evaluate.add_argument("--nll-events", type=int, help="score at most N held-out events")
+    evaluate.add_argument("--critic", help="style critic bundle (default: the shipped one)")
+    evaluate.add_argument("--no-critic", action="store_true", help="no style column")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bars")
+    evaluate.add_argument("-o", "--out", required=True, help="folder for the report")
+    evaluate.set_defaults(func=cmd_eval)
 
     plugins = sub.add_parser("plugins", help="list installed plugins and bundles")
     plugins.set_defaults(func=cmd_plugins)

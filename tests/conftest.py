@@ -57,6 +57,47 @@ def tiny_bundle(tiny_run: Path, tmp_path_factory) -> Path:
     )
 
 
+TINY_TRANSFORMER = [
+    "model.d_model=32",
+    "model.num_layers=2",
+    "model.num_heads=2",
+    "model.d_ff=64",
+    "model.max_distance=128",
+    "seq_len=127",
+    "batch_size=4",
+    "micro_batches=2",
+    "warmup_steps=5",
+    "seed=7",
+    "threads=1",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_transformer_run(tiny_corpus: Path, tmp_path_factory) -> Path:
+    from cadenza.training.config import load_config
+    from cadenza.training.loop import train
+
+    out = tmp_path_factory.mktemp("transformer-run")
+    config = load_config(
+        None,
+        [f"data={tiny_corpus}", f"out={out}", "max_steps=30", "eval_every=15", *TINY_TRANSFORMER],
+        kind="transformer",
+    )
+    train(config, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_transformer_bundle(tiny_transformer_run: Path, tmp_path_factory) -> Path:
+    from cadenza.export import export_checkpoint
+
+    return export_checkpoint(
+        tiny_transformer_run / "best.pt",
+        tmp_path_factory.mktemp("bundle") / "tiny-transformer",
+        name="tiny-transformer",
+    )
+
+
 @pytest.fixture(scope="session")
 def chorale_midi(tmp_path_factory) -> Path:
     """A real MIDI file: a Bach chorale through music21's MIDI writer."""

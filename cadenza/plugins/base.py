@@ -16,6 +16,7 @@ import onnxruntime as ort
 
 from cadenza.bundle import Bundle, default_bundle_path, load_bundle
 from cadenza.errors import BundleError
+from cadenza.events import PerformanceCodec
 from cadenza.plugins.sampling import Knobs, sample
 
 ENTRY_POINT_GROUP = "cadenza.plugins"
@@ -80,6 +81,16 @@ class Generator(abc.ABC):
 
     def _sample(self, logits: np.ndarray) -> int:
         return sample(logits, self.knobs, self.rng)
+
+
+def performance_codec(bundle: Bundle) -> PerformanceCodec:
+    """The event codec a bundle's `representation` describes."""
+    rep = bundle.representation
+    return PerformanceCodec(
+        steps_per_second=int(rep.get("steps_per_second", 100)),
+        max_shift_steps=int(rep.get("max_shift_steps", 100)),
+        velocity_bins=int(rep.get("velocity_bins", 32)),
+    )
 
 
 def create_session(bundle: Bundle, key: str, threads: int = 1) -> ort.InferenceSession:

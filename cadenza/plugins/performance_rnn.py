@@ -7,8 +7,7 @@ from typing import Any
 import numpy as np
 
 from cadenza.bundle import Bundle
-from cadenza.events import PerformanceCodec
-from cadenza.plugins.base import Generator, create_session
+from cadenza.plugins.base import Generator, create_session, performance_codec
 
 
 class PerformanceRNN(Generator):
@@ -16,12 +15,7 @@ class PerformanceRNN(Generator):
 
     def __init__(self, bundle: Bundle, *, seed: int | None = None):
         super().__init__(bundle, seed=seed)
-        rep = bundle.representation
-        self.codec = PerformanceCodec(
-            steps_per_second=int(rep.get("steps_per_second", 100)),
-            max_shift_steps=int(rep.get("max_shift_steps", 100)),
-            velocity_bins=int(rep.get("velocity_bins", 32)),
-        )
+        self.codec = performance_codec(bundle)
         self.session = create_session(bundle, "step")
         state_shape = bundle.io["step"]["inputs"]["h"]["shape"]
         self._zeros = np.zeros(state_shape, dtype=np.float32)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,6 +30,8 @@ class WindowSampler:
         self.positions = np.maximum(self.ends - self.starts - seq_len, 1)  # start choices per seq
         self.cumulative = np.cumsum(self.positions)
         self.rng = np.random.default_rng(seed)
+        self.sequence_index = np.flatnonzero(keep)  # kept sequence -> sequence of the corpus
+        self.last_sequences = np.zeros(0, dtype=np.int64)  # of the last batch, for conditioning
 
     @property
     def num_tokens(self) -> int:
@@ -36,6 +40,7 @@ class WindowSampler:
     def batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         pick = self.rng.integers(0, self.cumulative[-1], size=batch_size)
         seq = np.searchsorted(self.cumulative, pick, side="right")
+        self.last_sequences = self.sequence_index[seq]
         offset = pick - (self.cumulative[seq] - self.positions[seq])
         first = self.starts[seq] + offset
         index = first[:, None] + np.arange(self.seq_len + 1)[None, :]
@@ -78,3 +83,66 @@ def sequence_batches(
             x[row, : len(seq) - 1] = seq[:-1]
             y[row, : len(seq) - 1] = seq[1:]
         yield torch.from_numpy(x), torch.from_numpy(y)
+
+
+def conditioned_window_batches(
+    tokens: np.ndarray,
+    offsets: np.ndarray,
+    conditions: np.ndarray,
+    window: int,
+    stride: int,
+    max_tokens: int = 16384,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Whole held-out sequences for a model with a bounded context, each window led by its
+    sequence's conditioning token.
+
+    Scores the same tokens as `sequence_batches` (every one after the first of each sequence)
+    exactly once: the first window scores its own, each later window (`stride` further on)
+    only its last `stride` tokens, which so see at least `window - stride` tokens of context.
+    """
+    rows = []  # (sequence, first token, first scored token, end)
+    for s, (begin, end) in enumerate(zip(offsets[:-1], offsets[1:], strict=True)):
+        start, scored = begin, begin + 1
+        while scored < end:
+            stop = min(start + window, end)
+            rows.append((s, start, scored, stop))
+            scored, start = stop, start + stride
+    per_batch = max(1, max_tokens // window)
+    for i in range(0, len(rows), per_batch):
+        group = rows[i : i + per_batch]
+        width = max(stop - start for _, start, _, stop in group)
+        x = np.zeros((len(group), width), dtype=np.int64)
+        y = np.full_like(x, IGNORE)
+        for row, (s, start, scored, stop) in enumerate(group):
+            x[row, 0] = conditions[s]
+            x[row, 1 : stop - start] = tokens[start : stop - 1]
+            y[row, scored - start : stop - start] = tokens[scored:stop]
+        yield torch.from_numpy(x), torch.from_numpy(y)
+
+
+def sequence_styles(data_dir: str | Path, split: str) -> tuple[np.ndarray, list[str]]:
+    """The style index of each sequence of a split, and the style names. A corpus prepared
+    from one source has one style: the source's name (music21:bach -> bach)."""
+    data_dir = Path(data_dir)
+    metadata = json.loads((data_dir / "corpus.json").read_text())
+    offsets = np.load(data_dir / f"{split}.offsets.npy")
+    path = data_dir / f"{split}.styles.npy"
+    if path.exists() and metadata.get("styles"):
+        return np.load(path).astype(np.int64), list(metadata["styles"])
+    name = Path(str(metadata.get("source", "corpus")).removeprefix("music21:")).name
+    return np.zeros(len(offsets) - 1, dtype=np.int64), [name or "corpus"]
+
+
+def length_buckets(
+    x: torch.Tensor, y: torch.Tensor, parts: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """A batch as `parts` micro-batches of windows of similar length, each cut to its longest.
+
+    Attention costs the square of a window's length, and most chorales are shorter than a
+    window: sorting by length before cutting saves most of the padding's cost.
+    """
+    lengths = (y != IGNORE).sum(1)
+    order = torch.argsort(lengths)
+    for chunk in torch.chunk(order, max(1, min(parts, len(order)))):
+        width = max(int(lengths[chunk].max()), 1)
+        yield x[chunk, :width], y[chunk, :width]

@@ -22,11 +22,22 @@ from tqdm import tqdm
 from cadenza.corpus.prepare import load_split
 from cadenza.errors import CadenzaError
 from cadenza.eval.ngram import BigramKN
-from cadenza.training.config import ModelConfig, TrainConfig
-from cadenza.training.data import IGNORE, WindowSampler, sequence_batches
+from cadenza.training.config import MODEL_CONFIGS, TrainConfig
+from cadenza.training.data import (
+    IGNORE,
+    WindowSampler,
+    conditioned_window_batches,
+    length_buckets,
+    sequence_batches,
+    sequence_styles,
+)
 from cadenza.training.performance_rnn import PerformanceRNN
+from cadenza.training.transformer import MusicTransformer
 
-CHECKPOINT_KIND = "performance-rnn"
+MODELS: dict[str, type[torch.nn.Module]] = {
+    "performance-rnn": PerformanceRNN,
+    "transformer": MusicTransformer,
+}
 
 
 def _setup_distributed(device: str) -> tuple[int, int, torch.device]:
@@ -55,14 +66,52 @@ def _lr(config: TrainConfig, step: int) -> float:
     return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + math.cos(math.pi * progress))
 
 
+def is_conditioned(model: torch.nn.Module) -> bool:
+    """A model whose windows start with a conditioning (style) token: the transformer."""
+    return isinstance(model, MusicTransformer)
+
+
+def condition(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, styles: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lead each window with its style token (a share of them with "any", so that untagged
+    generation works too); the window's first event becomes a target, predicted from the style.
+    Columns past every window's end are cut: the chorales are often shorter than a window."""
+    c = model.config
+    tokens = torch.from_numpy(c.vocab_size + styles)
+    untagged = torch.rand(len(tokens)) < c.style_dropout
+    tokens = torch.where(untagged, c.vocab_size, tokens).to(x.dtype).view(-1, 1)
+    x = torch.cat([tokens, x], dim=1)
+    y = torch.cat([x[:, 1:2], y], dim=1)
+    width = int((y != IGNORE).sum(1).max()) if len(y) else y.size(1)
+    return x[:, :width], y[:, :width]
+
+
 @torch.no_grad()
 def evaluate_nll(
-    model: PerformanceRNN, tokens: np.ndarray, offsets: np.ndarray, device: torch.device
+    model: torch.nn.Module,
+    tokens: np.ndarray,
+    offsets: np.ndarray,
+    device: torch.device,
+    styles: np.ndarray | None = None,
+    window: int = 1024,
 ) -> float:
-    """Mean negative log-likelihood in nats per event over whole held-out sequences."""
+    """Mean negative log-likelihood in nats per event over whole held-out sequences.
+
+    The LSTM reads each sequence whole; the transformer reads windows of `window` tokens that
+    overlap by half, each led by the sequence's style. Both score the same tokens.
+    """
     model.eval()
     total, count = 0.0, 0
-    for x, y in sequence_batches(tokens, offsets):
+    if is_conditioned(model):
+        if styles is None:
+            styles = np.zeros(len(offsets) - 1, dtype=np.int64)
+        batches = conditioned_window_batches(
+            tokens, offsets, model.config.vocab_size + styles, window, window // 2
+        )
+    else:
+        batches = sequence_batches(tokens, offsets)
+    for x, y in batches:
         x, y = x.to(device), y.to(device)
         logits, _ = model(x)
         loss = F.cross_entropy(
@@ -87,8 +136,15 @@ def load_checkpoint(path: str | Path) -> dict:
         raise CadenzaError(f"{path}: not a readable checkpoint ({type(e).__name__})") from None
 
 
-def model_from_checkpoint(checkpoint: dict) -> PerformanceRNN:
-    model = PerformanceRNN(ModelConfig(**checkpoint["config"]["model"]))
+def build_model(kind: str, model_config) -> torch.nn.Module:
+    return MODELS[kind](model_config)
+
+
+def model_from_checkpoint(checkpoint: dict) -> torch.nn.Module:
+    kind = checkpoint.get("kind", "performance-rnn")
+    if kind not in MODELS:
+        raise CadenzaError(f"checkpoint kind {kind!r} is not a model this version trains")
+    model = build_model(kind, MODEL_CONFIGS[kind](**checkpoint["config"]["model"]))
     model.load_state_dict(checkpoint["model"])
     return model.eval()
 
@@ -107,7 +163,12 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     valid_tokens, valid_offsets = load_split(config.data, "valid")
     # Each rank draws its own windows: a different seed per rank, the same sampler otherwise.
     sampler = WindowSampler(train_tokens, train_offsets, config.seq_len, config.seed + rank)
-    model = PerformanceRNN(config.model).to(device)
+    train_styles, style_names = sequence_styles(config.data, "train")
+    valid_styles, _ = sequence_styles(config.data, "valid")
+    if config.kind == "transformer":
+        config.model.styles = ["any", *style_names]  # conditioning tokens: "any", then these
+    model = build_model(config.kind, config.model).to(device)
+    window = config.seq_len + 1
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99)
     )
@@ -146,27 +207,36 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     log = (out / "metrics.jsonl").open("a" if resume else "w") if rank == 0 else None
     started, loss_avg = time.perf_counter(), None
     metrics: dict = {}
-    while step < config.max_steps:
+    stop = min(config.stop_at or config.max_steps, config.max_steps)
+    while step < stop:
         for group in optimizer.param_groups:
             group["lr"] = _lr(config, step)
         x, y = sampler.batch(config.batch_size)
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with autocast:
-            logits, _ = wrapped(x)
-        loss = F.cross_entropy(
-            logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=IGNORE
-        )
+        if is_conditioned(model):
+            x, y = condition(model, x, y, train_styles[sampler.last_sequences])
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        targets = max(int((y != IGNORE).sum()), 1)
+        value = 0.0
+        for xs, ys in length_buckets(x, y, config.micro_batches):
+            xs, ys = xs.to(device, non_blocking=True), ys.to(device, non_blocking=True)
+            with autocast:
+                logits, _ = wrapped(xs)
+            loss = F.cross_entropy(
+                logits.float().reshape(-1, logits.size(-1)),
+                ys.reshape(-1),
+                ignore_index=IGNORE,
+                reduction="sum",
+            ) / targets  # the mean over the whole batch, whatever its split
+            loss.backward()
+            value += loss.item()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         step += 1
-        value = loss.item()
         loss_avg = value if loss_avg is None else 0.98 * loss_avg + 0.02 * value
         bar.update(1)
         bar.set_postfix(loss=f"{loss_avg:.3f}", best_valid=f"{best:.3f}")
 
-        if step % eval_every == 0 or step == config.max_steps:
+        if step % eval_every == 0 or step == stop:
             states = [None] * world
             state = json.dumps(sampler.state())
             if world > 1:
@@ -174,7 +244,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             else:
                 states = [state]
             if rank == 0:
-                valid_nll = evaluate_nll(model, valid_tokens, valid_offsets, device)
+                valid_nll = evaluate_nll(
+                    model, valid_tokens, valid_offsets, device, valid_styles, window
+                )
                 elapsed = time.perf_counter() - started
                 metrics = {
                     "step": step,
@@ -187,7 +259,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                 improved = valid_nll < best
                 best = min(best, valid_nll)
                 checkpoint = {
-                    "kind": CHECKPOINT_KIND,
+                    "kind": config.kind,
                     "config": config.to_dict(),
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
@@ -215,11 +287,15 @@ def finish(out: Path, config: TrainConfig, device: torch.device) -> dict:
     checkpoint = load_checkpoint(out / "best.pt")
     model = model_from_checkpoint(checkpoint).to(device)
     test_tokens, test_offsets = load_split(config.data, "test")
+    test_styles, _ = sequence_styles(config.data, "test")
     bigram = BigramKN(config.model.vocab_size).fit(*load_split(config.data, "train"))
+    test_nll = evaluate_nll(
+        model, test_tokens, test_offsets, device, test_styles, config.seq_len + 1
+    )
     metrics = {
         "steps": checkpoint["step"],
         "valid_nll": round(checkpoint["valid_nll"], 4),
-        "test_nll": round(evaluate_nll(model, test_tokens, test_offsets, device), 4),
+        "test_nll": round(test_nll, 4),
         "test_nll_bigram_baseline": round(bigram.nll(test_tokens, test_offsets), 4),
         "test_events": int(len(test_tokens) - (len(test_offsets) - 1)),
     }

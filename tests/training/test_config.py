@@ -42,3 +42,21 @@ def test_bad_override_and_missing_file(tmp_path):
         load_config(None, ["lr"])
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_the_kind_picks_the_model_settings(tmp_path):
+    config = load_config(None, ["model.num_heads=8", "model.styles=bach,folk"], kind="transformer")
+    assert config.kind == "transformer" and config.out == "runs/transformer"
+    assert (config.model.num_heads, config.model.styles) == (8, ["bach", "folk"])
+    with pytest.raises(ConfigError, match="model.num_heads"):
+        load_config(None, ["model.num_heads=8"], kind="performance-rnn")
+
+
+def test_a_file_for_another_model_is_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("kind: transformer\n")
+    with pytest.raises(ConfigError, match="^kind: .* is for 'transformer', not 'performance-rnn'"):
+        load_config(path, kind="performance-rnn")
+    path.write_text("kind: [1]\n")
+    with pytest.raises(ConfigError, match="^kind: unknown model"):
+        load_config(path)

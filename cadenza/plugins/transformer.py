@@ -1,0 +1,153 @@
+"""The `transformer` plugin: a Music Transformer with a key/value cache held in numpy.
+
+The bundle has two graphs: `prefill` runs a whole primer at once; `step` runs one token
+against the cache and returns that token's keys and values, which are written into the cache
+in place (no step copies it). Slot 0 holds the conditioning token (a style, or "any") for good;
+events ring through the other slots, so when the context is full the oldest event gives way
+and generation goes on without a pause: attention is relative, so a window that slides looks
+like any other window.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from cadenza.bundle import Bundle
+from cadenza.errors import BundleError
+from cadenza.plugins.base import Generator, create_session, performance_codec
+
+DEFAULT_CONTEXT = 1024
+
+
+class KVCache:
+    """Keys and values (layers, heads, size, head_dim) with the position each slot holds."""
+
+    def __init__(self, layers: int, heads: int, head_dim: int, size: int):
+        if size < 2:
+            raise ValueError("a cache needs at least two slots")
+        self.size = size
+        self.k = np.zeros((layers, heads, size, head_dim), dtype=np.float32)
+        self.v = np.zeros_like(self.k)
+        self.positions = np.full(size, -1, dtype=np.int64)
+        self.next_position = 0
+
+    def slot(self, position: int) -> int:
+        return 0 if position == 0 else 1 + (position - 1) % (self.size - 1)
+
+    def fill(self, k: np.ndarray, v: np.ndarray) -> None:
+        """Start over with a prefill's keys and values (layers, heads, T, head_dim), T <= size."""
+        length = k.shape[2]
+        self.positions.fill(-1)
+        self.k[:, :, :length] = k
+        self.v[:, :, :length] = v
+        self.positions[:length] = np.arange(length)
+        self.next_position = length
+
+    def append(self, k: np.ndarray, v: np.ndarray) -> None:
+        """Write one token's keys and values (layers, heads, head_dim) at the next position."""
+        slot = self.slot(self.next_position)
+        self.k[:, :, slot] = k
+        self.v[:, :, slot] = v
+        self.positions[slot] = self.next_position
+        self.next_position += 1
+
+    def snapshot(self) -> tuple:
+        return self.k.copy(), self.v.copy(), self.positions.copy(), self.next_position
+
+    def restore(self, state: tuple) -> None:
+        k, v, positions, self.next_position = state
+        self.k[...], self.v[...], self.positions[...] = k, v, positions
+
+
+class MusicTransformer(Generator):
+    plugin = "transformer"
+
+    def __init__(self, bundle: Bundle, *, seed: int | None = None, context: int | None = None):
+        super().__init__(bundle, seed=seed)
+        self.codec = performance_codec(bundle)
+        model = bundle.manifest.get("model", {})
+        try:
+            layers, heads = int(model["num_layers"]), int(model["num_heads"])
+            head_dim = int(model["d_model"]) // heads
+            self.vocab_size = int(model["vocab_size"])
+            self.styles: list[str] = list(model["styles"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise BundleError(bundle.path / "manifest.yaml", f"field 'model' lacks {e}") from None
+        self.prefill_session = create_session(bundle, "prefill")
+        self.step_session = create_session(bundle, "step")
+        size = int(context or bundle.manifest.get("context", DEFAULT_CONTEXT))
+        self.cache = KVCache(layers, heads, head_dim, size)
+        self.history: deque[int] = deque(maxlen=size - 1)  # the events the cache holds
+        self.style: str | None = None
+        self.logits: np.ndarray | None = None
+        self._token = np.zeros(1, dtype=np.int64)
+        self._position = np.zeros(1, dtype=np.int64)
+        self.reset()
+
+    def style_token(self, style: str | None) -> int:
+        """Style names come from the bundle; None is untagged ("any")."""
+        if style is not None and style not in self.styles[1:]:
+            known = ", ".join(self.styles[1:]) or "none"
+            raise BundleError(self.bundle.path, f"no style {style!r} in this bundle (has: {known})")
+        return self.vocab_size + (self.styles.index(style) if style else 0)
+
+    def reset(self) -> None:
+        self.prime([])
+
+    def prime(self, events, conditions: dict[str, Any] | None = None) -> None:
+        if conditions and "style" in conditions:
+            self.style_token(conditions["style"])  # refuse an unknown style before anything
+            self.style = conditions["style"]
+        self.history.clear()
+        self.history.extend(int(e) for e in events)
+        self._prefill()
+
+    def set_style(self, style: str | None) -> None:
+        """Switch style (a live knob): the same events, under another conditioning token."""
+        self.style_token(style)
+        self.style = style
+        self._prefill()
+
+    def _prefill(self) -> None:
+        tokens = np.array([[self.style_token(self.style), *self.history]], dtype=np.int64)
+        logits, keys, values = self.prefill_session.run(None, {"tokens": tokens})
+        self.cache.fill(keys, values)
+        self.logits = logits[0]
+
+    def extend(self, events) -> None:
+        for event in events:
+            self._feed(int(event))
+
+    def _feed(self, event: int) -> None:
+        self._token[0] = event
+        self._position[0] = self.cache.next_position
+        logits, k, v = self.step_session.run(
+            None,
+            {
+                "token": self._token,
+                "position": self._position,
+                "cache_k": self.cache.k,
+                "cache_v": self.cache.v,
+                "cache_positions": self.cache.positions,
+            },
+        )
+        self.cache.append(k, v)
+        self.history.append(event)
+        self.logits = logits[0]
+
+    def step(self) -> int:
+        event = self._sample(self.logits)
+        self._feed(event)
+        return event
+
+    def snapshot(self) -> tuple:
+        return self.cache.snapshot(), tuple(self.history), self.logits, self.style
+
+    def restore(self, state: tuple) -> None:
+        cache, history, self.logits, self.style = state
+        self.cache.restore(cache)
+        self.history.clear()
+        self.history.extend(history)

@@ -1,0 +1,80 @@
+"""The transformer plugin: a real exported bundle, its numpy KV cache, endless generation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cadenza.errors import BundleError
+from cadenza.events import PERFORMANCE
+from cadenza.generate import continue_primer
+from cadenza.midi import load_notes
+from cadenza.plugins import load_generator, plugin_classes
+from cadenza.plugins.transformer import KVCache, MusicTransformer
+
+PRIMER = np.array([PERFORMANCE.velocity + 16, 60, PERFORMANCE.time_shift + 50, 188])
+
+
+def test_registered_under_the_entry_point_group():
+    assert plugin_classes()["transformer"] is MusicTransformer
+
+
+def test_the_cache_keeps_the_style_slot_and_rings_through_the_rest():
+    cache = KVCache(layers=1, heads=1, head_dim=2, size=4)
+    cache.fill(np.zeros((1, 1, 2, 2), np.float32), np.zeros((1, 1, 2, 2), np.float32))
+    for value in range(2, 9):
+        cache.append(np.full((1, 1, 2), value, np.float32), np.zeros((1, 1, 2), np.float32))
+    # Positions 0 (the style) and the latest three of 1..8 remain.
+    assert sorted(cache.positions.tolist()) == [0, 6, 7, 8]
+    assert cache.positions[0] == 0
+    assert sorted(cache.k[0, 0, 1:, 0].tolist()) == [6.0, 7.0, 8.0]
+
+
+def test_ten_times_the_context_stays_valid_and_keeps_time(tiny_transformer_bundle):
+    context = 32
+    generator = MusicTransformer(load_bundle_of(tiny_transformer_bundle), seed=5, context=context)
+    generator.prime(PRIMER)
+    events = generator.generate(10 * context)
+    assert ((events >= 0) & (events < PERFORMANCE.num_classes)).all()  # never a style token
+    assert generator.cache.next_position == 1 + len(PRIMER) + len(events)
+    assert generator.cache.positions.max() == generator.cache.next_position - 1
+    # Time goes on in every stretch of one context: no stall after the window starts sliding.
+    for chunk in np.split(events, 10):
+        assert ((chunk > PERFORMANCE.time_shift) & (chunk <= PERFORMANCE.velocity)).any()
+
+
+def test_same_seed_same_continuation_and_snapshot_rewinds(tiny_transformer_bundle):
+    a = load_generator(tiny_transformer_bundle, seed=3)
+    b = load_generator(tiny_transformer_bundle, seed=3)
+    a.prime(PRIMER)
+    b.prime(PRIMER)
+    assert a.generate(50).tolist() == b.generate(50).tolist()
+    state, rng = a.snapshot(), a.rng.bit_generator.state
+    first = a.generate(30).tolist()
+    a.restore(state)
+    a.rng.bit_generator.state = rng
+    assert a.generate(30).tolist() == first
+
+
+def test_styles_come_from_the_bundle_and_an_unknown_one_is_named(tiny_transformer_bundle):
+    generator = load_generator(tiny_transformer_bundle, seed=0)
+    generator.prime(PRIMER, {"style": "bach"})
+    tagged = generator.logits.copy()
+    generator.set_style(None)
+    assert not np.allclose(tagged, generator.logits)
+    with pytest.raises(BundleError, match="no style 'jazz' in this bundle \\(has: bach\\)"):
+        generator.prime(PRIMER, {"style": "jazz"})
+
+
+def test_it_continues_a_primer_like_any_plugin(tiny_transformer_bundle, chorale_midi):
+    generator = load_generator(tiny_transformer_bundle, seed=2)
+    primer = load_notes(chorale_midi)[:12]
+    result = continue_primer(generator, primer, seconds=3.0)
+    assert len(result.events) > 0
+    assert result.notes["start"].max() >= result.primer_seconds - 1e-6
+
+
+def load_bundle_of(path):
+    from cadenza.bundle import load_bundle
+
+    return load_bundle(path)
