@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -118,19 +116,6 @@ def conditioned_window_batches(
             x[row, 1 : stop - start] = tokens[start : stop - 1]
             y[row, scored - start : stop - start] = tokens[scored:stop]
         yield torch.from_numpy(x), torch.from_numpy(y)
-
-
-def sequence_styles(data_dir: str | Path, split: str) -> tuple[np.ndarray, list[str]]:
-    """The style index of each sequence of a split, and the style names. A corpus prepared
-    from one source has one style: the source's name (music21:bach -> bach)."""
-    data_dir = Path(data_dir)
-    metadata = json.loads((data_dir / "corpus.json").read_text())
-    offsets = np.load(data_dir / f"{split}.offsets.npy")
-    path = data_dir / f"{split}.styles.npy"
-    if path.exists() and metadata.get("styles"):
-        return np.load(path).astype(np.int64), list(metadata["styles"])
-    name = Path(str(metadata.get("source", "corpus")).removeprefix("music21:")).name
-    return np.zeros(len(offsets) - 1, dtype=np.int64), [name or "corpus"]
 
 
 def length_buckets(

@@ -19,7 +19,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from cadenza.corpus.prepare import load_split
+from cadenza.corpus.prepare import load_split, load_styles
 from cadenza.errors import CadenzaError
 from cadenza.eval.ngram import BigramKN
 from cadenza.training.config import MODEL_CONFIGS, TrainConfig
@@ -29,7 +29,6 @@ from cadenza.training.data import (
     conditioned_window_batches,
     length_buckets,
     sequence_batches,
-    sequence_styles,
 )
 from cadenza.training.performance_rnn import PerformanceRNN
 from cadenza.training.transformer import MusicTransformer
@@ -163,8 +162,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     valid_tokens, valid_offsets = load_split(config.data, "valid")
     # Each rank draws its own windows: a different seed per rank, the same sampler otherwise.
     sampler = WindowSampler(train_tokens, train_offsets, config.seq_len, config.seed + rank)
-    train_styles, style_names = sequence_styles(config.data, "train")
-    valid_styles, _ = sequence_styles(config.data, "valid")
+    train_styles, style_names = load_styles(config.data, "train")
+    valid_styles, _ = load_styles(config.data, "valid")
     if config.kind == "transformer":
         config.model.styles = ["any", *style_names]  # conditioning tokens: "any", then these
     model = build_model(config.kind, config.model).to(device)
@@ -287,7 +286,7 @@ def finish(out: Path, config: TrainConfig, device: torch.device) -> dict:
     checkpoint = load_checkpoint(out / "best.pt")
     model = model_from_checkpoint(checkpoint).to(device)
     test_tokens, test_offsets = load_split(config.data, "test")
-    test_styles, _ = sequence_styles(config.data, "test")
+    test_styles, _ = load_styles(config.data, "test")
     bigram = BigramKN(config.model.vocab_size).fit(*load_split(config.data, "train"))
     test_nll = evaluate_nll(
         model, test_tokens, test_offsets, device, test_styles, config.seq_len + 1

@@ -12,7 +12,6 @@ from cadenza.training.data import (
     conditioned_window_batches,
     length_buckets,
     sequence_batches,
-    sequence_styles,
 )
 
 
@@ -63,9 +62,3 @@ def test_sampler_tells_which_sequence_each_window_came_from():
         assert offsets[sequence] <= int(row[0]) < offsets[sequence + 1]
     assert 0 not in sampler.last_sequences
 
-
-def test_a_single_source_corpus_has_one_style_named_after_it(tiny_corpus):
-    styles, names = sequence_styles(tiny_corpus, "train")
-    assert names == ["bach"]
-    assert len(styles) == len(np.load(tiny_corpus / "train.offsets.npy")) - 1
-    assert not styles.any()
