@@ -1,0 +1,398 @@
+"""`cadenza eval`: how good a bundle is, in numbers and pictures, written to a folder.
+
+For one bundle: its held-out NLL beside order-1 and order-2 n-gram baselines on the same
+events; samples (half continuing held-out openings, half from nothing) compared with the
+held-out real pieces by Yang & Lerch's features and MusPy's figures; the style critic's
+verdict; piano rolls, transition matrices and distance densities; report.md and
+results.json. Every report also holds the reference: the real held-out pieces split in
+two halves (by piece) and compared with each other, the figures a perfect model would get.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cadenza.corpus.prepare import load_split
+from cadenza.errors import CadenzaError, ConfigError
+from cadenza.eval import metrics
+from cadenza.eval.critic import StyleCritic
+from cadenza.eval.distances import compare_feature, stack_features
+from cadenza.eval.features import features
+from cadenza.eval.ngram import TrigramKN
+from cadenza.eval.samples import (
+    Sample,
+    generate_samples,
+    held_out_nll,
+    held_out_pieces,
+    real_windows,
+    split_halves,
+)
+from cadenza.events import PERFORMANCE
+
+REFERENCE = "real held-out, half vs half"
+
+
+@dataclass
+class EvalSettings:
+    samples: int = 20
+    seconds: float = 20.0
+    primer_seconds: float = 5.0
+    seed: int = 0
+    beat_seconds: float = metrics.DEFAULT_BEAT_SECONDS
+    nll_events: int | None = None  # None: the whole test split
+    piano_rolls: int = 4
+
+    def check(self) -> None:
+        for name, value, low in (("--samples", self.samples, 2), ("--seconds", self.seconds, 1),
+                                 ("--primer-seconds", self.primer_seconds, 0),
+                                 ("--bpm", 60 / self.beat_seconds, 1)):
+            if not value >= low or math.isinf(value):
+                raise ConfigError(name, f"must be at least {low}, got {value:g}")
+
+
+# ------------------------------------------------------------------------------------------
+def compare_sets(
+    real: list[np.ndarray], generated: list[np.ndarray], settings: EvalSettings
+) -> dict:
+    """Yang & Lerch's table and MusPy's figures of a generated set against a real one."""
+    beat = settings.beat_seconds
+    real_features = stack_features([features(n, beat) for n in real])
+    generated_features = stack_features([features(n, beat) for n in generated])
+    rows = [
+        compare_feature(name, real_features[name], generated_features[name])
+        for name in real_features
+    ]
+    kwargs = {"beat_seconds": beat, "length": settings.seconds}
+    return {
+        "features": [row.to_dict() for row in rows],
+        "mean_overlap": float(np.mean([row.overlap for row in rows])),
+        "mean_kl": float(np.mean([row.kl for row in rows])),
+        "figures_real": metrics.set_figures(real, **kwargs),
+        "figures_generated": metrics.set_figures(generated, **kwargs),
+        "_arrays": (real_features, generated_features),  # for the pictures; not saved
+    }
+
+
+def truncate_split(tokens: np.ndarray, offsets: np.ndarray, max_events: int | None):
+    """The first sequences of a split holding `max_events` scored events (every event but
+    each sequence's first), the last one cut short: what held_out_nll scores."""
+    if max_events is None:
+        return tokens, offsets
+    kept, scored = [0], 0
+    for start, end in zip(offsets[:-1], offsets[1:], strict=True):
+        if scored >= max_events:
+            break
+        take = min(end - start, max_events - scored + 1)
+        scored += max(take - 1, 0)
+        kept.append(kept[-1] + take)
+    pieces = [np.asarray(tokens[s : s + n]) for s, n in zip(offsets, np.diff(kept), strict=False)]
+    return np.concatenate(pieces), np.array(kept, dtype=np.int64)
+
+
+class Baselines:
+    """Order-1 and order-2 n-gram models fitted on a corpus's train split, once per corpus."""
+
+    _fitted: dict[Path, TrigramKN] = {}
+
+    @classmethod
+    def of(cls, corpus: Path, vocab_size: int) -> TrigramKN:
+        key = Path(corpus).resolve()
+        if key not in cls._fitted:
+            cls._fitted[key] = TrigramKN(vocab_size).fit(*load_split(corpus, "train"))
+        return cls._fitted[key]
+
+
+def corpus_of(bundle, data: str | Path | None) -> Path:
+    """--data, else the corpus the bundle was trained on (its manifest says which)."""
+    chosen = data or bundle.training.get("data")
+    if not chosen:
+        raise ConfigError("--data", f"{bundle.path} does not name its training corpus; give one")
+    path = Path(chosen)
+    if not path.is_dir():
+        raise ConfigError("--data", f"{path} is not a prepared corpus directory (run `cadenza "
+                          "corpus prepare SOURCE -o DIR` first)")
+    return path
+
+
+def style_counts(critic: StyleCritic, pieces: list[np.ndarray]) -> dict[str, int]:
+    labels, _ = critic.classify([PERFORMANCE.encode(n) for n in pieces])
+    return {style: labels.count(style) for style in critic.styles}
+
+
+# ------------------------------------------------------------------------------------------
+def evaluate_bundle(
+    bundle_path: str | Path,
+    out: Path,
+    *,
+    data: str | Path | None = None,
+    settings: EvalSettings | None = None,
+    critic: StyleCritic | None = None,
+    progress: bool = True,
+) -> dict:
+    """Evaluate one bundle into `out` (report.md, results.json, pictures, samples/*.mid)."""
+    from cadenza.midi import write_midi
+    from cadenza.plugins import load_generator
+
+    settings = settings or EvalSettings()
+    settings.check()
+    started = time.perf_counter()
+    generator = load_generator(bundle_path, seed=settings.seed)
+    if not hasattr(generator, "codec"):
+        raise CadenzaError(f"{bundle_path}: plugin {generator.plugin!r} does not make "
+                           "performance events; `cadenza eval` compares symbolic music")
+    bundle = generator.bundle
+    corpus = corpus_of(bundle, data)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    tokens, offsets = truncate_split(*load_split(corpus, "test"), settings.nll_events)
+    nll, scored = held_out_nll(generator, tokens, offsets, progress=progress)
+    ngram = Baselines.of(corpus, PERFORMANCE.num_classes)
+    likelihood = {
+        "nll": nll,
+        "bigram": ngram.bigram.nll(tokens, offsets),
+        "trigram": ngram.nll(tokens, offsets),
+        "events": scored,
+    }
+
+    pieces = held_out_pieces(corpus)
+    windows = real_windows(pieces, settings.seconds)
+    real = [notes for _, notes in windows]
+    samples = generate_samples(
+        generator, pieces, settings.samples, settings.seconds, settings.primer_seconds,
+        seed=settings.seed, progress=progress,
+    )
+    generated = [s.notes for s in samples]
+    if sum(len(n) > 0 for n in generated) < 2:
+        raise CadenzaError(f"{bundle_path}: fewer than two samples have any note")
+    comparison = compare_sets(real, generated, settings)
+    reference = compare_sets(*split_halves(windows), settings)
+
+    styles = None
+    if critic is not None:
+        styles = {
+            "critic": str(critic.bundle.path),
+            "test_accuracy": critic.accuracy,
+            "generated": style_counts(critic, generated),
+            "real": style_counts(critic, real),
+        }
+
+    results = {
+        "bundle": str(bundle_path),
+        "name": bundle.name,
+        "plugin": bundle.plugin,
+        "data": str(corpus),
+        "settings": {k: v for k, v in vars(settings).items()},
+        "likelihood": likelihood,
+        "real_windows": len(real),
+        "samples": [{"name": s.name, "kind": s.kind, "notes": len(s.notes)} for s in samples],
+        "comparison": comparison,
+        "reference": reference,
+        "styles": styles,
+    }
+    for sample in samples:
+        write_midi(sample.primed, out / "samples" / f"{sample.name}.mid")
+    pictures = draw_pictures(out, samples, comparison, reference, settings)
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    write_results(out / "results.json", results)
+    (out / "report.md").write_text(bundle_report(results, pictures))
+    return results
+
+
+def draw_pictures(out: Path, samples: list[Sample], comparison: dict, reference: dict,
+                  settings: EvalSettings) -> dict[str, str]:
+    from cadenza.eval.plots import plot_distance_densities, plot_transition_matrices
+    from cadenza.render import plot_piano_roll
+
+    pictures: dict[str, str] = {}
+    # The first few of each kind: openings continued, and samples from nothing.
+    chosen = [s for s in samples if s.kind == "primer"][: (settings.piano_rolls + 1) // 2]
+    chosen += [s for s in samples if s.kind == "scratch"][: settings.piano_rolls // 2]
+    for sample in chosen:
+        name = f"pictures/roll-{sample.name}.png"
+        plot_piano_roll(sample.primed, out / name,
+                        split_at=sample.primer_seconds if sample.kind == "primer" else None,
+                        title=sample.name)
+        pictures[f"piano roll {sample.name}"] = name
+    real_features, generated_features = comparison["_arrays"]
+    key = "pitch_class_transition_matrix"
+    plot_transition_matrices(
+        {"real (held-out)": real_features[key].mean(0),
+         "generated": generated_features[key].mean(0)},
+        out / "pictures/pitch-class-transitions.png",
+    )
+    pictures["pitch-class transitions, real vs generated"] = "pictures/pitch-class-transitions.png"
+    plot_distance_densities(real_features, generated_features, out / "pictures/distances.png")
+    pictures["distance densities, real vs generated"] = "pictures/distances.png"
+    half_a, half_b = reference["_arrays"]
+    plot_distance_densities(half_a, half_b, out / "pictures/distances-reference.png",
+                            labels=("half A", "half B"))
+    pictures["distance densities, reference (real half vs half)"] = (
+        "pictures/distances-reference.png")
+    return pictures
+
+
+def write_results(path: Path, results: dict) -> None:
+    def clean(value):
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if not k.startswith("_")}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        if isinstance(value, float) and math.isnan(value):
+            return None
+        return value
+
+    path.write_text(json.dumps(clean(results), indent=1) + "\n")
+
+
+# ------------------------------------------------------------------------------------------
+def _f(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else (
+        f"{value:.{digits}f}")
+
+
+def _ms(pair) -> str:
+    return f"{_f(pair[0])} ± {_f(pair[1])}"
+
+
+FIGURE_NAMES = {
+    "pitch_class_entropy": "PC entropy",
+    "scale_consistency": "scale cons.",
+    "polyphony": "polyphony",
+    "pitch_range": "pitch range",
+    "empty_beat_rate": "empty beats",
+    "groove_consistency": "groove cons.",
+}
+
+
+def summary_rows(results: list[dict]) -> list[str]:
+    """The compare table: the reference (real half vs half) first, then one row per bundle."""
+    header = ["set", "NLL", "bigram", "trigram", "mean OA ↑", "mean KL ↓",
+              *FIGURE_NAMES.values(), "style (critic)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+
+    def row(label, likelihood, comparison, figures, styles):
+        cells = [label]
+        cells += [_f(likelihood[k]) if likelihood else "–" for k in ("nll", "bigram", "trigram")]
+        cells += [_f(comparison["mean_overlap"]), _f(comparison["mean_kl"])]
+        cells += [_f(figures[name][0], 2) for name in FIGURE_NAMES]
+        cells.append(", ".join(f"{k} {v}" for k, v in styles.items() if v) if styles else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+
+    first = results[0]
+    styles = first["styles"]
+    row(f"{REFERENCE} ({first['data']})", None, first["reference"],
+        first["comparison"]["figures_real"], styles and styles["real"])
+    for r in results:
+        row(f"{r['name']} ({r['plugin']})", r["likelihood"], r["comparison"],
+            r["comparison"]["figures_generated"], r["styles"] and r["styles"]["generated"])
+    return lines
+
+
+def feature_table(comparison: dict, labels: tuple[str, str]) -> list[str]:
+    lines = [
+        f"| feature | intra {labels[0]} | intra {labels[1]} | inter | KL ↓ | OA ↑ |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in comparison["features"]:
+        lines.append(
+            f"| {row['feature'].replace('_', ' ')} | {_ms(row['intra_real'])} | "
+            f"{_ms(row['intra_generated'])} | {_ms(row['inter'])} | {_f(row['kl'])} | "
+            f"{_f(row['overlap'])} |"
+        )
+    return lines
+
+
+def bundle_report(results: dict, pictures: dict[str, str]) -> str:
+    s = results["settings"]
+    lk = results["likelihood"]
+    kinds = [x["kind"] for x in results["samples"]]
+    lines = [
+        f"# Evaluation of {results['name']} ({results['plugin']})",
+        "",
+        f"Bundle `{results['bundle']}`, held-out data `{results['data']}` (test split), "
+        f"{len(kinds)} samples of {s['seconds']:g} s ({kinds.count('primer')} continuing the "
+        f"first {s['primer_seconds']:g} s of held-out pieces, {kinds.count('scratch')} from "
+        f"nothing), seed {s['seed']}, against {results['real_windows']} real windows of "
+        f"{s['seconds']:g} s; rhythm figures at {60 / s['beat_seconds']:g} bpm. "
+        f"Took {results['seconds']:g} s.",
+        "",
+        "## Summary",
+        "",
+        f"Held-out NLL in nats/event over {lk['events']:,} events; the n-gram baselines are "
+        "fitted on the train split (bigram: one event of context, trigram: two). OA and KL: "
+        "Yang & Lerch's overlapped area and KL divergence between the real set's intra-set "
+        "distances and the inter-set distances, averaged over the features below. The "
+        "figures are MusPy's, averaged over the set.",
+        "",
+        *summary_rows([results]),
+        "",
+    ]
+    if results["styles"]:
+        st = results["styles"]
+        lines += [f"Style critic `{st['critic']}` (held-out accuracy "
+                  f"{_f(st['test_accuracy'])}): the style it hears in each sample.", ""]
+    lines += [
+        "## Features (Yang & Lerch 2018)",
+        "",
+        "Distances between pieces (mean ± std) for each feature, real held-out windows "
+        "against the generated samples:",
+        "",
+        *feature_table(results["comparison"], ("real", "generated")),
+        "",
+        "The reference, real held-out pieces split in two halves by piece:",
+        "",
+        *feature_table(results["reference"], ("half A", "half B")),
+        "",
+        "## Pictures",
+        "",
+    ]
+    for title, path in pictures.items():
+        lines += [f"### {title}", "", f"![{title}]({path})", ""]
+    return "\n".join(lines)
+
+
+def compare_report(results: list[dict], out: Path) -> str:
+    lines = [
+        "# Bundles compared",
+        "",
+        "Each bundle's own report is in its folder. The first row is the reference: the real "
+        "held-out pieces split in two halves, compared with each other.",
+        "",
+        *summary_rows(results),
+        "",
+    ]
+    for r in results:
+        lines.append(f"- [{r['name']}]({r['_folder']}/report.md)")
+    text = "\n".join(lines) + "\n"
+    (out / "report.md").write_text(text)
+    return text
+
+
+def evaluate_many(
+    bundles: list[str], out: Path, *, data: str | Path | None = None,
+    settings: EvalSettings | None = None, critic: StyleCritic | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """Each bundle into its own folder of `out`, then one table of them all in out/report.md."""
+    results = []
+    used: set[str] = set()
+    for path in bundles:
+        from cadenza.bundle import load_bundle
+
+        folder = load_bundle(path).name
+        while folder in used:
+            folder += "-2"
+        used.add(folder)
+        result = evaluate_bundle(path, Path(out) / folder, data=data, settings=settings,
+                                 critic=critic, progress=progress)
+        result["_folder"] = folder
+        results.append(result)
+    compare_report(results, Path(out))
+    return results
