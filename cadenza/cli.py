@@ -72,7 +72,10 @@ def cmd_generate(args: argparse.Namespace) -> None:
     if args.seconds <= 0:
         raise ConfigError("--seconds", f"must be positive, got {args.seconds}")
     primer = load_notes(args.primer) if args.primer else empty_notes()
-    generator = load_generator(args.bundle, plugin=args.plugin, seed=args.seed)
+    default_plugin = None if args.bundle else "performance-rnn"  # else the bundle's own
+    generator = load_generator(args.bundle, plugin=args.plugin or default_plugin, seed=args.seed)
+    if args.style:
+        generator.set_style(args.style)
     try:
         generator.knobs = Knobs(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
     except ValueError as e:
@@ -163,6 +166,8 @@ def cmd_live(args: argparse.Namespace) -> None:
         "on_interrupt": args.on_interrupt,
         "temperature": args.temperature,
         "cc.temperature": args.temperature_cc,
+        "style": args.style,
+        "cc.style": args.style_cc,
         "top_k": args.top_k,
         "top_p": args.top_p,
         "plugin": args.plugin,
@@ -272,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=cmd_export)
 
     generate = sub.add_parser("generate", help="continue a MIDI primer and write a MIDI file")
-    generate.add_argument("--plugin", default="performance-rnn")
+    generate.add_argument("--plugin", help="plugin (default: the bundle's, or performance-rnn)")
+    generate.add_argument("--style", help="a style of the bundle, e.g. bach (transformer)")
     generate.add_argument("--bundle", help="bundle directory or .zip (default: the shipped one)")
     generate.add_argument("--primer", help="MIDI file to continue")
     generate.add_argument("--seconds", type=float, default=30.0, help="length of the continuation")
@@ -329,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--top-p", type=float)
     live.add_argument("--plugin", help="plugin (default: performance-rnn)")
     live.add_argument("--bundle", help="bundle directory or .zip (default: the shipped one)")
+    live.add_argument("--style", help="a style of the bundle, e.g. bach (transformer)")
+    live.add_argument("--style-cc", type=int, help="a CC that picks the style")
     live.add_argument("--seed", type=int)
     live.add_argument("--quiet", action="store_true", help="no status line")
     live.add_argument(

@@ -51,6 +51,16 @@ def test_generate_continues_a_primer(tiny_bundle, chorale_midi, tmp_path):
     assert written["end"].max() >= primer["end"].max() + 3.5
 
 
+def test_generate_with_the_transformer_and_a_style(tiny_transformer_bundle, chorale_midi, tmp_path):
+    out = tmp_path / "out.mid"
+    common = ["generate", "--bundle", str(tiny_transformer_bundle), "--primer", str(chorale_midi),
+              "--seconds", "3", "--seed", "1", "-o", str(out)]
+    result = cadenza(*common, "--style", "bach")
+    assert result.returncode == 0, result.stderr
+    assert load_notes(out)["end"].max() >= load_notes(chorale_midi)["end"].max() + 2.5
+    assert_one_line_usage_error(cadenza(*common, "--style", "jazz"), "no style 'jazz'", "bach")
+
+
 def test_generate_without_a_primer_is_deterministic_with_a_seed(tiny_bundle, tmp_path):
     outs = [tmp_path / f"{i}.mid" for i in range(2)]
     for out in outs:

@@ -51,6 +51,20 @@ class Generator(abc.ABC):
     def seed(self, seed: int | None) -> None:
         self.rng = np.random.default_rng(seed)
 
+    style: str | None = None  # the style in force; None is untagged
+
+    @property
+    def styles(self) -> list[str]:
+        """The styles this generator can be conditioned on (none unless its plugin has them)."""
+        return []
+
+    def set_style(self, style: str | None) -> None:
+        """Condition what comes next on `style` (None: untagged); an unknown one is refused."""
+        if style is not None and style not in self.styles:
+            known = ", ".join(self.styles) or "none"
+            raise BundleError(self.bundle.path, f"no style {style!r} in this bundle (has: {known})")
+        self.style = style
+
     @abc.abstractmethod
     def prime(self, events: np.ndarray, conditions: dict[str, Any] | None = None) -> None:
         """Set the context from which generation continues (replacing any earlier one)."""

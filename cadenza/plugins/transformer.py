@@ -73,7 +73,7 @@ class MusicTransformer(Generator):
             layers, heads = int(model["num_layers"]), int(model["num_heads"])
             head_dim = int(model["d_model"]) // heads
             self.vocab_size = int(model["vocab_size"])
-            self.styles: list[str] = list(model["styles"])
+            self.conditions: list[str] = list(model["styles"])  # "any", then the styles
         except (KeyError, TypeError, ValueError) as e:
             raise BundleError(bundle.path / "manifest.yaml", f"field 'model' lacks {e}") from None
         self.prefill_session = create_session(bundle, "prefill")
@@ -81,34 +81,32 @@ class MusicTransformer(Generator):
         size = int(context or bundle.manifest.get("context", DEFAULT_CONTEXT))
         self.cache = KVCache(layers, heads, head_dim, size)
         self.history: deque[int] = deque(maxlen=size - 1)  # the events the cache holds
-        self.style: str | None = None
         self.logits: np.ndarray | None = None
         self._token = np.zeros(1, dtype=np.int64)
         self._position = np.zeros(1, dtype=np.int64)
         self.reset()
 
+    @property
+    def styles(self) -> list[str]:
+        return self.conditions[1:]
+
     def style_token(self, style: str | None) -> int:
-        """Style names come from the bundle; None is untagged ("any")."""
-        if style is not None and style not in self.styles[1:]:
-            known = ", ".join(self.styles[1:]) or "none"
-            raise BundleError(self.bundle.path, f"no style {style!r} in this bundle (has: {known})")
-        return self.vocab_size + (self.styles.index(style) if style else 0)
+        """The conditioning token of a style; None is untagged ("any")."""
+        return self.vocab_size + (self.conditions.index(style) if style else 0)
 
     def reset(self) -> None:
         self.prime([])
 
     def prime(self, events, conditions: dict[str, Any] | None = None) -> None:
         if conditions and "style" in conditions:
-            self.style_token(conditions["style"])  # refuse an unknown style before anything
-            self.style = conditions["style"]
+            super().set_style(conditions["style"])
         self.history.clear()
         self.history.extend(int(e) for e in events)
         self._prefill()
 
     def set_style(self, style: str | None) -> None:
         """Switch style (a live knob): the same events, under another conditioning token."""
-        self.style_token(style)
-        self.style = style
+        super().set_style(style)
         self._prefill()
 
     def _prefill(self) -> None:

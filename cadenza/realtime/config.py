@@ -74,6 +74,7 @@ class CCMap:
     answer_length: int | None = None  # 0..127 -> 1..16 bars, see answer_bars_from_cc
     panic: int | None = None  # value >= 64: all notes off
     mutate: int | None = None  # value >= 64: answer the last call again
+    style: int | None = None  # 0..127 across "any" and the bundle's styles, see style_from_cc
 
 
 @dataclass
@@ -101,6 +102,7 @@ class LiveConfig:
     top_p: float = 1.0  # 1.0: no nucleus cut
     plugin: str | None = None  # None: the bundle's own
     bundle: str | None = None  # None: the default shipped bundle
+    style: str | None = None  # a style of the bundle (transformer); None: untagged
     seed: int | None = None
     quiet: bool = False  # no live status line
     synth: bool = False  # play through a General MIDI SoundFont on the sound card
@@ -128,6 +130,12 @@ def temperature_from_cc(value: int) -> float:
     """A CC value 0..127 to a temperature 0.1..2.0, linearly, as Magenta's MIDI interface."""
     low, high = TEMPERATURE_RANGE
     return low + (high - low) * min(max(value, 0), 127) / 127
+
+
+def style_from_cc(value: int, styles: list[str]) -> str | None:
+    """A CC value 0..127 to one of None ("any") and `styles`, in equal ranges."""
+    choices = [None, *styles]
+    return choices[min(max(value, 0), 127) * len(choices) // 128]
 
 
 def answer_bars_from_cc(value: int) -> int:
@@ -249,6 +257,7 @@ RULES: dict[str, Rule] = {
     "top_p": _number(0, 1, open_low=True),
     "plugin": _optional(_text),
     "bundle": _optional(_text),
+    "style": _optional(_text),
     "seed": _optional(_integer(0)),
     "quiet": _flag,
     "synth": _flag,

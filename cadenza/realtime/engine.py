@@ -21,6 +21,7 @@ from cadenza.realtime.config import (
     AnswerLength,
     LiveConfig,
     answer_bars_from_cc,
+    style_from_cc,
     temperature_from_cc,
 )
 from cadenza.realtime.performer import Performer
@@ -59,6 +60,7 @@ class LiveEngine:
         self.midi_out = midi_out
         self.stats = EngineStats()
         self.channel = config.output_channel_index
+        self.style = generator.style  # open_engine set it from config.style
         self.synth = None
         output = midi_out
         if config.synth:  # for someone without a DAW: a General MIDI SoundFont on the sound card
@@ -230,6 +232,8 @@ class LiveEngine:
             self.generator.knobs.temperature = temperature_from_cc(value)
         elif number == cc.answer_length:
             self.config.answer_length = AnswerLength("bars", answer_bars_from_cc(value))
+        elif number == cc.style:
+            self.set_style(style_from_cc(value, self.styles))
         elif number == cc.panic and value >= 64:
             self.panic()
         elif number == cc.mutate and value >= 64:
@@ -273,6 +277,22 @@ class LiveEngine:
         knobs = self.generator.knobs
         knobs.temperature = round(min(2.0, max(0.1, knobs.temperature + delta)), 2)
 
+    @property
+    def styles(self) -> list[str]:
+        return self.generator.styles
+
+    def set_style(self, style: str | None) -> None:
+        """Condition the generator on a style from the next event it makes."""
+        if style is not None and style not in self.styles:
+            return  # a knob, not a command line: an unknown style leaves the knob where it is
+        self.style = style
+        self.performer.set_style(style)
+
+    def turn_style(self, delta: int) -> None:
+        choices = [None, *self.styles]
+        if len(choices) > 1:
+            self.set_style(choices[(choices.index(self.style) + delta) % len(choices)])
+
     def turn_answer_bars(self, delta: int) -> None:
         current = self.config.answer_length
         bars = current.amount if current.unit == "bars" else 2
@@ -299,6 +319,8 @@ class LiveEngine:
                 continue
             if hasattr(generator, "codec"):
                 generator.knobs = self.generator.knobs
+                if self.style in generator.styles:
+                    generator.set_style(self.style)
                 self.interrupt()
                 self.performer.swap(generator)
                 self.generator = generator

@@ -13,7 +13,7 @@ import threading
 
 KEYS_HELP = (
     "keys: +/- temperature  [/] answer bars  </> silence  p panic  m mutate  "
-    "l loop  n next bundle  q quit"
+    "l loop  n next bundle  s style  q quit"
 )
 
 
@@ -72,6 +72,7 @@ class TerminalKeys:
             "m": lambda: engine.mutate(None),
             "l": engine.toggle_loop,
             "n": engine.next_bundle,
+            "s": lambda: engine.turn_style(+1),
             "q": engine.stop,
         }
         action = actions.get(key.lower() if key.isalpha() else key)

@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 
-from cadenza.errors import CadenzaError, ConfigError
+from cadenza.errors import BundleError, CadenzaError, ConfigError
 from cadenza.plugins import load_generator
 from cadenza.realtime.config import LiveConfig
 from cadenza.realtime.engine import LiveEngine
@@ -26,10 +26,11 @@ def status_line(engine: LiveEngine) -> str:
     if engine.phrases.playing:
         state = "hearing you"
     tempo = engine.current_grid().bpm
+    style = f" ({engine.style})" if engine.style else ""
     late = f"late p99 {lateness['p99'] * 1e3:.2f} ms" if lateness["count"] else "late -"
     return (
         f"{state:11s} | temp {engine.generator.knobs.temperature:.2f} | {tempo:5.1f} bpm | "
-        f"{engine.generator.bundle.name} | phrases {stats.phrases} | {late}"
+        f"{engine.generator.bundle.name}{style} | phrases {stats.phrases} | {late}"
     )
 
 
@@ -51,11 +52,16 @@ def open_engine(config: LiveConfig) -> LiveEngine:
     """The generator and the ports of `config`, in an engine ready to run."""
     if config.mode == "backing":
         raise ConfigError("mode", "backing is not available yet; use call-response or accompany")
-    generator = load_generator(
-        config.bundle, plugin=config.plugin or "performance-rnn", seed=config.seed
-    )
+    default_plugin = None if config.bundle else "performance-rnn"  # else the bundle's own
+    generator = load_generator(config.bundle, plugin=config.plugin or default_plugin,
+                               seed=config.seed)
     if not hasattr(generator, "codec"):
         raise ConfigError("plugin", f"{generator.plugin} does not make performance events")
+    if config.style is not None:
+        try:
+            generator.set_style(config.style)
+        except BundleError as e:
+            raise ConfigError("style", str(e)) from None
     name = config.port_name
     midi_out = open_output(config.output_port, virtual_name=f"{name} out", client_name=name)
     try:

@@ -95,6 +95,10 @@ class Performer(threading.Thread):
         """Play with another generator from the next phrase on."""
         self.commands.put(("swap", generator))
 
+    def set_style(self, style: str | None) -> None:
+        """Condition the generator on `style` (its own thread does it, between two steps)."""
+        self.commands.put(("style", style))
+
     def stop_answer(self) -> None:
         """Silence the answer at once (nothing more of it reaches the scheduler), and end it.
         Call with `lock` held, together with clearing the scheduler, so that no message of
@@ -168,6 +172,9 @@ class Performer(threading.Thread):
             self._finish(schedule_offs=False)
             self.generator = command[1]
             self._reset_context()
+        elif kind == "style":
+            if command[1] is None or command[1] in self.generator.styles:
+                self.generator.set_style(command[1])
         elif kind == "close":
             self._closed = True
 
