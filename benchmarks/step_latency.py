@@ -1,9 +1,13 @@
-"""Per-step latency of the performance-rnn plugin (onnxruntime) against PyTorch eager.
+"""Per-step latency of the generator plugins, each beside its baseline, in one run.
 
-Batch 1, one thread each, in the same run. For the shipped bundle's model size and for
-Magenta's default 3x512. The PyTorch side runs the same architecture with the bundle's
-weights where a checkpoint is given, random weights otherwise (latency does not depend
-on the values).
+performance-rnn: the plugin (onnxruntime) against PyTorch eager, batch 1, one thread each,
+for the shipped bundle's model size and for Magenta's default 3x512. The PyTorch side runs
+the same architecture with the bundle's weights where a checkpoint is given, random weights
+otherwise (latency does not depend on the values).
+
+transformer: one step with the key/value cache full (the window sliding) against recomputing
+the whole window each step (the prefill graph), at contexts of 256, 1024 and 2048 events, for
+the shipped bundle (or, before `make models`, the shipped configuration with random weights).
 
     python benchmarks/step_latency.py [--steps 3000] [--checkpoint runs/performance-rnn/best.pt]
 """
@@ -19,11 +23,17 @@ import numpy as np
 import torch
 
 from cadenza.bundle import default_bundle_path, load_bundle
+from cadenza.errors import BundleError
 from cadenza.export.performance_rnn import export_performance_rnn
+from cadenza.export.transformer import export_transformer
 from cadenza.plugins import load_generator
-from cadenza.training.config import ModelConfig, TrainConfig
+from cadenza.plugins.transformer import MusicTransformer as TransformerPlugin
+from cadenza.training.config import ModelConfig, TrainConfig, load_config
 from cadenza.training.loop import load_checkpoint
 from cadenza.training.performance_rnn import PerformanceRNN, PerformanceRNNStep
+from cadenza.training.transformer import MusicTransformer
+
+CONTEXTS = (256, 1024, 2048)
 
 
 def percentiles(samples: list[float]) -> tuple[float, float, float]:
@@ -75,13 +85,71 @@ def bundle_for(model: PerformanceRNN, out: Path) -> Path:
     return export_performance_rnn(checkpoint, out, name=out.name)
 
 
+def transformer_bundle(out: Path) -> Path:
+    """The shipped transformer bundle, or the shipped configuration with random weights."""
+    try:
+        return default_bundle_path("transformer")
+    except BundleError:
+        config = load_config(Path(__file__).parent.parent / "configs" / "transformer.yaml")
+        config.model.styles = ["any", "bach"]
+        torch.manual_seed(0)
+        model = MusicTransformer(config.model).eval()
+        checkpoint = {"kind": "transformer", "config": {**config.to_dict(), "out": str(out)},
+                      "model": model.state_dict(), "step": 0, "valid_nll": 0.0}
+        return export_transformer(checkpoint, out, name="random weights, shipped configuration")
+
+
+def time_transformer(bundle: Path, context: int, steps: int, recompute_steps: int):
+    """(cached plugin step, recomputed window) latencies with `context` events in the window."""
+    generator = TransformerPlugin(load_bundle(bundle), seed=0, context=context)
+    rng = np.random.default_rng(0)
+    generator.prime(rng.integers(0, 388, context - 1))  # a full window: every step slides it
+    cached = []
+    for i in range(steps + 100):
+        t0 = time.perf_counter()
+        generator.step()
+        if i >= 100:
+            cached.append(time.perf_counter() - t0)
+    window = np.array([[generator.style_token(None), *generator.history]], dtype=np.int64)
+    recomputed = []
+    for i in range(recompute_steps + 5):
+        t0 = time.perf_counter()
+        logits, _, _ = generator.prefill_session.run(None, {"tokens": window})
+        generator._sample(logits[0])
+        if i >= 5:
+            recomputed.append(time.perf_counter() - t0)
+    return cached, recomputed
+
+
+def transformer_table(steps: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = transformer_bundle(Path(tmp) / "transformer")
+        name = load_bundle(bundle).name
+        print(f"\ntransformer per-step latency ({name}), batch 1, 1 thread, window full and "
+              "sliding; ms")
+        print("| context | KV cache p50 | KV cache p99 | KV cache max | recompute window p50 | "
+              "recompute p99 | speed-up (p50) |")
+        print("|---:|---:|---:|---:|---:|---:|---:|")
+        for context in CONTEXTS:
+            cached, recomputed = time_transformer(bundle, context, steps, max(20, steps // 50))
+            c50, c99, cmax = (v / 1e3 for v in percentiles(cached))
+            r50, r99, _ = (v / 1e3 for v in percentiles(recomputed))
+            print(f"| {context} | {c50:.2f} | {c99:.2f} | {cmax:.2f} | {r50:.2f} | {r99:.2f} | "
+                  f"{r50 / c50:.0f}x |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--checkpoint", help="use these weights for the PyTorch side")
+    parser.add_argument("--only", choices=["performance-rnn", "transformer"])
     args = parser.parse_args()
     torch.set_num_threads(1)
 
+    if args.only != "performance-rnn":
+        transformer_table(args.steps)
+    if args.only == "transformer":
+        return
     rows = []
     shipped = load_bundle(default_bundle_path("performance-rnn"))
     configs = [("shipped " + shipped.name, ModelConfig(**shipped.manifest["model"]), shipped.path),
