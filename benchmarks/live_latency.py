@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -27,6 +26,8 @@ import time
 
 import numpy as np
 
+from cadenza.errors import CadenzaError
+from cadenza.realtime.jack import start_dummy_jack, stop_jack
 from cadenza.realtime.ports import open_input, open_output
 from cadenza.realtime.scheduler import NaiveScheduler, Scheduler
 
@@ -53,20 +54,33 @@ sys.stdout.write("\\n".join(out) + "\\n")
 
 
 def start_jack(period: int) -> subprocess.Popen:
-    if shutil.which("jackd") is None:
-        sys.exit("jackd is not installed: apt-get install jackd2")
+    """A JACK server of the benchmark's own (by name: no running session is touched)."""
     name = f"cadenza-bench-{os.getpid()}"
     os.environ["JACK_DEFAULT_SERVER"] = name
     os.environ["CADENZA_MIDI_API"] = "jack"
-    server = subprocess.Popen(
-        ["jackd", "--name", name, "--no-realtime", "-d", "dummy", "-r", "48000",
-         "-p", str(period)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        if subprocess.run(["jack_lsp"], capture_output=True).returncode == 0:
-            return server
-        time.sleep(0.1)
-    server.kill()
-    sys.exit("jackd did not start")
+    try:
+        return start_dummy_jack(name, period=period)
+    except CadenzaError as e:
+        sys.exit(str(e))
+
+
+def receive(port_name: str) -> subprocess.Popen:
+    """The recording JACK client, in its own process, connected to `port_name`."""
+    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, port_name], text=True,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert receiver.stdout.readline().strip() == "ready"
+    return receiver
+
+
+def recording(receiver: subprocess.Popen) -> list[tuple[float, list[int]]]:
+    """Stop the recording client; what it got, stamped with perf_counter."""
+    out, _ = receiver.communicate("quit\n", timeout=30)
+    stamped = []
+    for line in out.splitlines():
+        if line:
+            stamp, *data = line.split()
+            stamped.append((float(stamp), [int(b) for b in data]))
+    return stamped
 
 
 def note_events(count: int, seed: int) -> tuple[np.ndarray, list[list[int]]]:
@@ -98,9 +112,7 @@ def feed(scheduler: Scheduler, deadlines: np.ndarray, messages: list[list[int]])
 
 def run(cls: type[Scheduler], count: int, seed: int) -> dict:
     output = open_output(None, virtual_name=f"bench {cls.__name__}")
-    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, output.name], text=True,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    assert receiver.stdout.readline().strip() == "ready"
+    receiver = receive(output.name)
     time.sleep(0.2)
     scheduler = cls(output, lateness_capacity=max(count, 1))
     offsets, messages = note_events(count, seed)
@@ -114,16 +126,14 @@ def run(cls: type[Scheduler], count: int, seed: int) -> dict:
     errors = scheduler.send_errors
     scheduler.stop()
     time.sleep(0.2)
-    out, _ = receiver.communicate("quit\n", timeout=30)
+    stamped = recording(receiver)
     output.close()
     arrived: dict[tuple[int, ...], float] = {}
     duplicates = 0
-    for line in out.splitlines():
-        if line:
-            stamp, *data = line.split()
-            key = tuple(int(b) for b in data)
-            duplicates += key in arrived
-            arrived.setdefault(key, float(stamp))
+    for stamp, data in stamped:
+        key = tuple(data)
+        duplicates += key in arrived
+        arrived.setdefault(key, stamp)
     received = np.array([arrived[tuple(m)] - d for m, d in zip(messages, deadlines, strict=True)
                          if tuple(m) in arrived])
     return {"name": cls.__name__, "count": count, "sent": sent, "received": received,
@@ -196,8 +206,7 @@ def main() -> None:
             sys.setswitchinterval(default_interval)
         idle = idle_cpu(args.idle_seconds)
     finally:
-        server.terminate()
-        server.wait(10)
+        stop_jack(server)
 
     period_ms = args.period / 48.0
     print(f"\nScheduler lateness through JACK (dummy backend, {args.period} frames at 48 kHz = "
