@@ -29,6 +29,7 @@ class StyleCritic:
         try:
             self.styles = [str(s) for s in bundle.manifest["model"]["styles"]]
             self.window = int(bundle.manifest["model"]["window"])
+            self.pad = int(bundle.manifest["model"]["pad"])
         except (KeyError, TypeError, ValueError) as e:
             raise BundleError(bundle.path / "manifest.yaml", f"field 'model' lacks {e}") from None
         self.bundle = bundle
@@ -45,7 +46,10 @@ class StyleCritic:
         if len(events) == 0:
             return np.full(len(self.styles), 1.0 / len(self.styles))
         starts = np.unique(np.linspace(0, max(len(events) - self.window, 0), 8).astype(int))
-        batch = np.stack([_pad(events[s : s + self.window], self.window) for s in starts])
+        batch = np.full((len(starts), self.window), self.pad, dtype=np.int64)
+        for row, start in enumerate(starts):
+            piece = events[start : start + self.window]
+            batch[row, : len(piece)] = piece
         (logits,) = self.session.run(None, {"tokens": batch})
         logits = logits.astype(np.float64)
         probs = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -57,15 +61,6 @@ class StyleCritic:
         probs = np.stack([self.probabilities(p) for p in pieces]) if pieces else np.zeros(
             (0, len(self.styles)))
         return [self.styles[i] for i in probs.argmax(axis=1)], probs
-
-
-PAD = -1  # fed as is: the graph turns it into a padding mask and a zero embedding
-
-
-def _pad(events: np.ndarray, length: int) -> np.ndarray:
-    out = np.full(length, PAD, dtype=np.int64)
-    out[: len(events)] = events
-    return out
 
 
 def load_critic(path: str | Path | None = None) -> StyleCritic | None:

@@ -151,8 +151,18 @@ def evaluate_bundle(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = round(now - clock, 2)
+        clock = now
+
     tokens, offsets = truncate_split(*load_split(corpus, "test"), settings.nll_events)
     nll, scored = held_out_nll(generator, tokens, offsets, progress=progress)
+    lap("held-out NLL (ONNX steps)")
     ngram = Baselines.of(corpus, PERFORMANCE.num_classes)
     likelihood = {
         "nll": nll,
@@ -160,6 +170,7 @@ def evaluate_bundle(
         "trigram": ngram.nll(tokens, offsets),
         "events": scored,
     }
+    lap("n-gram baselines (fit + score)")
 
     pieces = held_out_pieces(corpus)
     windows = real_windows(pieces, settings.seconds)
@@ -168,11 +179,13 @@ def evaluate_bundle(
         generator, pieces, settings.samples, settings.seconds, settings.primer_seconds,
         seed=settings.seed, progress=progress,
     )
+    lap("samples")
     generated = [s.notes for s in samples]
     if sum(len(n) > 0 for n in generated) < 2:
         raise CadenzaError(f"{bundle_path}: fewer than two samples have any note")
     comparison = compare_sets(real, generated, settings)
     reference = compare_sets(*split_halves(windows), settings)
+    lap("features, metrics, distances")
 
     styles = None
     if critic is not None:
@@ -182,6 +195,7 @@ def evaluate_bundle(
             "generated": style_counts(critic, generated),
             "real": style_counts(critic, real),
         }
+        lap("style critic")
 
     results = {
         "bundle": str(bundle_path),
@@ -199,6 +213,8 @@ def evaluate_bundle(
     for sample in samples:
         write_midi(sample.primed, out / "samples" / f"{sample.name}.mid")
     pictures = draw_pictures(out, samples, comparison, reference, settings)
+    lap("pictures, MIDI files")
+    results["timings"] = timings
     results["seconds"] = round(time.perf_counter() - started, 1)
     write_results(out / "results.json", results)
     (out / "report.md").write_text(bundle_report(results, pictures))
