@@ -53,14 +53,23 @@ models: $(VENV)/.dev
 	$(BIN)/cadenza corpus prepare music21:bach -o data/corpus/music21-bach
 	$(BIN)/cadenza corpus prepare music21:bach music21:palestrina music21:folk \
 		--max-pieces-per-source 500 -o data/corpus/music21-styles
+	# The style critic that `cadenza eval` runs: which of the three styles a piece sounds like.
+	$(BIN)/python -m cadenza.training.critic --data data/corpus/music21-styles -o models/style-critic
 	$(BIN)/cadenza train performance-rnn --config configs/performance-rnn.yaml
 	$(BIN)/cadenza export runs/performance-rnn/best.pt -o models/performance-rnn \
 		--name bach-chorales-lstm
+	# The transformer: one schedule in two runs, short windows first (see the config).
+	$(BIN)/cadenza train transformer --config configs/transformer.yaml \
+		--set stop_at=1100 --set seq_len=256 --set batch_size=32 --set micro_batches=4
+	$(BIN)/cadenza train transformer --config configs/transformer.yaml --resume
+	$(BIN)/cadenza export runs/transformer/best.pt -o models/transformer \
+		--name bach-chorales-transformer
 
 bench: $(VENV)/.dev
 	$(PIP) -e '.[bench]'
 	$(BIN)/python benchmarks/step_latency.py
 	$(BIN)/python benchmarks/corpus_speed.py
+	$(BIN)/python benchmarks/live_latency.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache

@@ -88,22 +88,16 @@ def measure(bundle: str, phrases: int) -> dict:
             "baseline": np.array(baseline)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--phrases", type=int, default=20)
-    parser.add_argument("--period", type=int, default=256, help="JACK frames per cycle")
-    args = parser.parse_args()
-    bundles = [str(p) for p in find_bundles() if load_bundle(p).plugin in
-               ("performance-rnn", "transformer")]
-    server = start_jack(args.period)
-    try:
-        results = [measure(bundle, args.phrases) for bundle in bundles]
-    finally:
-        stop_jack(server)
+def shipped_symbolic_bundles() -> list[str]:
+    return [str(p) for p in find_bundles()
+            if load_bundle(p).plugin in ("performance-rnn", "transformer")]
+
+
+def print_table(results: list[dict], period: int) -> None:
     print(f"\nPhrase end detected -> first note-on of the answer at a JACK client in another "
-          f"process ({args.period}-frame cycle = {args.period / 48:.2f} ms), answers of "
+          f"process ({period}-frame cycle = {period / 48:.2f} ms), answers of "
           f"{ANSWER_SECONDS:g} s; ms. Baseline: generate the whole answer, then play "
-          "(magenta_midi).")
+          "(magenta_midi).\n")
     print("| bundle | plugin | phrases answered | Cadenza p50 | Cadenza p99 | Cadenza max | "
           "baseline p50 | baseline p99 |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
@@ -111,6 +105,19 @@ def main() -> None:
         print(f"| {r['name']} | {r['plugin']} | {r['answered']} / {r['phrases']} | "
               f"{ms(r['first'], 50)} | {ms(r['first'], 99)} | {ms(r['first'])} | "
               f"{ms(r['baseline'], 50)} | {ms(r['baseline'], 99)} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--phrases", type=int, default=20)
+    parser.add_argument("--period", type=int, default=256, help="JACK frames per cycle")
+    args = parser.parse_args()
+    server = start_jack(args.period)
+    try:
+        results = [measure(bundle, args.phrases) for bundle in shipped_symbolic_bundles()]
+    finally:
+        stop_jack(server)
+    print_table(results, args.period)
 
 
 if __name__ == "__main__":

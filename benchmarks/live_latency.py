@@ -1,5 +1,9 @@
 """Live-engine latency through a real JACK server (dummy backend), in one run.
 
+Answer latency: phrase end detected -> first note of the answer, for each shipped symbolic
+bundle, beside magenta_midi's generate-then-play (benchmarks/answer_latency.py, also runnable
+alone).
+
 Scheduler lateness: 10,000 MIDI messages (note-on/off pairs) at deadlines 2-20 ms apart,
 fed 200 ms ahead by a control thread as the engine does, through cadenza's Scheduler (sleep,
 then spin) and the NaiveScheduler baseline (time.sleep to the deadline). Lateness is measured
@@ -185,7 +189,9 @@ def main() -> None:
     parser.add_argument("--contention", type=int, default=0,
                         help="events per run with a busy Python thread (0: skip)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--phrases", type=int, default=20, help="calls answered per bundle")
     args = parser.parse_args()
+    from answer_latency import measure, print_table, shipped_symbolic_bundles  # imports us
 
     server = start_jack(args.period)
     try:
@@ -205,6 +211,7 @@ def main() -> None:
                 busy.join()
             sys.setswitchinterval(default_interval)
         idle = idle_cpu(args.idle_seconds)
+        answers = [measure(bundle, args.phrases) for bundle in shipped_symbolic_bundles()]
     finally:
         stop_jack(server)
 
@@ -219,6 +226,7 @@ def main() -> None:
         print(row(result, label))
     print(f"\nIdle: a virtual input port + output port + Scheduler, {args.idle_seconds:g} s: "
           f"{idle * 100:.2f}% of a core (process_time / wall).")
+    print_table(answers, args.period)
     load = os.getloadavg()
     print(f"Machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} "
           f"{load[2]:.2f}; Python {sys.version.split()[0]}, switch interval "
