@@ -74,6 +74,39 @@ def test_it_continues_a_primer_like_any_plugin(tiny_transformer_bundle, chorale_
     assert result.notes["start"].max() >= result.primer_seconds - 1e-6
 
 
+@pytest.fixture(scope="module")
+def two_style_bundle(tmp_path_factory):
+    """A tiny transformer trained on a corpus of two styles (chorales and folk tunes)."""
+    from cadenza.corpus.prepare import prepare_corpus
+    from cadenza.export import export_checkpoint
+    from cadenza.training.config import load_config
+    from cadenza.training.loop import train
+    from tests.conftest import TINY_TRANSFORMER
+
+    root = tmp_path_factory.mktemp("two-styles")
+    prepare_corpus(["music21:bach", "music21:folk"], root / "corpus", limit=6, augment=False,
+                   jobs=2, progress=False)
+    config = load_config(None, [f"data={root / 'corpus'}", f"out={root / 'run'}",
+                                "max_steps=20", "eval_every=20", *TINY_TRANSFORMER],
+                         kind="transformer")
+    train(config, progress=False)
+    return export_checkpoint(root / "run" / "best.pt", root / "bundle")
+
+
+def test_a_corpus_of_two_styles_gives_a_bundle_that_switches_between_them(two_style_bundle):
+    generator = load_generator(two_style_bundle, seed=0)
+    assert generator.styles == ["bach", "folk"]
+    logits = {}
+    for style in (None, "bach", "folk"):
+        generator.prime(PRIMER, {"style": style})
+        logits[style] = generator.logits.copy()
+    assert not np.allclose(logits["bach"], logits["folk"])
+    assert not np.allclose(logits[None], logits["folk"])
+    generator.set_style("folk")  # mid-stream, as the live knob does: the same events stay
+    assert list(generator.history) == PRIMER.tolist()
+    assert np.allclose(generator.logits, logits["folk"], atol=1e-5)
+
+
 def load_bundle_of(path):
     from cadenza.bundle import load_bundle
 
