@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from cadenza.plugins.base import Generator
 from cadenza.realtime.stream import LiveDecoder, LiveEncoder
 
@@ -195,8 +197,9 @@ class Performer(threading.Thread):
         codec = self.generator.codec
         bins = [e - codec.velocity for e in self.context if e > codec.velocity]
         self.encoder.velocity_bin = bins[-1] if bins else 0  # the velocity in force
-        self.generator.prime([])
-        self.generator.extend(self.context)
+        # One prime with the whole context, as `cadenza generate` primes: a transformer takes
+        # it in one prefill rather than one step per event.
+        self.generator.prime(np.array(self.context, dtype=np.int64))
 
     def _start(self, start: float, seconds: float) -> None:
         self.answers += 1
