@@ -7,6 +7,18 @@ from pathlib import Path
 from cadenza.errors import CadenzaError
 
 
+def training_record(checkpoint: dict, model) -> dict:
+    """The manifest's `training` field: provenance and the held-out figures of the run."""
+    metrics = checkpoint.get("metrics", {})
+    return {
+        "data": checkpoint["config"]["data"],
+        "steps": int(checkpoint["step"]),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "valid_nll": round(float(checkpoint["valid_nll"]), 4),
+        **{k: v for k, v in metrics.items() if k != "steps"},
+    }
+
+
 def export_checkpoint(
     checkpoint_path: str | Path, out_dir: str | Path, name: str | None = None
 ) -> Path:

@@ -17,6 +17,7 @@ import torch
 from cadenza.bundle import FORMAT, write_bundle
 from cadenza.errors import CadenzaError
 from cadenza.events import PERFORMANCE
+from cadenza.export import training_record
 from cadenza.training.loop import model_from_checkpoint
 from cadenza.training.performance_rnn import PerformanceRNN, PerformanceRNNStep
 
@@ -85,7 +86,6 @@ def export_performance_rnn(checkpoint: dict, out_dir: str | Path, name: str | No
     layers, hidden = model.config.num_layers, model.config.hidden_size
     state = {"shape": [layers, 1, hidden], "dtype": "float32"}
     config = checkpoint["config"]
-    metrics = checkpoint.get("metrics", {})
     manifest = {
         "format": FORMAT,
         "plugin": "performance-rnn",
@@ -104,13 +104,7 @@ def export_performance_rnn(checkpoint: dict, out_dir: str | Path, name: str | No
         },
         "sampling": {"temperature": 1.0, "top_k": 0, "top_p": 1.0},
         "model": dict(config["model"]),
-        "training": {
-            "data": config["data"],
-            "steps": int(checkpoint["step"]),
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "valid_nll": round(float(checkpoint["valid_nll"]), 4),
-            **{k: v for k, v in metrics.items() if k != "steps"},
-        },
+        "training": training_record(checkpoint, model),
         "parity": {"steps": PARITY_STEPS, "max_abs_logit_diff": float(f"{worst:.3g}")},
     }
     return write_bundle(out_dir, manifest, {"step": graph})

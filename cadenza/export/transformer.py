@@ -18,6 +18,7 @@ import torch
 from cadenza.bundle import FORMAT, write_bundle
 from cadenza.errors import CadenzaError
 from cadenza.events import PERFORMANCE
+from cadenza.export import training_record
 from cadenza.plugins.transformer import DEFAULT_CONTEXT, KVCache
 from cadenza.training.transformer import MusicTransformer, TransformerPrefill, TransformerStep
 
@@ -140,13 +141,7 @@ def export_transformer(checkpoint: dict, out_dir: str | Path, name: str | None =
         "sampling": {"temperature": 1.0, "top_k": 0, "top_p": 1.0},
         "conditions": {"styles": list(model.config.styles[1:])},
         "model": dict(config["model"]),
-        "training": {
-            "data": config["data"],
-            "steps": int(checkpoint["step"]),
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "valid_nll": round(float(checkpoint["valid_nll"]), 4),
-            **{k: v for k, v in checkpoint.get("metrics", {}).items() if k != "steps"},
-        },
+        "training": training_record(checkpoint, model),
         "parity": {"steps": PARITY_STEPS, "context": PARITY_CONTEXT,
                    "max_abs_logit_diff": float(f"{worst:.3g}")},
     }
