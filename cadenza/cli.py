@@ -36,6 +36,24 @@ def cmd_corpus_prepare(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_corpus_render(args: argparse.Namespace) -> None:
+    from cadenza.corpus.audio import DEFAULT_SOURCES, RenderSettings, render_corpus
+
+    sources = args.source or list(DEFAULT_SOURCES)
+    out = Path(args.out) if args.out else Path("data/audio") / _corpus_dir(sources).name
+    settings = RenderSettings(args.sample_rate, args.clip_seconds, args.clips_per_piece)
+    render_corpus(
+        sources,
+        out,
+        settings=settings,
+        soundfont=args.soundfont,
+        max_pieces_per_source=args.max_pieces_per_source,
+        limit=args.limit,
+        jobs=args.jobs,
+        force=args.force,
+    )
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from cadenza.training.config import load_config
 
@@ -253,6 +271,26 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--no-augment", action="store_true", help="no transposition/time-stretch")
     prepare.add_argument("--force", action="store_true", help="rebuild even if cached")
     prepare.set_defaults(func=cmd_corpus_prepare)
+
+    render = corpus.add_parser(
+        "render", help="the corpus through a GM SoundFont -> captioned audio clips (codec-lm)"
+    )
+    render.add_argument(
+        "source", nargs="*", help="as for prepare (default: music21:bach palestrina folk)"
+    )
+    render.add_argument("-o", "--out", help="output directory (default data/audio/<sources>)")
+    render.add_argument("--sample-rate", type=int, default=24000, help="Hz (default 24000)")
+    render.add_argument("--clip-seconds", type=float, default=4.0, help="clip length (default 4)")
+    render.add_argument("--clips-per-piece", type=int, default=4, help="clips per piece (4)")
+    render.add_argument(
+        "--max-pieces-per-source", type=int, default=40, metavar="N",
+        help="at most N pieces of each source, the same ones every run (default 40)",
+    )
+    render.add_argument("--limit", type=int, default=None, help="first N pieces of each source")
+    render.add_argument("--soundfont", help="a .sf2 file (default: the system's GM SoundFont)")
+    render.add_argument("--jobs", type=int, default=None, help="worker processes (all cores)")
+    render.add_argument("--force", action="store_true", help="render again even if cached")
+    render.set_defaults(func=cmd_corpus_render)
 
     train = sub.add_parser("train", help="train a model (torchrun for several processes)")
     train.add_argument("model", choices=["performance-rnn", "transformer"])

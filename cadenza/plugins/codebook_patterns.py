@@ -104,9 +104,7 @@ def get_pattern(name: str, num_codebooks: int) -> CodebookPattern:
     """The pattern called `name` for `num_codebooks` codebooks; a bad name or count is a
     CadenzaError naming the valid choices."""
     if name not in PATTERN_NAMES:
-        raise CadenzaError(
-            f"unknown codebook pattern {name!r}; valid: {', '.join(PATTERN_NAMES)}"
-        )
+        raise CadenzaError(f"unknown codebook pattern {name!r}; valid: {', '.join(PATTERN_NAMES)}")
     if num_codebooks < 1:
         raise CadenzaError(f"codebook pattern {name}: num_codebooks must be at least 1")
     return CodebookPattern(name, int(num_codebooks))
