@@ -174,6 +174,7 @@ def cmd_live(args: argparse.Namespace) -> None:
         "passthrough": args.passthrough or None,
         "bpm": args.bpm,
         "follow_clock": args.follow_clock or None,
+        "link": args.link or None,
         "send_clock": args.send_clock or None,
         "loop": args.loop or None,
         "quantize_answer_to": args.quantize,
@@ -357,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--passthrough", action="store_true", help="echo the player's notes")
     live.add_argument("--bpm", type=float, help="tempo (default 120)")
     live.add_argument("--follow-clock", action="store_true", help="follow the DAW's MIDI clock")
+    live.add_argument("--link", action="store_true",
+                      help="follow an Ableton Link session (pip install 'cadenza[link]')")
     live.add_argument("--send-clock", action="store_true", help="send MIDI clock at --bpm")
     live.add_argument(
         "--loop", action="store_true", help="repeat the last answer until you play again"

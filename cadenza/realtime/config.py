@@ -89,6 +89,7 @@ class LiveConfig:
     passthrough: bool = False  # echo the player's notes to the output
     bpm: float = 120.0  # the tempo, or the one used until a followed clock locks
     follow_clock: bool = False  # follow the MIDI clock arriving on the input port
+    link: bool = False  # follow an Ableton Link session's tempo and beats (cadenza[link])
     send_clock: bool = False  # send MIDI clock at `bpm` on the output port
     quantize_answer_to: str = "none"  # none | beat | bar: where an answer starts
     beats_per_bar: int = 4
@@ -244,6 +245,7 @@ RULES: dict[str, Rule] = {
     "passthrough": _flag,
     "bpm": _number(20, 400),
     "follow_clock": _flag,
+    "link": _flag,
     "send_clock": _flag,
     "quantize_answer_to": _choice(*QUANTIZE),
     "beats_per_bar": _integer(1, 16),
@@ -320,6 +322,10 @@ def _check_together(config: LiveConfig, where: dict[str, str]) -> None:
     if config.follow_clock and config.send_clock:
         name = "send_clock" if "send_clock" in where else "follow_clock"
         raise ConfigError(label(name), "cannot both follow and send MIDI clock")
+    if config.link and (config.follow_clock or config.send_clock):
+        # One grid at a time: answers would land on one, clock pulses on the other.
+        name = "follow_clock" if config.follow_clock else "send_clock"
+        raise ConfigError(label(name), "cannot be used with link: Link gives the tempo")
     taken: dict[int, str] = {}
     if config.end_cc is not None:
         taken[config.end_cc] = "end_cc"

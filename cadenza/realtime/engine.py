@@ -24,6 +24,7 @@ from cadenza.realtime.config import (
     style_from_cc,
     temperature_from_cc,
 )
+from cadenza.realtime.link import LinkFollower
 from cadenza.realtime.performer import Performer
 from cadenza.realtime.phrase import PhraseDetector
 from cadenza.realtime.ports import MidiInput, MidiOutput
@@ -85,6 +86,7 @@ class LiveEngine:
             channel=config.input_channel_index,
         )
         self.clock = ClockFollower() if config.follow_clock else None
+        self.link = LinkFollower(config.bpm, config.beats_per_bar) if config.link else None
         self.grid = BeatGrid(config.bpm, time.perf_counter(), config.beats_per_bar)
         self.clock_sender = ClockSender(self.grid) if config.send_clock else None
         self.stop_requested = threading.Event()
@@ -144,6 +146,8 @@ class LiveEngine:
             self.scheduler.schedule(time.perf_counter(), [STOP])
             time.sleep(0.005)  # let the scheduler send it before it stops
         self.scheduler.stop()
+        if self.link is not None:
+            self.link.close()
         sys.setswitchinterval(self._switch_interval)
 
     def close_ports(self) -> None:
@@ -194,6 +198,8 @@ class LiveEngine:
             self._next_pulse = next(self._pulses)
 
     def current_grid(self) -> BeatGrid:
+        if self.link is not None:
+            return self.link.grid()
         if self.clock is not None:
             grid = self.clock.grid(self.config.beats_per_bar)
             if grid is not None:

@@ -15,6 +15,7 @@ from cadenza.plugins import load_generator
 from cadenza.realtime.config import LiveConfig
 from cadenza.realtime.engine import LiveEngine
 from cadenza.realtime.keys import KEYS_HELP, TerminalKeys
+from cadenza.realtime.link import import_link
 from cadenza.realtime.ports import open_input, open_output
 
 STATUS_PERIOD = 0.5  # seconds between status-line updates
@@ -52,6 +53,8 @@ def open_engine(config: LiveConfig) -> LiveEngine:
     """The generator and the ports of `config`, in an engine ready to run."""
     if config.mode == "backing":
         raise ConfigError("mode", "backing is not available yet; use call-response or accompany")
+    if config.link:
+        import_link()  # a missing binding is an error at once, before any model or port opens
     default_plugin = None if config.bundle else "performance-rnn"  # else the bundle's own
     generator = load_generator(config.bundle, plugin=config.plugin or default_plugin,
                                seed=config.seed)
