@@ -35,7 +35,7 @@ $(VENV)/.runtime: pyproject.toml | $(BIN)/python
 
 $(VENV)/.dev: pyproject.toml $(VENV)/.runtime
 	$(PIP) $(TORCH)
-	$(PIP) -e '.[render,train,dev]'
+	$(PIP) -e '.[render,train,dev,audio]'
 	touch $@
 
 # The live engine for real: a simulated player plays a bundled phrase into `cadenza in`,
