@@ -36,6 +36,7 @@ BUSY_POLL, IDLE_POLL = 0.001, 0.005  # seconds between input polls while a phras
 PORT_CHECK_PERIOD = 1.0  # seconds between looks at a lost input port
 CLOCK_AHEAD = 0.25  # seconds of MIDI clock pulses kept scheduled
 SWITCH_INTERVAL = 0.0002  # seconds a thread may hold the GIL while another waits
+SCHEDULING_MARGIN = 0.01  # seconds: the least time between deciding an answer and its start
 
 
 @dataclass
@@ -255,7 +256,10 @@ class LiveEngine:
             return detected_at
         grid = self.current_grid()
         division = grid.beats_per_bar if quantize == "bar" else 1
-        return grid.next_beat(detected_at, division)
+        # A beat that will have passed before the first note can be scheduled is no start:
+        # on a busy machine the detection is handled late, and the answer would land off-grid.
+        earliest = max(detected_at, time.perf_counter() + SCHEDULING_MARGIN)
+        return grid.next_beat(earliest, division)
 
     def _answer(self, detected_at: float, call_seconds: float) -> None:
         start = max(self._answer_start(detected_at), time.perf_counter())
