@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -78,3 +80,16 @@ def test_embeddings_are_unit_vectors_with_token_states(encoder):
 def test_a_missing_graph_is_one_clear_error(exported, tmp_path):
     with pytest.raises(CadenzaError, match="cannot load the text encoder graph"):
         TextEncoder(tmp_path / "nothing.onnx", exported[0] / TOKENIZER)
+
+
+def test_the_runtime_path_never_imports_torch(exported):
+    out = exported[0]
+    code = (
+        "import sys\n"
+        "from cadenza.plugins.text_encoder import TextEncoder\n"
+        f"e = TextEncoder({str(out / GRAPH)!r}, {str(out / TOKENIZER)!r}).embed(['a flute'])\n"
+        "assert e.shape == (1, 384)\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
