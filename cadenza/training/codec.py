@@ -1,0 +1,290 @@
+"""The neural audio codec of the codec-lm plugin: a SEANet-like encoder/decoder around a
+residual vector quantiser, after EnCodec / SoundStream (audiocraft's modules, made small).
+
+audio (B, 1, samples) --encoder--> latents (B, D, frames) --RVQ--> codes (B, K, frames)
+codes --RVQ decode--> latents --decoder--> audio
+
+Every convolution is causal (padded on the left only), so the first n frames decode to
+exactly the first n * hop samples whatever follows: the decoder can run in chunks as the LM
+produces frames, with no seams. The quantiser's codebooks are not trained by gradients but
+by exponential moving averages of the vectors assigned to them (VQ-VAE-2 / SoundStream),
+initialised by k-means on the first batch, and a code that falls out of use is restarted
+on a vector of the current batch, so that no codebook entry is wasted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class CodecConfig:
+    sample_rate: int = 24000
+    channels: int = 32  # after the first convolution; doubled at every downsampling
+    strides: tuple[int, ...] = (3, 4, 5, 8)  # hop 480: 50 frames per second at 24 kHz
+    latent_dim: int = 128
+    num_codebooks: int = 4
+    codebook_size: int = 1024
+    ema_decay: float = 0.99
+    kmeans_iters: int = 10
+    # A code whose EMA count falls below this (in vectors per batch) is restarted.
+    dead_code_threshold: float = 2.0
+    commitment_weight: float = 1.0
+    residual_dilations: tuple[int, ...] = field(default=(1, 3, 9))
+
+    @property
+    def hop(self) -> int:
+        return math.prod(self.strides)
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop
+
+
+# ------------------------------------------------------------------------------------------
+class CausalConv1d(nn.Conv1d):
+    """A Conv1d padded on the left by what its kernel and dilation look back."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad = (self.kernel_size[0] - 1) * self.dilation[0]
+        return super().forward(F.pad(x, (pad, 0)))
+
+
+class CausalConvTranspose1d(nn.ConvTranspose1d):
+    """A ConvTranspose1d (kernel 2 * stride) trimmed on the right: `frames` in, exactly
+    `frames * stride` out, each output sample depending on its own and earlier frames."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().forward(x)
+        return out[..., : x.shape[-1] * self.stride[0]]
+
+
+class ResidualUnit(nn.Module):
+    def __init__(self, channels: int, dilation: int):
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.ELU(),
+            CausalConv1d(channels, channels // 2, 3, dilation=dilation),
+            nn.ELU(),
+            CausalConv1d(channels // 2, channels, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+class Encoder(nn.Module):
+    """(B, 1, samples) -> (B, latent_dim, samples / hop)."""
+
+    def __init__(self, config: CodecConfig):
+        super().__init__()
+        c = config.channels
+        layers: list[nn.Module] = [CausalConv1d(1, c, 7)]
+        for stride in config.strides:
+            layers += [ResidualUnit(c, d) for d in config.residual_dilations]
+            layers += [nn.ELU(), CausalConv1d(c, 2 * c, 2 * stride, stride=stride)]
+            c *= 2
+        layers += [nn.ELU(), CausalConv1d(c, config.latent_dim, 3)]
+        self.net = nn.Sequential(*layers)
+        self.hop = config.hop
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        # A causal strided conv needs whole frames: pad the end up to a multiple of the hop.
+        audio = F.pad(audio, (0, -audio.shape[-1] % self.hop))
+        return self.net(audio)
+
+
+class Decoder(nn.Module):
+    """(B, latent_dim, frames) -> (B, 1, frames * hop), the encoder mirrored."""
+
+    def __init__(self, config: CodecConfig):
+        super().__init__()
+        c = config.channels * 2 ** len(config.strides)
+        layers: list[nn.Module] = [CausalConv1d(config.latent_dim, c, 7)]
+        for stride in reversed(config.strides):
+            layers += [nn.ELU(), CausalConvTranspose1d(c, c // 2, 2 * stride, stride=stride)]
+            c //= 2
+            layers += [ResidualUnit(c, d) for d in config.residual_dilations]
+        layers += [nn.ELU(), CausalConv1d(c, 1, 7)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.net(latents)
+
+
+# ------------------------------------------------------------------------------------------
+def kmeans(vectors: torch.Tensor, k: int, iters: int) -> torch.Tensor:
+    """(k, D) centres by Lloyd's algorithm from a k-means++ start (each next seed drawn
+    with probability growing as the squared distance to the seeds so far, so two seeds
+    rarely share a cluster). An empty cluster keeps its centre."""
+    centres = vectors[torch.randint(len(vectors), (1,), device=vectors.device)]
+    nearest = torch.cdist(vectors, centres).squeeze(1) ** 2
+    for _ in range(1, k):
+        weights = nearest if nearest.sum() > 0 else torch.ones_like(nearest)
+        pick = vectors[torch.multinomial(weights, 1)]
+        centres = torch.cat([centres, pick])
+        nearest = torch.minimum(nearest, torch.cdist(vectors, pick).squeeze(1) ** 2)
+    for _ in range(iters):
+        assign = torch.cdist(vectors, centres).argmin(dim=1)
+        counts = torch.bincount(assign, minlength=k).to(vectors.dtype)
+        sums = torch.zeros_like(centres).index_add_(0, assign, vectors)
+        filled = counts > 0
+        centres[filled] = sums[filled] / counts[filled, None]
+    return centres
+
+
+class EMACodebook(nn.Module):
+    """One codebook of `size` vectors of `dim`, learned by EMA of its assigned vectors."""
+
+    def __init__(self, dim: int, size: int, decay: float, kmeans_iters: int, dead_below: float):
+        super().__init__()
+        self.size, self.decay, self.kmeans_iters = size, decay, kmeans_iters
+        self.dead_below = dead_below
+        self.register_buffer("initialised", torch.tensor(False))
+        self.register_buffer("embed", torch.zeros(size, dim))
+        self.register_buffer("cluster_size", torch.zeros(size))
+        self.register_buffer("embed_sum", torch.zeros(size, dim))
+
+    def assign(self, vectors: torch.Tensor) -> torch.Tensor:
+        """(M, D) -> (M,) index of the nearest code."""
+        return torch.cdist(vectors, self.embed).argmin(dim=1)
+
+    @torch.no_grad()
+    def update(self, vectors: torch.Tensor, codes: torch.Tensor) -> None:
+        """One EMA step on a training batch's (M, D) vectors and their codes, then restart
+        the dead codes. Under DistributedDataParallel the statistics are summed over ranks,
+        so every rank keeps the same codebook."""
+        if not bool(self.initialised):
+            self.embed.copy_(kmeans(_gathered(vectors), self.size, self.kmeans_iters))
+            self.cluster_size.fill_(1.0)
+            self.embed_sum.copy_(self.embed)
+            self.initialised.fill_(True)
+            codes = self.assign(vectors)
+        onehot = F.one_hot(codes, self.size).to(vectors.dtype)
+        counts, sums = _all_reduced(onehot.sum(0)), _all_reduced(onehot.t() @ vectors)
+        self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
+        self.embed_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
+        # Laplace smoothing: a code with a tiny count is not divided by almost nothing.
+        total = self.cluster_size.sum()
+        smoothed = (self.cluster_size + 1e-5) / (total + self.size * 1e-5) * total
+        self.embed.copy_(self.embed_sum / smoothed[:, None])
+        self.restart_dead(vectors)
+
+    @torch.no_grad()
+    def restart_dead(self, vectors: torch.Tensor) -> int:
+        """Move every code used less than `dead_below` times per batch (by its EMA count)
+        onto a random vector of this batch; returns how many were restarted."""
+        dead = self.cluster_size < self.dead_below
+        n = int(dead.sum())
+        if n == 0:
+            return 0
+        pool = _gathered(vectors)
+        picks = torch.randint(len(pool), (n,), device=pool.device)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.broadcast(picks, 0)  # the same restarts on every rank
+        self.embed[dead] = pool[picks]
+        self.cluster_size[dead] = self.dead_below
+        self.embed_sum[dead] = pool[picks] * self.dead_below
+        return n
+
+
+def _all_reduced(x: torch.Tensor) -> torch.Tensor:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.all_reduce(x)
+    return x
+
+
+def _gathered(vectors: torch.Tensor) -> torch.Tensor:
+    """This rank's vectors, or every rank's under DDP (rank 0's would do for k-means, but
+    then the ranks would differ: they all see the same pool this way)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return vectors
+    parts = [torch.empty_like(vectors) for _ in range(torch.distributed.get_world_size())]
+    torch.distributed.all_gather(parts, vectors.contiguous())
+    return torch.cat(parts)
+
+
+class ResidualVQ(nn.Module):
+    """K codebooks, each quantising what the ones before it left over.
+
+    forward: latents (B, D, T) -> (quantised latents with a straight-through gradient,
+    codes (B, K, T), commitment loss). Codebooks update only in training mode."""
+
+    def __init__(self, config: CodecConfig):
+        super().__init__()
+        self.codebooks = nn.ModuleList(
+            EMACodebook(
+                config.latent_dim,
+                config.codebook_size,
+                config.ema_decay,
+                config.kmeans_iters,
+                config.dead_code_threshold,
+            )
+            for _ in range(config.num_codebooks)
+        )
+        self.commitment_weight = config.commitment_weight
+
+    def forward(self, latents: torch.Tensor, num_codebooks: int | None = None):
+        b, d, t = latents.shape
+        residual = latents.transpose(1, 2).reshape(b * t, d)
+        quantised = torch.zeros_like(residual)
+        codes, loss = [], latents.new_zeros(())
+        for codebook in self.codebooks[:num_codebooks]:
+            if self.training:
+                if not bool(codebook.initialised):
+                    codebook.update(residual.detach(), codebook.assign(residual.detach()))
+                index = codebook.assign(residual.detach())
+                codebook.update(residual.detach(), index)
+            else:
+                index = codebook.assign(residual)
+            chosen = codebook.embed[index]
+            loss = loss + F.mse_loss(residual, chosen.detach())
+            quantised = quantised + chosen
+            residual = residual - chosen
+            codes.append(index)
+        flat_latents = latents.transpose(1, 2).reshape(b * t, d)
+        # Straight-through: the decoder's gradient reaches the encoder as if unquantised.
+        out = flat_latents + (quantised - flat_latents).detach()
+        out = out.reshape(b, t, d).transpose(1, 2)
+        codes_out = torch.stack(codes, dim=1).reshape(b, t, -1).transpose(1, 2)
+        return out, codes_out, loss * self.commitment_weight
+
+    def encode(self, latents: torch.Tensor) -> torch.Tensor:
+        b, d, t = latents.shape
+        residual = latents.transpose(1, 2).reshape(b * t, d)
+        codes = []
+        for codebook in self.codebooks:
+            index = codebook.assign(residual)
+            residual = residual - codebook.embed[index]
+            codes.append(index)
+        return torch.stack(codes, dim=1).reshape(b, t, -1).transpose(1, 2)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, K', T) codes of the first K' codebooks -> (B, D, T) latents."""
+        total = sum(cb.embed[codes[:, k]] for k, cb in enumerate(self.codebooks[: codes.shape[1]]))
+        return total.transpose(1, 2)
+
+
+class Codec(nn.Module):
+    def __init__(self, config: CodecConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.quantiser = ResidualVQ(config)
+        self.decoder = Decoder(config)
+
+    def forward(self, audio: torch.Tensor):
+        """(B, 1, samples) -> (reconstruction (B, 1, samples), codes, commitment loss)."""
+        quantised, codes, commitment = self.quantiser(self.encoder(audio))
+        return self.decoder(quantised)[..., : audio.shape[-1]], codes, commitment
+
+    def encode(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.quantiser.encode(self.encoder(audio))
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.quantiser.decode(codes))
