@@ -58,9 +58,14 @@ class EvalSettings:
 
 # ------------------------------------------------------------------------------------------
 def compare_sets(
-    real: list[np.ndarray], generated: list[np.ndarray], settings: EvalSettings
+    real: list[np.ndarray], generated: list[np.ndarray], settings: EvalSettings,
+    *, samples: bool = True,
 ) -> dict:
-    """Yang & Lerch's table and MusPy's figures of a generated set against a real one."""
+    """Yang & Lerch's table and MusPy's figures of a generated set against a real one.
+
+    A real window ends with its last note (a piece's last window is short); a sample lasts
+    `settings.seconds`, so that a sample falling silent has empty beats. With samples=False
+    the second set is real too (the reference)."""
     beat = settings.beat_seconds
     real_features = stack_features([features(n, beat) for n in real])
     generated_features = stack_features([features(n, beat) for n in generated])
@@ -68,13 +73,13 @@ def compare_sets(
         compare_feature(name, real_features[name], generated_features[name])
         for name in real_features
     ]
-    kwargs = {"beat_seconds": beat, "length": settings.seconds}
+    length = settings.seconds if samples else None
     return {
         "features": [row.to_dict() for row in rows],
         "mean_overlap": float(np.mean([row.overlap for row in rows])),
         "mean_kl": float(np.mean([row.kl for row in rows])),
-        "figures_real": metrics.set_figures(real, **kwargs),
-        "figures_generated": metrics.set_figures(generated, **kwargs),
+        "figures_real": metrics.set_figures(real, beat_seconds=beat),
+        "figures_generated": metrics.set_figures(generated, beat_seconds=beat, length=length),
         "_arrays": (real_features, generated_features),  # for the pictures; not saved
     }
 
@@ -184,13 +189,13 @@ def evaluate_bundle(
     if sum(len(n) > 0 for n in generated) < 2:
         raise CadenzaError(f"{bundle_path}: fewer than two samples have any note")
     comparison = compare_sets(real, generated, settings)
-    reference = compare_sets(*split_halves(windows), settings)
+    reference = compare_sets(*split_halves(windows), settings, samples=False)
     lap("features, metrics, distances")
 
     styles = None
     if critic is not None:
         styles = {
-            "critic": str(critic.bundle.path),
+            "critic": _shown(critic.bundle.path),
             "test_accuracy": critic.accuracy,
             "generated": style_counts(critic, generated),
             "real": style_counts(critic, real),
@@ -252,6 +257,14 @@ def draw_pictures(out: Path, samples: list[Sample], comparison: dict, reference:
     pictures["distance densities, reference (real half vs half)"] = (
         "pictures/distances-reference.png")
     return pictures
+
+
+def _shown(path: Path) -> str:
+    """A path as short as it reads: relative to the working directory when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def write_results(path: Path, results: dict) -> None:
@@ -345,7 +358,7 @@ def bundle_report(results: dict, pictures: dict[str, str]) -> str:
         "fitted on the train split (bigram: one event of context, trigram: two). OA and KL: "
         "Yang & Lerch's overlapped area and KL divergence between the real set's intra-set "
         "distances and the inter-set distances, averaged over the features below. The "
-        "figures are MusPy's, averaged over the set.",
+        "figures are MusPy's, averaged over the set (the first row: all real windows).",
         "",
         *summary_rows([results]),
         "",
@@ -396,12 +409,14 @@ def evaluate_many(
     settings: EvalSettings | None = None, critic: StyleCritic | None = None,
     progress: bool = True,
 ) -> list[dict]:
-    """Each bundle into its own folder of `out`, then one table of them all in out/report.md."""
+    """Each bundle into its own folder of `out`, then one table of them all in out/report.md.
+    All are judged on one corpus: `data`, else the first bundle's training corpus."""
+    from cadenza.bundle import load_bundle
+
+    data = data or corpus_of(load_bundle(bundles[0]), None)
     results = []
     used: set[str] = set()
     for path in bundles:
-        from cadenza.bundle import load_bundle
-
         folder = load_bundle(path).name
         while folder in used:
             folder += "-2"

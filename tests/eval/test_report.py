@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cadenza.cli import main
+from cadenza.eval.critic import load_critic
 from cadenza.eval.report import EvalSettings, evaluate_bundle, evaluate_many, truncate_split
 
 SMALL = dict(samples=4, seconds=5.0, primer_seconds=2.0, piano_rolls=2)
@@ -17,7 +18,7 @@ SMALL = dict(samples=4, seconds=5.0, primer_seconds=2.0, piano_rolls=2)
 def report(tiny_bundle, tiny_corpus, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("eval")
     evaluate_bundle(tiny_bundle, out, data=tiny_corpus, settings=EvalSettings(**SMALL),
-                    progress=False)
+                    critic=load_critic(), progress=False)
     return out
 
 
@@ -40,6 +41,12 @@ def test_report_markdown_shows_tables_and_existing_pictures(report):
     pictures = [line.split("](")[1].rstrip(")") for line in text.splitlines() if "![" in line]
     assert len(pictures) == 2 + 3  # two piano rolls, transitions, two density pictures
     assert all((report / p).stat().st_size > 1000 for p in pictures)
+
+
+def test_report_gives_the_style_the_critic_hears_in_each_sample(report):
+    styles = json.loads((report / "results.json").read_text())["styles"]
+    assert sum(styles["generated"].values()) == SMALL["samples"]
+    assert "style (critic)" in (report / "report.md").read_text()
 
 
 def test_report_writes_every_sample_as_midi(report):
