@@ -210,7 +210,8 @@ def evaluate_bundle(
         "settings": {k: v for k, v in vars(settings).items()},
         "likelihood": likelihood,
         "real_windows": len(real),
-        "samples": [{"name": s.name, "kind": s.kind, "notes": len(s.notes)} for s in samples],
+        "samples": [{"name": s.name, "kind": s.kind, "notes": len(s.notes), "events": len(s.events)}
+                    for s in samples],
         "comparison": comparison,
         "reference": reference,
         "styles": styles,
