@@ -318,7 +318,7 @@ def render_corpus(
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / METADATA).unlink(missing_ok=True)  # audio.json last: its presence = complete
     tasks = [(i, p, styles[piece_styles[i]], settings, str(sf2)) for i, p in enumerate(pieces)]
-    results: dict[int, list[tuple[np.ndarray, dict]]] = {}
+    writers = {split: _ClipWriter(out_dir, split, settings.clip_samples) for split in SPLITS}
     reasons: dict[int, str] = {}
     bar = tqdm(total=len(tasks), unit="piece", desc="corpus render", disable=not progress)
     try:
@@ -326,26 +326,18 @@ def render_corpus(
             if clips is None:
                 reasons[index] = reason or "unknown error"
             else:
-                results[index] = clips
+                writers[split_of(pieces[index].id)].add(index, clips)
             bar.update()
             bar.set_postfix(skipped=len(reasons), refresh=False)
     finally:
         bar.close()
-    if not results:
+        for writer in writers.values():
+            writer.close()
+    if len(reasons) == len(pieces):
         first = next(iter(sorted(reasons.items())))[1] if reasons else "no pieces"
         raise CadenzaError(f"corpus render: no piece could be rendered (first: {first})")
 
-    clips_by_split: dict[str, list[dict]] = {}
-    for split in SPLITS:
-        indices = [i for i in sorted(results) if split_of(pieces[i].id) == split]
-        rows = [clip for i in indices for clip in results[i]]
-        audio = (
-            np.stack([a for a, _ in rows])
-            if rows
-            else np.zeros((0, settings.clip_samples), np.int16)
-        )
-        np.save(out_dir / f"{split}.audio.npy", audio, allow_pickle=False)
-        clips_by_split[split] = [meta for _, meta in rows]
+    clips_by_split = {split: writer.finish() for split, writer in writers.items()}
     skipped = [{"piece": pieces[i].id, "reason": r} for i, r in sorted(reasons.items())]
     summary = AudioCorpusSummary(
         out_dir,
@@ -368,6 +360,47 @@ def render_corpus(
     if progress:
         print(summary.report())
     return summary
+
+
+class _ClipWriter:
+    """Appends each piece's clips to a raw side file as workers finish (in any order, in
+    bounded memory), then lays them out in piece order: the output never depends on
+    scheduling, and a corpus larger than memory still renders."""
+
+    def __init__(self, out_dir: Path, split: str, samples: int):
+        self.path = out_dir / f"{split}.audio.npy"
+        self.part = out_dir / f".{split}.audio.part"
+        self.samples = samples
+        self.file = open(self.part, "wb")  # closed in close(), after the run
+        self.placed: dict[int, tuple[int, list[dict]]] = {}  # piece -> (first row, metadata)
+        self.rows = 0
+
+    def add(self, index: int, clips: list[tuple[np.ndarray, dict]]) -> None:
+        self.placed[index] = (self.rows, [meta for _, meta in clips])
+        for audio, _ in clips:
+            self.file.write(np.ascontiguousarray(audio, dtype=np.int16).tobytes())
+        self.rows += len(clips)
+
+    def close(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+
+    def finish(self) -> list[dict]:
+        """Write `{split}.audio.npy` in piece order; the clips' metadata in that order."""
+        shape = (self.rows, self.samples)
+        out = np.lib.format.open_memmap(self.path, mode="w+", dtype=np.int16, shape=shape)
+        metadata: list[dict] = []
+        if self.rows:
+            raw = np.memmap(self.part, dtype=np.int16, mode="r", shape=shape)
+            for index in sorted(self.placed):
+                first, clips = self.placed[index]
+                out[len(metadata) : len(metadata) + len(clips)] = raw[first : first + len(clips)]
+                metadata.extend(clips)
+            del raw
+        out.flush()
+        del out
+        self.part.unlink(missing_ok=True)
+        return metadata
 
 
 def _cached(out_dir: Path, key: dict) -> AudioCorpusSummary | None:

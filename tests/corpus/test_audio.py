@@ -23,7 +23,7 @@ from cadenza.corpus.audio import (
     render_piece_clip,
     tempo_label,
 )
-from cadenza.corpus.prepare import SPLITS, split_of
+from cadenza.corpus.prepare import SPLITS, gather_pieces, split_of
 from cadenza.errors import CadenzaError
 from cadenza.notes import make_notes
 from cadenza.render import find_soundfont
@@ -78,6 +78,13 @@ def test_split_by_piece_as_corpus_prepare(rendered):
             assert split_of(clip["piece"]) == split
             assert seen.setdefault(clip["piece"], split) == split
     assert len(set(seen.values())) >= 2  # the fixture has pieces in more than one split
+
+
+def test_rows_follow_the_pieces_order_whatever_finished_first(rendered):
+    order = [p.id for p in gather_pieces(["music21:bach", "music21:folk"], None, 6)[0]]
+    for split in SPLITS:
+        positions = [order.index(c["piece"]) for c in load_clips(rendered, split)[1]]
+        assert positions == sorted(positions)
 
 
 def test_captions_name_instrument_style_tempo_register(rendered):
