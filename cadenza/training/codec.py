@@ -288,3 +288,31 @@ class Codec(nn.Module):
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.quantiser.decode(codes))
+
+    @torch.no_grad()
+    def decode_chunked(self, codes: torch.Tensor, chunk_frames: int) -> torch.Tensor:
+        """`decode` a chunk of frames at a time, each with `decoder_context_frames` frames
+        before it: what a stateless decoder graph does while streaming. The decoder is
+        causal with a finite reach back, so the result equals decoding the whole at once."""
+        context = decoder_context_frames(self.config)
+        hop, frames = self.config.hop, codes.shape[-1]
+        pieces = []
+        for start in range(0, frames, chunk_frames):
+            begin = max(start - context, 0)
+            audio = self.decode(codes[..., begin : start + chunk_frames])
+            pieces.append(audio[..., (start - begin) * hop :])
+        return torch.cat(pieces, dim=-1)
+
+
+def decoder_context_frames(config: CodecConfig) -> int:
+    """How many frames before a chunk the decoder's output in that chunk depends on: the
+    left reach of every causal layer, in frames (a layer running after an upsampling by u
+    reaches back 1/u of a frame per sample)."""
+    reach = 6.0  # the first convolution, kernel 7, at the frame rate
+    rate = 1  # samples per frame where the layer runs
+    for stride in reversed(config.strides):
+        reach += 1 / rate  # a transposed conv (kernel 2 * stride) mixes two input samples
+        rate *= stride
+        reach += sum(2 * d for d in config.residual_dilations) / rate  # kernel 3, dilation d
+    reach += 6 / rate  # the last convolution, kernel 7
+    return math.ceil(reach)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cadenza.training.codec import Codec, CodecConfig, EMACodebook, ResidualVQ, kmeans
+from cadenza.training.codec import (
+    Codec,
+    CodecConfig,
+    EMACodebook,
+    ResidualVQ,
+    decoder_context_frames,
+    kmeans,
+)
 
 CENTRES = torch.tensor([[4.0, 0.0], [-4.0, 0.0], [0.0, 4.0], [0.0, -4.0]])
 
@@ -131,3 +138,22 @@ def test_decoding_a_prefix_gives_the_prefix_of_the_audio(small_codec):
     whole = small_codec.decode(codes)
     first = small_codec.decode(codes[..., :7])
     torch.testing.assert_close(first, whole[..., : 7 * 480])
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("chunk", [1, 5, 16])
+def test_chunked_decoding_with_context_equals_decoding_at_once(small_codec, chunk):
+    codes = small_codec.encode(torch.randn(1, 1, 24000) * 0.1)
+    whole = small_codec.decode(codes)
+    torch.testing.assert_close(small_codec.decode_chunked(codes, chunk), whole)
+
+
+@torch.no_grad()
+def test_less_context_than_the_reach_changes_the_audio(small_codec):
+    # The reach is no overestimate to be trimmed freely: a frame less changes samples.
+    codes = small_codec.encode(torch.randn(1, 1, 24000) * 0.1)
+    whole = small_codec.decode(codes)
+    short = decoder_context_frames(small_codec.config) - 1
+    start = 30
+    cut = small_codec.decode(codes[..., start - short : start + 4])
+    assert not torch.allclose(cut[..., -4 * 480 :], whole[..., start * 480 : (start + 4) * 480])
