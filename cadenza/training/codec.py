@@ -60,8 +60,9 @@ class CausalConvTranspose1d(nn.ConvTranspose1d):
     `frames * stride` out, each output sample depending on its own and earlier frames."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = super().forward(x)
-        return out[..., : x.shape[-1] * self.stride[0]]
+        # n frames give n * stride + (kernel - stride) samples: drop the last stride, a
+        # constant slice, so that the exported graph has no shape arithmetic.
+        return super().forward(x)[..., : -self.stride[0]]
 
 
 class ResidualUnit(nn.Module):
@@ -151,8 +152,11 @@ class EMACodebook(nn.Module):
         self.register_buffer("embed_sum", torch.zeros(size, dim))
 
     def assign(self, vectors: torch.Tensor) -> torch.Tensor:
-        """(M, D) -> (M,) index of the nearest code."""
-        return torch.cdist(vectors, self.embed).argmin(dim=1)
+        """(M, D) -> (M,) index of the nearest code. Squared distances written out rather
+        than torch.cdist: they export to plain ONNX ops, and |x|^2 is the same for every
+        code, so it is left out."""
+        scores = (self.embed * self.embed).sum(dim=1) - 2 * vectors @ self.embed.t()
+        return scores.argmin(dim=1)
 
     @torch.no_grad()
     def update(self, vectors: torch.Tensor, codes: torch.Tensor) -> None:
