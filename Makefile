@@ -64,6 +64,9 @@ models: $(VENV)/.dev
 	$(BIN)/cadenza train transformer --config configs/transformer.yaml --resume
 	$(BIN)/cadenza export runs/transformer/best.pt -o models/transformer \
 		--name bach-chorales-transformer
+	# The VAE reads the pieces onto a bar grid itself (cached in data/vae/), one core.
+	nice -n 10 $(BIN)/cadenza train vae --config configs/vae.yaml
+	$(BIN)/cadenza export runs/vae/best.pt -o models/vae --name bach-folk-vae
 
 bench: $(VENV)/.dev
 	$(PIP) -e '.[bench]'

@@ -61,6 +61,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     for flag in ("data", "out", "device"):
         if getattr(args, flag) is not None:
             overrides.append(f"{flag}={getattr(args, flag)}")
+    if args.model == "vae":  # bar-aligned segments, not token windows: its own config and loop
+        from cadenza.training.vae import load_vae_config
+        from cadenza.training.vae_train import train as train_vae
+
+        config = load_vae_config(args.config, overrides)
+        train_vae(config, resume=args.resume, progress=not args.no_progress)
+        return
     config = load_config(args.config, overrides, kind=args.model)
     if not Path(config.data).is_dir():
         raise ConfigError(
@@ -98,7 +105,16 @@ def cmd_generate(args: argparse.Namespace) -> None:
         generator.knobs = Knobs(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
     except ValueError as e:
         raise ConfigError("sampling", str(e)) from None
-    result = continue_primer(generator, primer, args.seconds)
+    if generator.plugin == "vae":  # phrases through latent codes, on the primer's bar grid
+        from cadenza.generate import vae_phrases
+
+        result = vae_phrases(
+            generator, args.mode, args.primer, args.between, args.steps, args.seconds
+        )
+    elif args.mode != "continue":
+        raise ConfigError("--mode", f"{args.mode} needs the vae plugin, not {generator.plugin}")
+    else:
+        result = continue_primer(generator, primer, args.seconds)
     write_midi(result.notes, args.output, program=args.program)
     print(
         f"{args.output}: {len(result.notes)} notes, primer {result.primer_seconds:.1f} s + "
@@ -294,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.set_defaults(func=cmd_corpus_render)
 
     train = sub.add_parser("train", help="train a model (torchrun for several processes)")
-    train.add_argument("model", choices=["performance-rnn", "transformer"])
+    train.add_argument("model", choices=["performance-rnn", "transformer", "vae"])
     train.add_argument("--config", help="YAML file of settings")
     train.add_argument(
         "--set",
@@ -321,6 +337,14 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--bundle", help="bundle directory or .zip (default: the shipped one)")
     generate.add_argument("--primer", help="MIDI file to continue")
     generate.add_argument("--seconds", type=float, default=30.0, help="length of the continuation")
+    generate.add_argument(
+        "--mode", choices=["continue", "variation", "interpolate", "sample"], default="continue",
+        help="vae: continue the primer, vary it, interpolate --between A B, sample the prior",
+    )
+    generate.add_argument(
+        "--between", nargs=2, metavar=("A", "B"), help="vae interpolate: MIDI files or style:NAME"
+    )
+    generate.add_argument("--steps", type=int, default=8, help="vae interpolate: segments A..B")
     generate.add_argument("--temperature", type=float, default=1.0)
     generate.add_argument("--top-k", type=int, default=0)
     generate.add_argument("--top-p", type=float, default=1.0)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cadenza.errors import CadenzaError
 from cadenza.plugins.performance_rnn import PerformanceRNN
 
 EVENTS_PER_SECOND_LIMIT = 200  # a model that never advances time must still stop
@@ -35,3 +36,63 @@ def continue_primer(generator: PerformanceRNN, primer: np.ndarray, seconds: floa
     generated = np.array(events, dtype=np.int16)
     notes = codec.decode(np.concatenate([primer_events, generated]))
     return Continuation(notes=notes, primer_seconds=codec.seconds(primer_events), events=generated)
+
+
+def vae_phrases(
+    generator,
+    mode: str,
+    primer: str | None,
+    between: list[str] | None,
+    steps: int,
+    seconds: float,
+) -> Continuation:
+    """The `vae` plugin's modes on files (cadenza.plugins.vae). The primer is read onto its
+    own bar grid (its tempo map and time signatures); the result is written on the grid at
+    the primer's first tempo (the bundle's default without a primer). `between` names two
+    MIDI files or `style:NAME`s; for `continue` the result is the primer, then what follows."""
+    from pathlib import Path
+
+    from cadenza.pianoroll import GRID_NOTE_DTYPE, read_grid_midi, read_meter, to_seconds
+
+    grid, piece, bpm = generator.grid, None, generator.default_bpm
+    if primer:
+        data = Path(primer).read_bytes()
+        piece = read_grid_midi(data, primer, grid.steps_per_quarter)
+        bpm = 60.0 / float(read_meter(data, primer).seconds_per_quarter[0])
+    endpoints = None
+    if mode == "interpolate":
+        if not between or len(between) != 2:
+            raise CadenzaError("--between: interpolate needs two MIDI files or style:NAMEs")
+        endpoints = tuple(_vae_code(generator, item) for item in between)
+    segment_seconds = grid.segment_steps * grid.step_seconds(bpm)
+    count = max(1, int(np.ceil(seconds / segment_seconds - 1e-9)))
+    rolls = generator.run_mode(mode, piece, segments=count, endpoints=endpoints, steps=steps)
+    if mode != "continue":
+        notes = generator.rolls_to_notes(rolls, bpm)
+        return Continuation(notes, 0.0, generator.codec.encode(notes))
+    last = generator.last_segment_start(piece) + grid.segment_steps
+    before = piece.notes[piece.notes["start"] < last].copy()
+    before["end"] = np.minimum(before["end"], last)
+    primer_notes = to_seconds(before.astype(GRID_NOTE_DTYPE), bpm, grid)
+    after = generator.rolls_to_notes(rolls, bpm, origin=last * grid.step_seconds(bpm))
+    notes = np.concatenate([primer_notes, after])
+    notes = notes[np.argsort(notes["start"], kind="stable")]
+    return Continuation(notes, last * grid.step_seconds(bpm), generator.codec.encode(after))
+
+
+def _vae_code(generator, item: str) -> np.ndarray:
+    """The code of `style:NAME` (its mean code) or of a MIDI file's first segment."""
+    from pathlib import Path
+
+    from cadenza.errors import MidiFileError
+    from cadenza.pianoroll import read_grid_midi
+
+    if item.startswith("style:"):
+        return generator.style_code(item.removeprefix("style:"))
+    path = Path(item)
+    if not path.is_file():
+        raise MidiFileError(path, "no such file (give a MIDI file or style:NAME)")
+    piece = read_grid_midi(path.read_bytes(), path, generator.grid.steps_per_quarter)
+    if len(piece.notes) == 0:
+        raise MidiFileError(path, "has no notes to encode")
+    return generator.encode(generator.segments_of(piece)[0])[0]

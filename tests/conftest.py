@@ -106,3 +106,47 @@ def chorale_midi(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("midi") / "chorale.mid"
     path.write_bytes(music21_midi_bytes(resolve_source("music21:bach")[0]))
     return path
+
+
+TINY_VAE = [
+    "data=music21:bach",
+    "max_pieces_per_source=32",  # the fewest chorales whose valid split has two 4/4 segments
+    "model.min_pitch=36",
+    "model.max_pitch=84",
+    "model.encoder_hidden=32",
+    "model.latent=8",
+    "model.decoder_hidden=32",
+    "model.decoder_layers=1",
+    "model.transition_hidden=32",
+    "batch_size=8",
+    "warmup_steps=5",
+    "kl_anneal_steps=20",
+    "eval_pairs=64",
+    "seed=7",
+    "threads=1",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_vae_run(tmp_path_factory) -> Path:
+    """A segment VAE trained for a few seconds on 32 chorales read onto the bar grid."""
+    from cadenza.training.vae import load_vae_config
+    from cadenza.training.vae_train import train
+
+    root = tmp_path_factory.mktemp("vae")
+    config = load_vae_config(
+        None,
+        [f"cache={root / 'grid'}", f"out={root / 'run'}", "max_steps=40", "eval_every=20",
+         *TINY_VAE],
+    )
+    train(config, progress=False)
+    return root / "run"
+
+
+@pytest.fixture(scope="session")
+def tiny_vae_bundle(tiny_vae_run: Path, tmp_path_factory) -> Path:
+    from cadenza.export import export_checkpoint
+
+    return export_checkpoint(
+        tiny_vae_run / "best.pt", tmp_path_factory.mktemp("bundle") / "tiny-vae", name="tiny-vae"
+    )

@@ -25,9 +25,11 @@ def export_checkpoint(
     """Write a parity-checked bundle for a training checkpoint, whatever its model kind."""
     from cadenza.export.performance_rnn import export_performance_rnn
     from cadenza.export.transformer import export_transformer
+    from cadenza.export.vae import export_vae
     from cadenza.training.loop import load_checkpoint
 
     exporters = {"performance-rnn": export_performance_rnn, "transformer": export_transformer}
+    exporters["vae"] = export_vae
     checkpoint = load_checkpoint(checkpoint_path)
     kind = checkpoint.get("kind") if isinstance(checkpoint, dict) else None
     if kind not in exporters:
