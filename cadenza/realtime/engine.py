@@ -89,6 +89,7 @@ class LiveEngine:
         self.clock = ClockFollower() if config.follow_clock else None
         self.link = LinkFollower(config.bpm, config.beats_per_bar) if config.link else None
         self.grid = BeatGrid(config.bpm, time.perf_counter(), config.beats_per_bar)
+        self.performer.tempo = lambda: self.current_grid().bpm  # a vae quantises the call to it
         self.clock_sender = ClockSender(self.grid) if config.send_clock else None
         self.stop_requested = threading.Event()
         self._next_port_check = 0.0

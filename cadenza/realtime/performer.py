@@ -57,6 +57,7 @@ class Performer(threading.Thread):
         self.seed = seed
         self.loop = loop  # repeat the last answer until the player plays again
         self.on_error = on_error
+        self.tempo: Callable[[], float | None] = lambda: None  # the engine's bpm, for prime
         codec = generator.codec
         self.encoder = LiveEncoder(codec)
         self.decoder = LiveDecoder(codec, channel=channel)
@@ -199,7 +200,7 @@ class Performer(threading.Thread):
         self.encoder.velocity_bin = bins[-1] if bins else 0  # the velocity in force
         # One prime with the whole context, as `cadenza generate` primes: a transformer takes
         # it in one prefill rather than one step per event.
-        self.generator.prime(np.array(self.context, dtype=np.int64))
+        self.generator.prime(np.array(self.context, dtype=np.int64), {"bpm": self.tempo()})
 
     def _start(self, start: float, seconds: float) -> None:
         self.answers += 1

@@ -1,0 +1,49 @@
+"""Call and response with the vae plugin, through a real JACK server: the answer is the VAE's
+continuation of the call, quantised at the engine's tempo."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from cadenza.events import PERFORMANCE
+from cadenza.plugins import load_generator
+from tests.realtime.conftest import sounding_after
+from tests.realtime.test_engine import PHRASE, RunningEngine, connect, note_ons, play_phrase
+
+BPM = 100.0
+
+
+def test_the_answer_is_the_vaes_continuation_at_the_engines_tempo(
+    tiny_vae_bundle, player, recorder
+):
+    with RunningEngine(tiny_vae_bundle, answer_length="2 s", bpm=BPM, temperature=1.0) as running:
+        connect(running, player, recorder)
+        phrase_end = play_phrase(player)
+        recorder.wait_until(lambda messages: any(m[0] & 0xF0 == 0x90 for m in messages))
+        time.sleep(2.5)  # the rest of the answer
+        records = running.engine.performer.records
+    ons = note_ons(recorder.events)
+    assert ons[0][0] > phrase_end  # it listened first, then answered
+    assert len(records) == 1
+    record = records[0]
+    assert len(record.primer) >= 2 * len(PHRASE)  # the call is the context
+
+    # The same generator, given the call at the same tempo and seed, makes the same events.
+    generator = load_generator(tiny_vae_bundle)
+    generator.knobs.temperature = 1.0
+    generator.prime([], {"bpm": BPM})
+    generator.extend(record.primer)
+    generator.seed(record.seed)
+    assert generator.generate(len(record.events)).tolist() == record.events
+
+    # Its notes sit on the 16th-note grid of 100 bpm, counted from the call's first note.
+    notes = PERFORMANCE.decode(np.array(record.primer + record.events))
+    step = 60.0 / BPM / 4
+    steps = (
+        notes["start"][notes["start"] >= PERFORMANCE.seconds(record.primer)] - notes["start"].min()
+    ) / step
+    assert len(steps) > 0
+    assert np.abs(steps - np.round(steps)).max() * step <= 0.005 + 1e-9  # the codec's 10 ms
+    assert sounding_after(recorder.messages) == {}
