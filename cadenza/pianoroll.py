@@ -251,14 +251,18 @@ def from_roll(roll: np.ndarray, grid: Grid, offset: int = 0) -> np.ndarray:
     A hold with no note to continue is ignored (a sampler may produce one)."""
     onset, hold = roll[:, ONSET] > 0.5, roll[:, HOLD] > 0.5
     steps = len(roll)
-    out = []
-    for t, p in zip(*np.nonzero(onset), strict=True):
-        end = t + 1
-        while end < steps and hold[end, p] and not onset[end, p]:
-            end += 1
-        velocity = int(np.clip(round(float(roll[t, VELOCITY, p]) * 127), 1, 127))
-        out.append((t + offset, end + offset, p + grid.min_pitch, velocity))
-    notes = np.array(out, dtype=GRID_NOTE_DTYPE) if out else np.zeros(0, GRID_NOTE_DTYPE)
+    # run[t, p]: how many steps from t on the pitch goes on being held (vectorised over
+    # pitches, one pass over the steps backwards).
+    goes_on = hold & ~onset
+    run = np.zeros((steps + 1, roll.shape[2]), np.int64)
+    for t in range(steps - 1, -1, -1):
+        run[t] = np.where(goes_on[t], run[t + 1] + 1, 0)
+    t, p = np.nonzero(onset)
+    notes = np.zeros(len(t), GRID_NOTE_DTYPE)
+    notes["start"] = t + offset
+    notes["end"] = t + 1 + run[t + 1, p] + offset
+    notes["pitch"] = p + grid.min_pitch
+    notes["velocity"] = np.clip(np.round(roll[t, VELOCITY, p] * 127), 1, 127)
     return notes[np.lexsort((notes["pitch"], notes["start"]))]
 
 
