@@ -1,0 +1,234 @@
+"""Train the codec on the rendered audio corpus (`cadenza corpus render`).
+
+    python -m cadenza.training.codec_train --data data/audio/<corpus> --out runs/codec \
+        [--config codec.yaml] [--set model.channels=16 --set batch_size=8] [--resume]
+
+Random crops of the training clips; the loss is the multi-scale mel loss plus the
+multi-resolution STFT loss, an L1 on the samples and the quantiser's commitment loss (the
+codebooks themselves learn by EMA, see codec.py). Every `eval_every` steps the whole valid
+clips are encoded and decoded: log-mel L1 distance, SI-SDR and the share of each codebook
+in use, beside the band-limited mu-law baseline at the same bit rate, to metrics.jsonl.
+`last.pt` and `best.pt` (lowest valid mel distance) hold only tensors and plain values:
+`torch.load(weights_only=True)` reads them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from cadenza.corpus.audio import load_clips
+from cadenza.errors import CadenzaError, ConfigError, read_settings
+from cadenza.training.codec import Codec, CodecConfig
+from cadenza.training.codec_baseline import baseline
+from cadenza.training.codec_losses import (
+    MultiResolutionSTFTLoss,
+    MultiScaleMelLoss,
+    bits_per_second,
+    mel_distance,
+    si_sdr,
+)
+from cadenza.training.config import _apply
+
+KIND = "codec"
+
+
+@dataclass
+class CodecTrainConfig:
+    data: str = "data/audio/music21-bach+music21-palestrina+music21-folk"
+    out: str = "runs/codec"
+    model: CodecConfig = field(default_factory=CodecConfig)
+    crop_seconds: float = 1.0
+    batch_size: int = 16
+    lr: float = 3e-4
+    max_steps: int = 20000
+    eval_every: int = 500
+    eval_clips: int = 64  # valid clips encoded and decoded at each validation
+    mel_weight: float = 1.0
+    stft_weight: float = 1.0
+    l1_weight: float = 0.1
+    grad_clip: float = 1.0
+    seed: int = 1234
+    device: str = "cpu"
+    threads: int = 0  # torch intra-op threads on CPU; 0 leaves torch's default
+
+
+def load_codec_config(path: str | Path | None, overrides: list[str] | None) -> CodecTrainConfig:
+    """Defaults, then the YAML file, then each `key=value` (`model.channels=16`)."""
+    config = CodecTrainConfig()
+    _apply(config, read_settings(Path(path)) if path is not None else {})
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(item, "expected key=value")
+        *parents, last = key.split(".")
+        nested: dict[str, Any] = {last: raw}
+        for part in reversed(parents):
+            nested = {part: nested}
+        _apply(config, nested)
+    if config.batch_size < 1 or config.crop_seconds <= 0:
+        raise ConfigError("batch_size/crop_seconds", "must be positive")
+    return config
+
+
+class Crops:
+    """Random fixed-length crops of the int16 clips, as float32 (batch, 1, samples)."""
+
+    def __init__(self, audio: np.ndarray, samples: int, seed: int):
+        if len(audio) == 0:
+            raise CadenzaError("codec training: the audio corpus has no training clips")
+        if samples > audio.shape[1]:
+            raise ConfigError("crop_seconds", f"longer than the corpus' clips ({audio.shape[1]})")
+        self.audio, self.samples = audio, samples
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, size: int) -> torch.Tensor:
+        rows = self.rng.integers(len(self.audio), size=size)
+        starts = self.rng.integers(self.audio.shape[1] - self.samples + 1, size=size)
+        crops = np.stack(
+            [self.audio[r, s : s + self.samples] for r, s in zip(rows, starts, strict=True)]
+        )
+        return torch.from_numpy(crops.astype(np.float32) / 32767).unsqueeze(1)
+
+
+@torch.no_grad()
+def validate(codec: Codec, audio: np.ndarray, config: CodecTrainConfig, device) -> dict:
+    """The held-out figures on the first `eval_clips` valid clips, and the baseline's."""
+    codec.eval()
+    clips = torch.from_numpy(audio[: config.eval_clips].astype(np.float32) / 32767).unsqueeze(1)
+    outputs, used = [], [set() for _ in range(config.model.num_codebooks)]
+    for i in range(0, len(clips), 8):
+        codes = codec.encode(clips[i : i + 8].to(device))
+        outputs.append(codec.decode(codes)[..., : clips.shape[-1]].cpu())
+        for k in range(codes.shape[1]):
+            used[k].update(codes[:, k].unique().tolist())
+    output = torch.cat(outputs)
+    rate = config.model.sample_rate
+    bps = bits_per_second(
+        config.model.num_codebooks, config.model.codebook_size, config.model.frame_rate
+    )
+    coded, _ = baseline(clips.numpy(), rate, bps)
+    codec.train()
+    return {
+        "mel_distance": mel_distance(output, clips, rate),
+        "si_sdr": float(si_sdr(output, clips).mean()),
+        "codes_used": [len(u) / config.model.codebook_size for u in used],
+        "bits_per_second": bps,
+        "baseline_mel_distance": mel_distance(torch.from_numpy(coded), clips, rate),
+        "baseline_si_sdr": float(si_sdr(torch.from_numpy(coded), clips).mean()),
+    }
+
+
+def _checkpoint(codec, optimizer, step: int, best: float, config: CodecTrainConfig) -> dict:
+    return {
+        "kind": KIND,
+        "model": codec.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "step": step,
+        "best_mel_distance": best,
+        "config": dataclasses.asdict(config),
+    }
+
+
+def codec_from_checkpoint(checkpoint: dict) -> Codec:
+    model = dict(checkpoint["config"]["model"])
+    model = {k: tuple(v) if isinstance(v, list) else v for k, v in model.items()}
+    codec = Codec(CodecConfig(**model))
+    codec.load_state_dict(checkpoint["model"])
+    return codec.eval()
+
+
+def train(config: CodecTrainConfig, *, resume: bool = False, progress: bool = True) -> dict:
+    """Train to `max_steps`; returns the last validation's figures."""
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    device = torch.device(config.device)
+    train_audio, _, rate = load_clips(config.data, "train")
+    valid_audio, _, _ = load_clips(config.data, "valid")
+    if rate != config.model.sample_rate:
+        raise ConfigError("model.sample_rate", f"{config.model.sample_rate}, the corpus is {rate}")
+    crops = Crops(train_audio, round(config.crop_seconds * rate), config.seed)
+    codec = Codec(config.model).to(device).train()
+    optimizer = torch.optim.AdamW(codec.parameters(), lr=config.lr, betas=(0.5, 0.9))
+    mel_loss, stft_loss = MultiScaleMelLoss(rate).to(device), MultiResolutionSTFTLoss()
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    step, best = 0, float("inf")
+    if resume and (out / "last.pt").is_file():
+        state = torch.load(out / "last.pt", weights_only=True, map_location=device)
+        codec.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, best = int(state["step"]), float(state["best_mel_distance"])
+    figures: dict = {}
+    bar = tqdm(total=config.max_steps, initial=step, desc="codec", disable=not progress)
+    started = time.perf_counter()
+    while step < config.max_steps:
+        audio = crops.batch(config.batch_size).to(device)
+        output, _, commitment = codec(audio)
+        loss = (
+            config.mel_weight * mel_loss(output, audio)
+            + config.stft_weight * stft_loss(output, audio)
+            + config.l1_weight * torch.nn.functional.l1_loss(output, audio)
+            + commitment
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(codec.parameters(), config.grad_clip)
+        optimizer.step()
+        step += 1
+        bar.update()
+        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+        if step % config.eval_every == 0 or step == config.max_steps:
+            figures = {
+                "step": step,
+                "loss": loss.item(),
+                **validate(codec, valid_audio, config, device),
+            }
+            figures["seconds"] = round(time.perf_counter() - started, 1)
+            with open(out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(figures) + "\n")
+            if figures["mel_distance"] < best:
+                best = figures["mel_distance"]
+                torch.save(_checkpoint(codec, optimizer, step, best, config), out / "best.pt")
+            torch.save(_checkpoint(codec, optimizer, step, best, config), out / "last.pt")
+    bar.close()
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cadenza.training.codec_train")
+    parser.add_argument("--config", help="YAML file of settings")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--data", help="a folder written by `cadenza corpus render`")
+    parser.add_argument("--out", help="checkpoints and metrics.jsonl (default runs/codec)")
+    parser.add_argument("--resume", action="store_true", help="go on from out/last.pt")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    overrides = list(args.set)
+    overrides += [f"{k}={v}" for k, v in (("data", args.data), ("out", args.out)) if v]
+    try:
+        figures = train(
+            load_codec_config(args.config, overrides),
+            resume=args.resume,
+            progress=not args.no_progress,
+        )
+    except CadenzaError as e:
+        print(f"cadenza: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
