@@ -120,7 +120,8 @@ def caption(instrument: str, style: str, tempo: str, register: str) -> str:
     """ "a church organ playing a slow Bach chorale in a low register"."""
     what = f"{TEMPO_PHRASES[tempo]} {STYLE_PHRASES.get(style, f'{style} piece')}"
     player = f"{_article(instrument)} {instrument}"
-    return f"{player} playing {_article(what)} {what} in a {register} register"
+    verb = "singing" if instrument == "choir" else "playing"
+    return f"{player} {verb} {_article(what)} {what} in a {register} register"
 
 
 def _article(words: str) -> str:

@@ -91,9 +91,9 @@ def test_captions_name_instrument_style_tempo_register(rendered):
     clips = [c for s in SPLITS for c in load_clips(rendered, s)[1]]
     assert {c["style"] for c in clips} == {"bach", "folk"}
     for clip in clips:
-        assert clip["caption"].startswith(
-            f"a{'n' if clip['instrument'][0] in 'aeiou' else ''} {clip['instrument']} playing"
-        )
+        article = "an" if clip["instrument"][0] in "aeiou" else "a"
+        verb = "singing" if clip["instrument"] == "choir" else "playing"
+        assert clip["caption"].startswith(f"{article} {clip['instrument']} {verb} ")
         assert clip["tempo"] == tempo_label(clip["onsets_per_second"])
         assert clip["register"] == register_label(clip["mean_pitch"])
         assert f"in a {clip['register']} register" in clip["caption"]
@@ -142,6 +142,9 @@ def test_caption_reads_as_a_description():
     )
     assert caption("piano", "chopin", "fast", "middle") == (
         "a piano playing a fast chopin piece in a middle register"
+    )
+    assert caption("choir", "palestrina", "slow", "middle") == (
+        "a choir singing a slow Palestrina mass movement in a middle register"
     )
 
 

@@ -141,7 +141,7 @@ def test_decoding_a_prefix_gives_the_prefix_of_the_audio(small_codec):
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("chunk", [1, 5, 16])
+@pytest.mark.parametrize("chunk", [3, 16])
 def test_chunked_decoding_with_context_equals_decoding_at_once(small_codec, chunk):
     codes = small_codec.encode(torch.randn(1, 1, 24000) * 0.1)
     whole = small_codec.decode(codes)
