@@ -4,8 +4,9 @@ Four modes over bar-aligned segments (2 bars of 16ths by default; `cadenza.piano
 `continue` (the code of the last segment -> the transition's code of the next one),
 `variation` (the phrase's own codes, moved by the temperature), `interpolate` (slerp between
 two codes: two phrases, or the mean codes of two styles) and `sample` (codes from the prior).
-The temperature scales both how far a code is drawn from its mean and the decoder's
-Bernoulli sampling; 0 is deterministic.
+The temperature scales how far a code is drawn from its mean; the decoder samples each pitch
+from the model's own probability, flattened by temperatures above 1; 0 is deterministic (the
+most likely code, each pitch on where the model gives it more than even odds).
 
 In the live engine the plugin speaks the Generator contract in performance events: the
 player's events are its context; when `step()` runs out of events it quantises the context
@@ -126,14 +127,17 @@ class SegmentVAE(Generator):
         h, c = self.sessions["initial"].run(None, {"z": z})
         frame = np.zeros((1, 3, self.grid.pitches), np.float32)
         roll = np.zeros((self.grid.segment_steps, 3, self.grid.pitches), np.float32)
+        # Below 1 the temperature narrows the codes only: sharpening every pitch's own
+        # Bernoulli would thin the texture towards silence, as most pitches are unlikely.
         temperature = self.knobs.temperature
+        flatten = max(temperature, 1.0)
         for t in range(self.grid.segment_steps):
             logits, h, c = step.run(None, {"z": z, "frame": frame, "h": h, "c": c})
             logits = logits[0]
             sounding = (frame[0, ONSET] + frame[0, HOLD]) > 0
             if temperature > 0:
                 draw = self.rng.random((2, self.grid.pitches))
-                chosen = draw < 1.0 / (1.0 + np.exp(-logits[:2] / temperature))
+                chosen = draw < 1.0 / (1.0 + np.exp(-logits[:2] / flatten))
             else:
                 chosen = logits[:2] > 0
             onset = chosen[0]
