@@ -161,7 +161,7 @@ def train(config: VAETrainConfig, *, resume: bool = False, progress: bool = True
             else:
                 states = [sampler.state()]
             if rank == 0:
-                figures = validate(model, valid, valid_pairs, device)
+                figures = validate(model, valid, valid_pairs, device, config.beta)
                 metrics = {
                     "step": step,
                     **{f"train_{k}": round(v, 3) for k, v in avg.items()},
@@ -223,8 +223,13 @@ def _encode_all(model: SegmentVAE, segments: Segments, index: np.ndarray, device
 
 
 @torch.no_grad()
-def validate(model: SegmentVAE, segments: Segments, firsts: np.ndarray, device) -> dict:
-    """The ELBO terms on held-out pairs (codes at the posterior mean, no sampling noise)."""
+def validate(
+    model: SegmentVAE, segments: Segments, firsts: np.ndarray, device, beta: float
+) -> dict:
+    """The loss terms on held-out pairs (codes at the posterior mean, no sampling noise).
+    `valid_loss`, which picks best.pt, is the objective at the full KL weight (recon + beta
+    KL): the ELBO (beta 1) would prefer the early checkpoints that code less, as the KL grows
+    while the reconstruction improves."""
     model.eval()
     rolls, mu, logvar = _encode_all(
         model, segments, np.concatenate([firsts, segments.next[firsts]]), device
@@ -236,7 +241,8 @@ def validate(model: SegmentVAE, segments: Segments, firsts: np.ndarray, device) 
     transition = gaussian_kl(mu[b:], logvar[b:], t_mu, t_logvar).sum(-1)
     model.train()
     return {
-        "valid_loss": round(float((recon + kl).mean()), 4),
+        "valid_loss": round(float((recon + beta * kl).mean()), 4),
+        "valid_elbo": round(float((recon + kl).mean()), 4),
         "valid_recon": round(float(recon.mean()), 4),
         "valid_kl": round(float(kl.mean()), 4),
         "valid_transition": round(float(transition.mean()), 4),
