@@ -19,7 +19,7 @@ from cadenza.bundle import FORMAT, write_bundle
 from cadenza.errors import CadenzaError
 from cadenza.events import PERFORMANCE
 from cadenza.export import training_record
-from cadenza.plugins.transformer import DEFAULT_CONTEXT, KVCache
+from cadenza.plugins.transformer import KVCache
 from cadenza.training.transformer import MusicTransformer, TransformerPrefill, TransformerStep
 
 PARITY_STEPS = 500
@@ -137,7 +137,7 @@ def export_transformer(checkpoint: dict, out_dir: str | Path, name: str | None =
         "representation": PERFORMANCE.to_dict(),
         "graphs": {"prefill": "prefill.onnx", "step": "step.onnx"},
         "io": io_spec(model),
-        "context": max(DEFAULT_CONTEXT, config["seq_len"] + 1),
+        "context": config["seq_len"] + 1,  # the window it was trained on: style + events
         "sampling": {"temperature": 1.0, "top_k": 0, "top_p": 1.0},
         "conditions": {"styles": list(model.config.styles[1:])},
         "model": dict(config["model"]),

@@ -78,7 +78,10 @@ class MusicTransformer(Generator):
             raise BundleError(bundle.path / "manifest.yaml", f"field 'model' lacks {e}") from None
         self.prefill_session = create_session(bundle, "prefill")
         self.step_session = create_session(bundle, "step")
-        size = int(context or bundle.manifest.get("context", DEFAULT_CONTEXT))
+        size = context or bundle.manifest.get("context", DEFAULT_CONTEXT)
+        if not isinstance(size, int) or isinstance(size, bool) or size < 2:
+            raise BundleError(bundle.path / "manifest.yaml",
+                              f"field 'context' should be an int of at least 2, got {size!r}")
         self.cache = KVCache(layers, heads, head_dim, size)
         self.history: deque[int] = deque(maxlen=size - 1)  # the events the cache holds
         self.logits: np.ndarray | None = None
