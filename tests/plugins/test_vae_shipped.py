@@ -21,14 +21,14 @@ def held_out_chorales(count: int) -> list:
 
 def test_interpolation_between_held_out_phrases_is_smooth():
     """Consecutive steps of an interpolation are closer to each other than the two ends are
-    (Hamming distance of the sounding piano rolls, decoded at temperature 0): on every pair
-    on average, and at every single step on most pairs (a decoder may switch texture at one
-    point of the path, the way a musician changes voicing)."""
+    (Hamming distance of the sounding piano rolls, decoded at temperature 0): on average on
+    every pair, and at nearly every single step (a greedy decoder can switch texture at one
+    point of the path: one onset more changes what follows it)."""
     generator = load_generator(default_bundle_path("vae"))
     generator.knobs.temperature = 0.0
     segments = [roll for piece in held_out_chorales(6) for roll in generator.segments_of(piece)]
     rng = np.random.default_rng(0)
-    every_step_closer = []
+    closer, pairs = [], 0
     for _ in range(12):
         i, j = rng.choice(len(segments), 2, replace=False)
         a, b = generator.encode(segments[i])[0], generator.encode(segments[j])[0]
@@ -39,6 +39,7 @@ def test_interpolation_between_held_out_phrases_is_smooth():
             continue  # two phrases that decode alike: nothing to bridge
         steps = [np.sum(x != y) for x, y in zip(sounding[:-1], sounding[1:], strict=True)]
         assert np.mean(steps) < ends
-        every_step_closer.append(max(steps) < ends)
-    assert len(every_step_closer) >= 8
-    assert np.mean(every_step_closer) >= 0.75
+        closer.extend(step < ends for step in steps)
+        pairs += 1
+    assert pairs >= 8
+    assert np.mean(closer) >= 0.85
