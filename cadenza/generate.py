@@ -52,13 +52,13 @@ def vae_phrases(
     MIDI files or `style:NAME`s; for `continue` the result is the primer, then what follows."""
     from pathlib import Path
 
-    from cadenza.pianoroll import GRID_NOTE_DTYPE, read_grid_midi, read_meter, to_seconds
+    from cadenza.pianoroll import GRID_NOTE_DTYPE, read_grid_midi, to_seconds
 
     grid, piece, bpm = generator.grid, None, generator.default_bpm
     if primer:
         data = Path(primer).read_bytes()
         piece = read_grid_midi(data, primer, grid.steps_per_quarter)
-        bpm = 60.0 / float(read_meter(data, primer).seconds_per_quarter[0])
+        bpm = piece.bpm
     endpoints = None
     if mode == "interpolate":
         if not between or len(between) != 2:

@@ -179,6 +179,7 @@ class GridPiece:
     notes: np.ndarray  # GRID_NOTE_DTYPE
     bar_starts: np.ndarray  # int64 steps
     bar_steps: np.ndarray  # int64 steps per bar
+    bpm: float = 120.0  # the tempo at its start (to write it back out at)
 
 
 def grid_piece(notes: np.ndarray, meter: Meter, steps_per_quarter: int = 4) -> GridPiece:
@@ -193,7 +194,51 @@ def grid_piece(notes: np.ndarray, meter: Meter, steps_per_quarter: int = 4) -> G
 
     whole = on_grid(starts) & on_grid(lengths)
     as_steps = np.round(np.stack([starts[whole], lengths[whole]])).astype(np.int64)
-    return GridPiece(grid_notes, as_steps[0], as_steps[1])
+    bpm = 60.0 / float(meter.seconds_per_quarter[0])
+    return GridPiece(grid_notes, as_steps[0], as_steps[1], bpm)
+
+
+ALIGNED = 0.9  # the share of onsets near a grid step for a tempo to fit a file
+NEAR = 0.1  # ... within this fraction of a step
+
+
+def on_grid_share(onsets: np.ndarray, meter: Meter, steps_per_quarter: int = 4) -> float:
+    """The share of `onsets` (seconds) within NEAR of a grid step of `meter`."""
+    steps = meter.quarters(onsets) * steps_per_quarter
+    return float(np.mean(np.abs(steps - np.round(steps)) <= NEAR)) if len(onsets) else 1.0
+
+
+def fitted_meter(notes: np.ndarray, meter: Meter, steps_per_quarter: int = 4) -> Meter:
+    """The file's meter when its notes sit on its grid. Otherwise (a file written at a nominal
+    tempo, as many are) the constant tempo that puts them there, its first note a downbeat:
+    of the tempos that fit, the closest to the file's own (a slower one would fit as well by
+    calling eighths sixteenths). Unchanged when none fits (a free performance)."""
+    onsets = np.unique(notes["start"])
+    if on_grid_share(onsets, meter, steps_per_quarter) >= ALIGNED:
+        return meter
+    first = float(onsets[0])
+    own = 60.0 / float(meter.seconds_per_quarter[0])
+    candidates = np.arange(40.0, 240.25, 0.25)
+    per_quarter = 60.0 / candidates
+    # Eighth notes first: a tempo 1.5 times the true one puts quarter notes on 16ths (every
+    # sixth one), but not on eighths.
+    for per_beat in (steps_per_quarter / 2, steps_per_quarter):
+        units = (onsets[None, :] - first) / per_quarter[:, None] * per_beat
+        error = np.abs(units - np.round(units))
+        fits = np.flatnonzero(np.mean(error <= NEAR, axis=1) >= ALIGNED)
+        if len(fits):
+            break
+    else:
+        return meter
+    # Each run of neighbouring tempos that fit is one reading: its best-aligned tempo stands
+    # for it, and the reading closest to the file's own tempo wins.
+    runs = np.split(fits, np.flatnonzero(np.diff(fits) > 1) + 1)
+    readings = [run[np.argmin(error[run].mean(axis=1))] for run in runs]
+    best = min(readings, key=lambda i: abs(np.log(candidates[i] / own)))
+    signature = meter.signatures[:1]
+    return Meter(
+        np.zeros(1), np.array([first]), per_quarter[best : best + 1], np.zeros(1), signature
+    )
 
 
 def read_grid_midi(
@@ -201,9 +246,12 @@ def read_grid_midi(
 ) -> GridPiece:
     """MIDI file bytes on the grid, by the file's tempo map and time signatures (sustain
     pedal applied, drums left out, as everywhere else in Cadenza). `pickup`: quarters before
-    the first bar line, when the file's own bars do not say it."""
+    the first bar line, when the file's own bars do not say it. A file whose notes are off
+    its own tempo's grid is read at the tempo that fits them (`fitted_meter`)."""
     notes = performed_notes(parse_midi_bytes(data, name))
     meter = read_meter(data, name)
+    if len(notes):
+        meter = fitted_meter(notes, meter, steps_per_quarter)
     return grid_piece(notes, meter.with_pickup(pickup) if pickup else meter, steps_per_quarter)
 
 

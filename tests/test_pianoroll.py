@@ -10,11 +10,13 @@ import pytest
 
 from cadenza.errors import MidiFileError
 from cadenza.midi import load_notes
+from cadenza.notes import make_notes
 from cadenza.pianoroll import (
     GRID_NOTE_DTYPE,
     Grid,
     GridPiece,
     Meter,
+    fitted_meter,
     from_roll,
     quantize,
     read_grid_midi,
@@ -55,6 +57,29 @@ def test_the_tempo_map_is_followed(tmp_path):
     piece = read_grid_midi(path.read_bytes(), path)
     assert piece.notes["start"].tolist() == [0, 4, 8, 12, 16, 20, 24, 28]
     assert piece.notes["end"].tolist() == [4, 8, 12, 16, 20, 24, 28, 32]
+
+
+@pytest.mark.parametrize(("name", "bpm"), [("chorale", 96.0), ("folk", 208.0)])
+def test_a_file_off_its_own_grid_is_read_at_the_tempo_that_fits(name, bpm):
+    """The bundled primers were written at a nominal 120 bpm; bwv66.6 moves at 96 and
+    Soldier's Joy at half = 104 (music21's metronome marks): the notes say so."""
+    piece = read_grid_midi((PRIMERS / f"{name}.mid").read_bytes())
+    assert piece.bpm == pytest.approx(bpm, abs=0.01)
+    assert np.all(piece.notes["start"] % 2 == 0)  # on eighths: nothing on a stray sixteenth
+
+
+def test_a_file_on_its_own_grid_keeps_its_meter(chorale_midi):
+    data = chorale_midi.read_bytes()
+    meter = read_meter(data)
+    assert fitted_meter(load_notes(chorale_midi), meter) is meter
+
+
+def test_a_free_performance_keeps_its_meter():
+    rng = np.random.default_rng(0)
+    starts = np.sort(rng.uniform(0, 20, 60))
+    notes = make_notes(starts, starts + 0.2, 60, 80)
+    meter = Meter.constant(120)
+    assert fitted_meter(notes, meter) is meter
 
 
 def test_time_signatures_give_the_bar_lines(tmp_path):

@@ -32,12 +32,20 @@ def test_every_mode_gives_whole_segments(tiny_vae_bundle, mode):
     generator = load_generator(tiny_vae_bundle, seed=1)
     a = generator.encode(generator.segments_of(chorale())[0])[0]
     rolls = generator.run_mode(mode, chorale(), segments=3, endpoints=(a, -a), steps=4)
-    expected = {"continue": 3, "sample": 3, "interpolate": 4, "variation": 2}[mode]
-    assert len(rolls) == expected  # variation: one per segment of the primer (it has two)
+    tiles = len(generator.segment_starts_of(chorale()))  # variation: one per primer segment
+    assert len(rolls) == {"continue": 3, "sample": 3, "interpolate": 4, "variation": tiles}[mode]
     for roll in rolls:
         assert roll.shape == (generator.grid.segment_steps, 3, generator.grid.pitches)
         sounding = roll[:-1, ONSET] + roll[:-1, HOLD] > 0
         assert not np.any(roll[1:, HOLD] * ~sounding)  # a hold only continues a sounding pitch
+
+
+def test_a_primer_is_tiled_by_segments_to_its_last_note(tiny_vae_bundle):
+    generator = load_generator(tiny_vae_bundle)
+    piece = read_grid_midi((PRIMERS / "folk.mid").read_bytes())  # 4.25 bars at half = 104
+    starts = generator.segment_starts_of(piece)
+    assert starts == [0, 32, 64]  # the last one runs past the end, in silence
+    assert generator.last_segment_start(piece) == 48  # ends at the bar line after the tune
 
 
 def test_variation_at_temperature_zero_is_the_reconstruction(tiny_vae_bundle):
