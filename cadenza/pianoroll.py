@@ -242,15 +242,20 @@ def fitted_meter(notes: np.ndarray, meter: Meter, steps_per_quarter: int = 4) ->
 
 
 def read_grid_midi(
-    data: bytes, name: str | Path = "<bytes>", steps_per_quarter: int = 4, pickup: float = 0.0
+    data: bytes,
+    name: str | Path = "<bytes>",
+    steps_per_quarter: int = 4,
+    pickup: float = 0.0,
+    fit_tempo: bool = True,
 ) -> GridPiece:
     """MIDI file bytes on the grid, by the file's tempo map and time signatures (sustain
     pedal applied, drums left out, as everywhere else in Cadenza). `pickup`: quarters before
     the first bar line, when the file's own bars do not say it. A file whose notes are off
-    its own tempo's grid is read at the tempo that fits them (`fitted_meter`)."""
+    its own tempo's grid is read at the tempo that fits them (`fitted_meter`), unless
+    `fit_tempo` is off (a score's tempo map is exact, its triplets off the grid on purpose)."""
     notes = performed_notes(parse_midi_bytes(data, name))
     meter = read_meter(data, name)
-    if len(notes):
+    if fit_tempo and len(notes):
         meter = fitted_meter(notes, meter, steps_per_quarter)
     return grid_piece(notes, meter.with_pickup(pickup) if pickup else meter, steps_per_quarter)
 

@@ -89,7 +89,9 @@ def read_piece(task: tuple[Piece, int]) -> tuple[str, GridPiece | None, str]:
             data, pickup = piece.path.read_bytes(), 0.0
         else:
             data, pickup = music21_data(piece)
-        return piece.id, read_grid_midi(data, piece.id, steps_per_quarter, pickup), ""
+        # The corpus is read as written: the training data never depends on a tempo guess.
+        grid_piece = read_grid_midi(data, piece.id, steps_per_quarter, pickup, fit_tempo=False)
+        return piece.id, grid_piece, ""
     except Exception as e:  # music21 raises many kinds; the piece is listed as skipped
         return piece.id, None, f"{type(e).__name__}: {str(e)[:120]}"
 
