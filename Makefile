@@ -60,7 +60,8 @@ models: $(VENV)/.dev
 		--name bach-chorales-lstm
 	# The transformer: one schedule in two runs, short windows first (see the config).
 	$(BIN)/cadenza train transformer --config configs/transformer.yaml \
-		--set stop_at=1100 --set seq_len=256 --set batch_size=32 --set micro_batches=4
+		--set stop_at=4400 --set seq_len=256 --set batch_size=32 --set micro_batches=4 \
+		--set eval_every=400
 	$(BIN)/cadenza train transformer --config configs/transformer.yaml --resume
 	$(BIN)/cadenza export runs/transformer/best.pt -o models/transformer \
 		--name bach-chorales-transformer

@@ -14,19 +14,23 @@ piece, instrument, tempo, register and caption, in the rows' order). Never pickl
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from cadenza.corpus.prepare import SPLITS, _digest, _one_line, gather_pieces, split_of
+from cadenza.corpus.prepare import (
+    SPLITS,
+    _digest,
+    _one_line,
+    gather_pieces,
+    process_pieces,
+)
 from cadenza.corpus.sources import Piece, load_notes, source_key
 from cadenza.errors import CadenzaError, MidiFileError
 from cadenza.notes import stretch, transpose
@@ -227,15 +231,6 @@ def render_piece_clip(
     return np.round(np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16), meta
 
 
-def _run(tasks: list[_Task], jobs: int | None) -> Iterator[_Result]:
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
-    if jobs == 1:
-        yield from map(render_piece, tasks)
-        return
-    with multiprocessing.Pool(jobs) as pool:
-        yield from pool.imap_unordered(render_piece, tasks, chunksize=1)
-
-
 # ------------------------------------------------------------------------------------------
 @dataclass
 class AudioCorpusSummary:
@@ -320,23 +315,17 @@ def render_corpus(
     (out_dir / METADATA).unlink(missing_ok=True)  # audio.json last: its presence = complete
     tasks = [(i, p, styles[piece_styles[i]], settings, str(sf2)) for i, p in enumerate(pieces)]
     writers = {split: _ClipWriter(out_dir, split, settings.clip_samples) for split in SPLITS}
-    reasons: dict[int, str] = {}
-    bar = tqdm(total=len(tasks), unit="piece", desc="corpus render", disable=not progress)
-    try:
-        for index, clips, reason in _run(tasks, jobs):
-            if clips is None:
-                reasons[index] = reason or "unknown error"
-            else:
-                writers[split_of(pieces[index].id)].add(index, clips)
-            bar.update()
-            bar.set_postfix(skipped=len(reasons), refresh=False)
-    finally:
-        bar.close()
-        for writer in writers.values():
-            writer.close()
-    if len(reasons) == len(pieces):
-        first = next(iter(sorted(reasons.items())))[1] if reasons else "no pieces"
-        raise CadenzaError(f"corpus render: no piece could be rendered (first: {first})")
+    reasons = process_pieces(
+        render_piece,
+        tasks,
+        pieces,
+        writers,
+        jobs=jobs,
+        chunksize=1,
+        desc="corpus render",
+        progress=progress,
+        failure="corpus render: no piece could be rendered",
+    )
 
     clips_by_split = {split: writer.finish() for split, writer in writers.items()}
     skipped = [{"piece": pieces[i].id, "reason": r} for i, r in sorted(reasons.items())]

@@ -15,9 +15,10 @@ import multiprocessing
 import os
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -178,24 +179,20 @@ def prepare_corpus(
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / METADATA).unlink(missing_ok=True)  # corpus.json last: its presence = complete
     writers = {name: _SplitWriter(out_dir, name) for name in SPLITS}
-    reasons: dict[int, str] = {}
     tasks = [(i, p, augment and split_of(p.id) == "train") for i, p in enumerate(pieces)]
-    bar = tqdm(total=len(tasks), unit="piece", desc=f"corpus {key['source']}", disable=not progress)
-    try:
-        for index, sequences, reason in _run(tasks, jobs):
-            if sequences is None:
-                reasons[index] = reason or "unknown error"
-            else:
-                writers[split_of(pieces[index].id)].add(index, sequences)
-            bar.update()
-            bar.set_postfix(skipped=len(reasons), refresh=False)
-    finally:
-        bar.close()
-        for writer in writers.values():
-            writer.close()
-    if len(reasons) == len(pieces):
-        first = next(iter(sorted(reasons.items())))[1] if reasons else "no pieces"
-        raise CadenzaError(f"no piece of {key['source']} could be read (first: {first})")
+    # Chunks amortise the pipe; small enough that the bar moves and the cores stay balanced.
+    chunksize = max(1, min(32, len(tasks) // ((jobs or os.cpu_count() or 1) * 16)))
+    reasons = process_pieces(
+        encode_piece,
+        tasks,
+        pieces,
+        writers,
+        jobs=jobs,
+        chunksize=chunksize,
+        desc=f"corpus {key['source']}",
+        progress=progress,
+        failure=f"no piece of {key['source']} could be read",
+    )
 
     ids = [p.id for p in pieces]
     splits = {
@@ -312,15 +309,48 @@ def encode_piece(task: tuple[int, Piece, bool]) -> _Result:
         return index, None, _one_line(f"{type(e).__name__}: {e}")
 
 
-def _run(tasks: list[tuple[int, Piece, bool]], jobs: int | None) -> Iterator[_Result]:
+def process_pieces(
+    work: Callable[[Any], tuple[int, Any, str | None]],
+    tasks: list,
+    pieces: Sequence[Piece],
+    writers: dict,
+    *,
+    jobs: int | None,
+    chunksize: int,
+    desc: str,
+    progress: bool,
+    failure: str,
+) -> dict[int, str]:
+    """Run `work` over `tasks` on all cores (each task's first item is its piece's index);
+    each result `(index, output, reason)` goes to the writer of its piece's split, a failed
+    piece's reason is kept. Returns the reasons; raises `failure` if no piece worked."""
+    reasons: dict[int, str] = {}
+    bar = tqdm(total=len(tasks), unit="piece", desc=desc, disable=not progress)
+    try:
+        for index, output, reason in _pool_map(work, tasks, jobs, chunksize):
+            if output is None:
+                reasons[index] = reason or "unknown error"
+            else:
+                writers[split_of(pieces[index].id)].add(index, output)
+            bar.update()
+            bar.set_postfix(skipped=len(reasons), refresh=False)
+    finally:
+        bar.close()
+        for writer in writers.values():
+            writer.close()
+    if len(reasons) == len(pieces):
+        first = next(iter(sorted(reasons.items())))[1] if reasons else "no pieces"
+        raise CadenzaError(f"{failure} (first: {first})")
+    return reasons
+
+
+def _pool_map(work: Callable, tasks: list, jobs: int | None, chunksize: int) -> Iterator:
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
     if jobs == 1:  # in-process: no worker start-up, and a debugger sees everything
-        yield from map(encode_piece, tasks)
+        yield from map(work, tasks)
         return
-    # Chunks amortise the pipe; small enough that the bar moves and the cores stay balanced.
-    chunksize = max(1, min(32, len(tasks) // (jobs * 16)))
     with multiprocessing.Pool(jobs) as pool:
-        yield from pool.imap_unordered(encode_piece, tasks, chunksize=chunksize)
+        yield from pool.imap_unordered(work, tasks, chunksize=chunksize)
 
 
 class _SplitWriter:

@@ -55,6 +55,34 @@ def _setup_distributed(device: str) -> tuple[int, int, torch.device]:
     return rank, world, torch.device(device)
 
 
+def wrap_for_devices(model: torch.nn.Module, device: torch.device, world: int) -> torch.nn.Module:
+    """The module the loop calls: DistributedDataParallel under torchrun, else the model."""
+    if world == 1:
+        return model
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None
+    )
+
+
+def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA; full precision on the CPU."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def progress_bar(total: int, initial: int, *, rank: int, progress: bool, desc: str) -> tqdm:
+    """The training progress bar, shown by rank 0 only."""
+    return tqdm(
+        total=total,
+        initial=initial,
+        disable=not progress or rank != 0,
+        desc=desc,
+        unit="step",
+        dynamic_ncols=True,
+    )
+
+
 def _lr(config: TrainConfig, step: int) -> float:
     """Linear warmup, then cosine decay to min_lr at max_steps."""
     if step < config.warmup_steps:
@@ -180,29 +208,11 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         sampler.set_state(json.loads(checkpoint["sampler"][rank % len(checkpoint["sampler"])]))
     elif resume and rank == 0:
         print(f"no {out / 'last.pt'} to resume from; starting afresh")
-    wrapped = (
-        torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-        if world > 1
-        else model
-    )
-
+    wrapped = wrap_for_devices(model, device, world)
     tokens_per_step = config.batch_size * config.seq_len * world
     eval_every = config.eval_every or max(1, sampler.num_tokens // tokens_per_step)
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if device.type == "cuda"
-        else contextlib.nullcontext()
-    )
-    bar = tqdm(
-        total=config.max_steps,
-        initial=step,
-        disable=not progress or rank != 0,
-        desc="train",
-        unit="step",
-        dynamic_ncols=True,
-    )
+    autocast = autocast_for(device)
+    bar = progress_bar(config.max_steps, step, rank=rank, progress=progress, desc="train")
     log = (out / "metrics.jsonl").open("a" if resume else "w") if rank == 0 else None
     started, loss_avg = time.perf_counter(), None
     metrics: dict = {}

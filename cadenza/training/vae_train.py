@@ -8,7 +8,6 @@ checkpoint format (tensors and plain data, `torch.load(weights_only=True)`).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
@@ -17,10 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from tqdm import tqdm
 
 from cadenza.errors import CadenzaError
-from cadenza.training.loop import _lr, _setup_distributed, load_checkpoint
+from cadenza.training.loop import (
+    _lr,
+    _setup_distributed,
+    autocast_for,
+    load_checkpoint,
+    progress_bar,
+    wrap_for_devices,
+)
 from cadenza.training.vae import (
     SegmentVAE,
     VAEModelConfig,
@@ -112,26 +117,9 @@ def train(config: VAETrainConfig, *, resume: bool = False, progress: bool = True
         torch.set_rng_state(checkpoint["torch_rng"])
     elif resume and rank == 0:
         print(f"no {out / 'last.pt'} to resume from; starting afresh")
-    wrapped = (
-        torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-        if world > 1
-        else model
-    )
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if device.type == "cuda"
-        else contextlib.nullcontext()
-    )
-    bar = tqdm(
-        total=config.max_steps,
-        initial=step,
-        disable=not progress or rank != 0,
-        desc="train vae",
-        unit="step",
-        dynamic_ncols=True,
-    )
+    wrapped = wrap_for_devices(model, device, world)
+    autocast = autocast_for(device)
+    bar = progress_bar(config.max_steps, step, rank=rank, progress=progress, desc="train vae")
     log = (out / "metrics.jsonl").open("a" if resume else "w") if rank == 0 else None
     started, avg = time.perf_counter(), None
     while step < config.max_steps:
