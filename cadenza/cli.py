@@ -33,6 +33,7 @@ def cmd_corpus_prepare(args: argparse.Namespace) -> None:
         limit=args.limit,
         max_pieces_per_source=args.max_pieces_per_source,
         force=args.force,
+        representation=args.representation,
     )
 
 
@@ -284,6 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="at most N pieces of each source, the same ones every run (by a hash of the id)",
+    )
+    prepare.add_argument(
+        "--representation",
+        choices=["performance", "parts"],
+        default="performance",
+        help="performance events (default), or parts on a grid for the backing model",
     )
     prepare.add_argument("--no-augment", action="store_true", help="no transposition/time-stretch")
     prepare.add_argument("--force", action="store_true", help="rebuild even if cached")

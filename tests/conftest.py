@@ -99,6 +99,46 @@ def tiny_transformer_bundle(tiny_transformer_run: Path, tmp_path_factory) -> Pat
 
 
 @pytest.fixture(scope="session")
+def tiny_parts_corpus(tmp_path_factory) -> Path:
+    """Chorales as parts on the grid (soprano = player; alto, tenor, bass = backing)."""
+    from cadenza.corpus.prepare import prepare_corpus
+
+    out = tmp_path_factory.mktemp("parts-corpus")
+    prepare_corpus(
+        "music21:bach", out, limit=12, augment=False, jobs=2, progress=False,
+        representation="parts",
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_backing_run(tiny_parts_corpus: Path, tmp_path_factory) -> Path:
+    from cadenza.training.config import load_config
+    from cadenza.training.loop import train
+
+    out = tmp_path_factory.mktemp("backing-run")
+    config = load_config(
+        None,
+        [f"data={tiny_parts_corpus}", f"out={out}", "max_steps=30", "eval_every=15",
+         *TINY_TRANSFORMER],
+        kind="transformer",
+    )
+    train(config, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_backing_bundle(tiny_backing_run: Path, tmp_path_factory) -> Path:
+    from cadenza.export import export_checkpoint
+
+    return export_checkpoint(
+        tiny_backing_run / "best.pt",
+        tmp_path_factory.mktemp("bundle") / "tiny-backing",
+        name="tiny-backing",
+    )
+
+
+@pytest.fixture(scope="session")
 def chorale_midi(tmp_path_factory) -> Path:
     """A real MIDI file: a Bach chorale through music21's MIDI writer."""
     from cadenza.corpus.sources import music21_midi_bytes, resolve_source

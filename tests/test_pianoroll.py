@@ -108,8 +108,7 @@ def test_a_pickup_moves_the_bar_lines(chorale_midi):
 
 
 def test_music21_pickup_is_read_from_the_score():
-    from cadenza.corpus.sources import resolve_source
-    from cadenza.training.vae_data import music21_pickup
+    from cadenza.corpus.sources import music21_pickup, resolve_source
 
     first = resolve_source("music21:bach")[0]  # bach/bwv1.6
     assert music21_pickup(first) == 1.0

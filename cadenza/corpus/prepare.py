@@ -143,12 +143,16 @@ def prepare_corpus(
     max_pieces_per_source: int | None = None,
     progress: bool = True,
     force: bool = False,
+    representation: str = "performance",
 ) -> CorpusSummary:
     """Parse, split, augment (train only) and encode every piece of `source` (one source
     string or several) into `out_dir`, each sequence labelled with its piece's style.
 
     `limit` keeps the first N pieces of each source; `max_pieces_per_source` then keeps at
     most N of each, chosen by a hash of the piece id (see `cap_pieces`).
+    `representation` is "performance" (Magenta's events) or "parts" (a player's part and
+    backing parts on a grid, `cadenza.parts`, for the backing model: augmented by
+    transposition only).
     Returns at once when `out_dir` already holds this corpus (same sources, pieces, options
     and representation) unless `force`. A piece that fails to parse is skipped and listed
     with its reason. `progress` shows a progress bar and prints the summary at the end.
@@ -158,13 +162,21 @@ def prepare_corpus(
     sources = [source] if isinstance(source, str) else list(source)
     pieces, piece_styles, styles = gather_pieces(sources, limit, max_pieces_per_source)
     keys = [source_key(s) for s in sources]
+    if representation == "performance":
+        encode, codec = encode_piece, PERFORMANCE
+    elif representation == "parts":
+        from cadenza.corpus.parts import PARTS, encode_parts_piece
+
+        encode, codec = encode_parts_piece, PARTS
+    else:
+        raise CadenzaError(f"--representation: {representation!r} is not performance or parts")
     # One source keeps exactly the key it always had, so corpora prepared before stay valid.
     key = {
         "format": FORMAT,
         "source": " + ".join(keys),
         "augment": augment,
         "limit": limit,
-        "representation": PERFORMANCE.to_dict(),
+        "representation": codec.to_dict(),
         "pieces_digest": _digest(pieces),
     }
     if len(keys) > 1:
@@ -183,7 +195,7 @@ def prepare_corpus(
     # Chunks amortise the pipe; small enough that the bar moves and the cores stay balanced.
     chunksize = max(1, min(32, len(tasks) // ((jobs or os.cpu_count() or 1) * 16)))
     reasons = process_pieces(
-        encode_piece,
+        encode,
         tasks,
         pieces,
         writers,
@@ -303,10 +315,15 @@ def encode_piece(task: tuple[int, Piece, bool]) -> _Result:
             return index, None, "no notes (after leaving out drums)"
         variants = augmentations(notes) if augment else [notes]
         return index, [PERFORMANCE.encode(v) for v in variants], None
-    except MidiFileError as e:
-        return index, None, e.problem
     except Exception as e:  # music21 raises anything from its parsers on odd scores
-        return index, None, _one_line(f"{type(e).__name__}: {e}")
+        return index, None, skip_reason(e)
+
+
+def skip_reason(error: Exception) -> str:
+    """Why a piece was skipped, in one line."""
+    if isinstance(error, MidiFileError):
+        return error.problem
+    return _one_line(f"{type(error).__name__}: {error}")
 
 
 def process_pieces(
@@ -468,7 +485,9 @@ def _write_metadata(out_dir: Path, key: dict, summary: CorpusSummary, found: int
         **key,
         "augmentation": {
             "splits": ["train"] if key["augment"] else [],
-            "stretch_factors": list(STRETCH_FACTORS),
+            "stretch_factors": list(STRETCH_FACTORS)
+            if key["representation"]["kind"] == "performance"
+            else [1.0],
             "transpositions": list(TRANSPOSITIONS),
         },
         "styles": summary.styles,

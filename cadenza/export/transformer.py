@@ -130,11 +130,13 @@ def export_transformer(checkpoint: dict, out_dir: str | Path, name: str | None =
     exported = graphs(model)
     worst = parity_check(model, exported)
     config = checkpoint["config"]
+    representation = checkpoint.get("representation") or PERFORMANCE.to_dict()
     manifest = {
         "format": FORMAT,
-        "plugin": "transformer",
+        # A transformer over parts on a grid plays backing parts: its own plugin.
+        "plugin": "backing" if representation.get("kind") == "parts" else "transformer",
         "name": name or Path(config["out"]).name,
-        "representation": PERFORMANCE.to_dict(),
+        "representation": representation,
         "graphs": {"prefill": "prefill.onnx", "step": "step.onnx"},
         "io": io_spec(model),
         "context": config["seq_len"] + 1,  # the window it was trained on: style + events

@@ -19,9 +19,11 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from cadenza.corpus.prepare import load_split, load_styles
+from cadenza.corpus.prepare import METADATA, load_split, load_styles
 from cadenza.errors import CadenzaError
 from cadenza.eval.ngram import BigramKN
+from cadenza.events import PERFORMANCE
+from cadenza.parts import PartsCodec
 from cadenza.training.config import MODEL_CONFIGS, TrainConfig
 from cadenza.training.data import (
     IGNORE,
@@ -153,6 +155,12 @@ def evaluate_nll(
     return total / max(count, 1)
 
 
+def corpus_representation(corpus: str | Path) -> dict:
+    """What a prepared corpus's tokens are (its corpus.json `representation`)."""
+    meta = json.loads((Path(corpus) / METADATA).read_text())
+    return dict(meta.get("representation") or PERFORMANCE.to_dict())
+
+
 def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
@@ -194,6 +202,11 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     valid_styles, _ = load_styles(config.data, "valid")
     if config.kind == "transformer":
         config.model.styles = ["any", *style_names]  # conditioning tokens: "any", then these
+    representation = corpus_representation(config.data)
+    if representation.get("kind") == "parts":  # the backing model: its vocabulary is the corpus's
+        if config.kind != "transformer":
+            raise CadenzaError(f"{config.data}: a parts corpus trains a transformer only")
+        config.model.vocab_size = PartsCodec.from_dict(representation).vocab_size
     model = build_model(config.kind, config.model).to(device)
     window = config.seq_len + 1
     optimizer = torch.optim.AdamW(
@@ -276,6 +289,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                     "best_valid_nll": best,
                     "valid_nll": valid_nll,
                     "sampler": states,
+                    "representation": representation,
                 }
                 torch.save(checkpoint, out / "last.pt")
                 if improved:

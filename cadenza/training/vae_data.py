@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from cadenza.corpus.prepare import SPLITS, split_of
 from cadenza.corpus.sources import (
     Piece,
     cap_pieces,
-    music21_midi_bytes,
+    music21_data,
     resolve_source,
     style_of,
 )
@@ -42,43 +41,6 @@ from cadenza.pianoroll import (
 )
 
 CACHE_FORMAT = "cadenza-vae-grid/1"
-
-
-def _music21_score(piece: Piece):
-    from music21 import converter, stream
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        score = converter.parseFile(piece.path, number=piece.number, forceSource=True)
-    return score.scores[0] if isinstance(score, stream.Opus) else score
-
-
-def _pickup(score) -> float:
-    first = score.recurse().getElementsByClass("Measure").first()
-    if first is None or not first.paddingLeft:
-        return 0.0
-    return float(first.duration.quarterLength)
-
-
-def music21_pickup(piece: Piece) -> float:
-    """Quarters before the first bar line of a music21 score (0 without a pickup bar)."""
-    return _pickup(_music21_score(piece))
-
-
-def music21_data(piece: Piece) -> tuple[bytes, float]:
-    """A music21 piece's MIDI bytes and its pickup, from one parse (parsing is the slow part).
-    When music21's MIDI writer refuses the score as parsed (some ABC meters), the corpus's
-    own reader, which mends them, makes the bytes."""
-    from music21 import midi
-
-    score = _music21_score(piece)
-    pickup = _pickup(score)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return midi.translate.streamToMidiFile(score).writestr(), pickup
-    except Exception:  # music21 raises many kinds
-        return music21_midi_bytes(piece), pickup
 
 
 def read_piece(task: tuple[Piece, int]) -> tuple[str, GridPiece | None, str]:

@@ -1,0 +1,104 @@
+"""Pieces as parts on the grid, for the backing model (`corpus prepare --representation parts`).
+
+A piece's parts are its MIDI parts (one per track and channel; music21 writes one per voice),
+ordered by mean pitch, highest first: the highest is the player's (a chorale's soprano), the
+next ones the backing parts (alto, tenor, bass). Pieces are put on the grid by their tempo map
+and time signatures as the VAE's are (`cadenza.pianoroll`); music21 scores with their pickup
+from the score.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from cadenza.corpus.prepare import TRANSPOSITIONS
+from cadenza.corpus.sources import Piece, music21_data
+from cadenza.midi import parse_midi_bytes, performed_notes
+from cadenza.parts import PartsCodec
+from cadenza.pianoroll import fitted_meter, grid_piece, quantize, read_meter
+
+PARTS = PartsCodec()
+
+
+def read_parts(
+    piece: Piece, steps_per_quarter: int = 4
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """(grid notes of each part, highest first; bar starts; bar lengths), in steps."""
+    if piece.kind == "midi":
+        data, pickup = piece.path.read_bytes(), 0.0
+    else:
+        data, pickup = music21_data(piece)
+    notes = performed_notes(parse_midi_bytes(data, piece.id))
+    meter = read_meter(data, piece.id)
+    if piece.kind == "midi" and len(notes):  # a score's tempo map is exact; a file's may not be
+        meter = fitted_meter(notes, meter, steps_per_quarter)
+    if pickup:
+        meter = meter.with_pickup(pickup)
+    whole = grid_piece(notes, meter, steps_per_quarter)
+    parts = [
+        quantize(notes[notes["channel"] == c], meter, steps_per_quarter)
+        for c in np.unique(notes["channel"])
+    ]
+    parts.sort(key=lambda p: -float(p["pitch"].mean()))
+    return parts, whole.bar_starts, whole.bar_steps
+
+
+def choose_parts(parts: list[np.ndarray], backing: int) -> list[np.ndarray]:
+    """The player's part (the highest) and at most `backing` others, highest first. Of more,
+    the lowest (the bass carries a backing) and others spread evenly by pitch between: a
+    chorale's instruments doubling its voices, or a double choir, give four voices again."""
+    player, rest = parts[:1], parts[1:]
+    if len(rest) > backing:
+        rest = [rest[int(i)] for i in np.round(np.linspace(0, len(rest) - 1, backing))]
+    return player + rest
+
+
+def encode_parts(
+    parts: list[np.ndarray],
+    bar_starts: np.ndarray,
+    bar_steps: np.ndarray,
+    codec: PartsCodec = PARTS,
+    *,
+    augment: bool = False,
+    withheld: int | None = None,
+) -> list[np.ndarray]:
+    """Token sequences of a piece: the piece itself, or with `augment` each transposition of
+    -3..+3 semitones that stays in MIDI's range; the variant numbered `withheld` (if any) leaves
+    the player's part out, so that the model also learns to play with no player."""
+    shifts = TRANSPOSITIONS if augment else (0,)
+    sequences = []
+    for i, shift in enumerate(shifts):
+        moved = [p.copy() for p in parts]
+        for p in moved:
+            p["pitch"] += shift
+        if any(len(p) and (p["pitch"].min() < 0 or p["pitch"].max() > 127) for p in moved):
+            continue
+        player = moved[0][:0] if i == withheld else moved[0]
+        sequences.append(codec.encode(player, moved[1:], bar_starts, bar_steps))
+    return sequences
+
+
+def encode_parts_piece(
+    task: tuple[int, Piece, bool],
+) -> tuple[int, list[np.ndarray] | None, str | None]:
+    """In a worker, as `encode_piece` for events: (index, token arrays, None), or (index, None,
+    why it was skipped)."""
+    from cadenza.corpus.prepare import skip_reason
+
+    index, piece, augment = task
+    try:
+        parts, bar_starts, bar_steps = read_parts(piece, PARTS.steps_per_quarter)
+        parts = choose_parts(parts, PARTS.parts)
+        if len(parts) < 2:
+            return index, None, f"{len(parts)} part(s): a backing needs a player's and another"
+        # One transposition in seven without the player, chosen by the piece (stable).
+        withheld = zlib.crc32(piece.id.encode()) % len(TRANSPOSITIONS) if augment else None
+        return (
+            index,
+            encode_parts(parts, bar_starts, bar_steps, augment=augment, withheld=withheld),
+            None,
+        )
+    except Exception as e:  # music21 raises anything from its parsers on odd scores
+        return index, None, skip_reason(e)

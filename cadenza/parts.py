@@ -1,0 +1,199 @@
+"""Parts on a grid: the token stream of the backing model.
+
+A piece is a player's part and up to `parts` backing parts (e.g. the soprano of a chorale, and
+its alto, tenor and bass) on a grid of `steps_per_quarter` steps a quarter note. Every step of
+the grid is one frame of tokens, in ascending token order:
+
+    STEP(position in bar)  backing offs  backing ons  player offs  player ons
+
+The backing comes before the player in its frame. Live, what the player plays on a step reaches
+the model when that step sounds, too late for the backing that sounds with it; so the backing of
+a step is generated from the player's notes up to the step before, and the model is trained on
+exactly that order (the interleaving of Anticipatory Music Transformer, with no anticipation).
+The position tokens tell the model where the bar lines are, which the live engine takes from
+its clock. Frames are in ascending token order, so a generator stays in the training
+distribution by only allowing tokens above the last one of the frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cadenza.pianoroll import GRID_NOTE_DTYPE
+
+PITCHES = 128
+STEP, OFF, ON, PLAYER_OFF, PLAYER_ON = "step", "off", "on", "player_off", "player_on"
+
+
+@dataclass(frozen=True)
+class PartsCodec:
+    """Token layout: STEP(0..positions-1) | OFF(part, pitch) | ON(part, pitch) | player OFF(pitch)
+    | player ON(pitch)."""
+
+    parts: int = 3
+    steps_per_quarter: int = 4
+    positions: int = 32  # position tokens: the steps of the longest bar kept (8 quarters)
+
+    kind = "parts"
+
+    @property
+    def off_base(self) -> int:
+        return self.positions
+
+    @property
+    def on_base(self) -> int:
+        return self.positions + self.parts * PITCHES
+
+    @property
+    def player_off_base(self) -> int:
+        return self.positions + 2 * self.parts * PITCHES
+
+    @property
+    def player_on_base(self) -> int:
+        return self.player_off_base + PITCHES
+
+    @property
+    def vocab_size(self) -> int:
+        return self.player_on_base + PITCHES
+
+    def step(self, position: int) -> int:
+        return min(max(int(position), 0), self.positions - 1)
+
+    def off(self, part: int, pitch: int) -> int:
+        return self.off_base + part * PITCHES + pitch
+
+    def on(self, part: int, pitch: int) -> int:
+        return self.on_base + part * PITCHES + pitch
+
+    def player_off(self, pitch: int) -> int:
+        return self.player_off_base + pitch
+
+    def player_on(self, pitch: int) -> int:
+        return self.player_on_base + pitch
+
+    def describe(self, token: int) -> tuple[str, int, int]:
+        """(kind, part, pitch or position): part is -1 for the player and for STEP."""
+        token = int(token)
+        if not 0 <= token < self.vocab_size:
+            raise ValueError(f"token {token} is outside the vocabulary of {self.vocab_size}")
+        if token < self.off_base:
+            return STEP, -1, token
+        if token < self.on_base:
+            return OFF, *divmod(token - self.off_base, PITCHES)
+        if token < self.player_off_base:
+            return ON, *divmod(token - self.on_base, PITCHES)
+        if token < self.player_on_base:
+            return PLAYER_OFF, -1, token - self.player_off_base
+        return PLAYER_ON, -1, token - self.player_on_base
+
+    def is_backing(self, tokens: np.ndarray) -> np.ndarray:
+        tokens = np.asarray(tokens)
+        return (tokens >= self.off_base) & (tokens < self.player_off_base)
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "parts": self.parts,
+            "steps_per_quarter": self.steps_per_quarter,
+            "positions": self.positions,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PartsCodec:
+        return cls(
+            parts=int(data.get("parts", 3)),
+            steps_per_quarter=int(data.get("steps_per_quarter", 4)),
+            positions=int(data.get("positions", 32)),
+        )
+
+    # --- pieces <-> tokens --------------------------------------------------------------
+    def positions_of(self, steps: int, bar_starts: np.ndarray, bar_steps: np.ndarray) -> np.ndarray:
+        """Each step's position in its bar. Steps before the first bar line (a pickup) count
+        back from it as the end of a bar as long as the first."""
+        t = np.arange(steps)
+        if len(bar_starts) == 0:
+            return t % (4 * self.steps_per_quarter)
+        i = np.searchsorted(bar_starts, t, side="right") - 1
+        before = i < 0
+        i = np.maximum(i, 0)
+        position = t - bar_starts[i]
+        position[before] = bar_steps[0] - (bar_starts[0] - t[before])
+        return np.mod(position, np.maximum(bar_steps[i], 1))
+
+    def encode(
+        self,
+        player: np.ndarray,
+        backing: list[np.ndarray],
+        bar_starts: np.ndarray,
+        bar_steps: np.ndarray,
+    ) -> np.ndarray:
+        """Grid notes (GRID_NOTE_DTYPE, steps) of the player and of each backing part -> tokens,
+        one frame per step from 0 to the last note's end. Backing parts past `parts` are
+        left out; a pitch's second onset before its end in one part ends the first note."""
+        if len(backing) > self.parts:
+            backing = backing[: self.parts]
+        ends = [int(n["end"].max()) for n in (player, *backing) if len(n)]
+        steps = max(ends, default=0) + 1
+        frames: list[list[int]] = [
+            [self.step(p)] for p in self.positions_of(steps, bar_starts, bar_steps)
+        ]
+        for part, notes in enumerate(backing):
+            for note in _monophonic_per_pitch(notes):
+                frames[note["end"]].append(self.off(part, note["pitch"]))
+                frames[note["start"]].append(self.on(part, note["pitch"]))
+        for note in _monophonic_per_pitch(player):
+            frames[note["end"]].append(self.player_off(note["pitch"]))
+            frames[note["start"]].append(self.player_on(note["pitch"]))
+        return np.concatenate([np.sort(np.unique(f)) for f in frames]).astype(np.int16)
+
+    def decode(self, tokens: np.ndarray, velocity: int = 80) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Tokens -> (player notes, [backing notes per part]) on the grid (steps). A note still
+        sounding at the end is closed there; an off with no note is ignored."""
+        step = -1
+        open_notes: dict[tuple[int, int], int] = {}  # (part, pitch) -> start; part -1 = player
+        found: dict[int, list[tuple[int, int, int]]] = {p: [] for p in range(-1, self.parts)}
+        for token in np.asarray(tokens):
+            kind, part, value = self.describe(token)
+            if kind == STEP:
+                step += 1
+                continue
+            at = max(step, 0)
+            key = (part, value)
+            if kind in (OFF, PLAYER_OFF):
+                if key in open_notes:
+                    found[part].append((open_notes.pop(key), at, value))
+            else:
+                if key in open_notes:  # a new onset of a sounding pitch ends the old note
+                    found[part].append((open_notes.pop(key), at, value))
+                open_notes[key] = at
+        end = max(step, 0) + 1
+        for (part, pitch), start in open_notes.items():
+            found[part].append((start, end, pitch))
+
+        def as_notes(items: list[tuple[int, int, int]]) -> np.ndarray:
+            notes = np.zeros(len(items), dtype=GRID_NOTE_DTYPE)
+            if items:
+                start, stop, pitch = np.array(sorted(items)).T
+                notes["start"], notes["end"], notes["pitch"] = (
+                    start,
+                    np.maximum(stop, start + 1),
+                    pitch,
+                )
+                notes["velocity"] = velocity
+            return notes
+
+        return as_notes(found[-1]), [as_notes(found[p]) for p in range(self.parts)]
+
+
+def _monophonic_per_pitch(notes: np.ndarray) -> np.ndarray:
+    """Notes of one part with no two of one pitch overlapping: an onset of a sounding pitch
+    ends the earlier note there (as a MIDI note-on of a sounding key does)."""
+    notes = np.sort(notes, order=["pitch", "start"]).copy()
+    if len(notes) > 1:
+        same = notes["pitch"][1:] == notes["pitch"][:-1]
+        overlap = same & (notes["end"][:-1] > notes["start"][1:])
+        notes["end"][:-1][overlap] = notes["start"][1:][overlap]
+        notes = notes[notes["end"] > notes["start"]]
+    return notes

@@ -1,0 +1,213 @@
+"""The `backing` plugin: a Music Transformer over parts on a grid, backing a player.
+
+The bundle is a transformer bundle (`prefill` and cached `step` graphs, as `transformer`)
+whose vocabulary is `cadenza.parts`: one frame of tokens per grid step, the backing parts' notes
+before the player's. Live, each step goes in two halves: `play_step` opens the step's frame and
+samples the backing's note-offs and note-ons (before the step sounds), `hear` closes it with what
+the player played on that step (once it has). Sampling happens on the host over the backing
+tokens that keep the frame valid (ascending, an off only for a sounding note, an on only for a
+silent one) plus "end of the backing": the mass of every other token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from cadenza.bundle import Bundle
+from cadenza.errors import BundleError
+from cadenza.parts import OFF, ON, PLAYER_OFF, PLAYER_ON, PartsCodec
+from cadenza.pianoroll import GRID_NOTE_DTYPE
+from cadenza.plugins.sampling import sample
+from cadenza.plugins.transformer import MusicTransformer
+
+MAX_CHANGES = 16  # backing notes started or ended on one step, at most
+Change = tuple[int, int, bool]  # (part, pitch, True for a note-on)
+
+
+class BackingTransformer(MusicTransformer):
+    plugin = "backing"
+
+    def __init__(self, bundle: Bundle, *, seed: int | None = None, context: int | None = None):
+        representation = bundle.representation
+        if representation.get("kind") != "parts":
+            raise BundleError(
+                bundle.path / "manifest.yaml",
+                f"field 'representation.kind' is {representation.get('kind')!r}, not 'parts'",
+            )
+        self.parts = PartsCodec.from_dict(representation)
+        self.density = 0.0  # a bias on note-ons, in log-odds: above 0 busier, below sparser
+        self.max_voices = 4  # notes one part holds at once
+        super().__init__(bundle, seed=seed, context=context)
+        if self.vocab_size != self.parts.vocab_size:
+            raise BundleError(
+                bundle.path / "manifest.yaml",
+                f"field 'model.vocab_size' is {self.vocab_size}, its representation has "
+                f"{self.parts.vocab_size}",
+            )
+        is_on = np.zeros(self.vocab_size, dtype=bool)
+        is_on[self.parts.on_base : self.parts.player_off_base] = True
+        self._is_on = is_on
+
+    # --- state ----------------------------------------------------------------------------
+    def reset(self) -> None:
+        self.sounding: list[set[int]] = [set() for _ in range(self.parts.parts)]
+        self.player_sounding: set[int] = set()
+        self._pending: list[int] = []  # offs to write into the next frame (after a silence)
+        super().reset()
+
+    def prime(self, events, conditions=None) -> None:
+        super().prime(events, conditions)
+        self.sounding = [set() for _ in range(self.parts.parts)]
+        self.player_sounding = set()
+        self._pending = []
+        for token in self.history:
+            self._track(int(token))
+
+    def _track(self, token: int) -> None:
+        kind, part, pitch = self.parts.describe(token)
+        if kind == ON:
+            self.sounding[part].add(pitch)
+        elif kind == OFF:
+            self.sounding[part].discard(pitch)
+        elif kind == PLAYER_ON:
+            self.player_sounding.add(pitch)
+        elif kind == PLAYER_OFF:
+            self.player_sounding.discard(pitch)
+
+    def _feed(self, event: int) -> None:
+        super()._feed(event)
+        self._track(event)
+
+    def snapshot(self) -> tuple:
+        sounding = ([set(s) for s in self.sounding], set(self.player_sounding), list(self._pending))
+        return super().snapshot(), sounding
+
+    def restore(self, state: tuple) -> None:
+        inner, (sounding, player, pending) = state
+        super().restore(inner)
+        self.sounding, self.player_sounding, self._pending = sounding, player, pending
+
+    # --- a step of the grid ---------------------------------------------------------------
+    def play_step(self, position: int, forced: Iterable[Change] | None = None) -> list[Change]:
+        """Open the frame of a step at `position` in its bar, and sample the backing's changes
+        on it (or take `forced` ones: a loop replaying what it played). Returns the changes,
+        note-offs first."""
+        self._feed(self.parts.step(position))
+        changes: list[Change] = []
+        for token in sorted(self._pending):
+            self._feed(token)
+        self._pending = []
+        if forced is not None:
+            tokens = sorted(self._token_of(c) for c in forced)
+            for token in tokens:
+                if self._valid(token):
+                    changes.append(self._change(token))
+                    self._feed(token)
+            return changes
+        last = self.parts.off_base - 1
+        while len(changes) < MAX_CHANGES:
+            token = self._sample_backing(last)
+            if token is None:
+                break
+            changes.append(self._change(token))
+            self._feed(token)
+            last = token
+        return changes
+
+    def hear(self, offs: Iterable[int] = (), ons: Iterable[int] = ()) -> None:
+        """Close the current step's frame with the player's note-offs and note-ons on it."""
+        ons = set(int(p) for p in ons)
+        ending = {int(p) for p in offs} | ons  # a repeated key ends its sounding note first
+        tokens = [self.parts.player_off(p) for p in sorted(ending & self.player_sounding)]
+        tokens += [self.parts.player_on(p) for p in sorted(ons)]
+        for token in tokens:
+            self._feed(token)
+
+    def silence(self) -> list[tuple[int, int]]:
+        """End every backing note (a stop, a panic): returns them as (part, pitch); the model
+        hears them end at the start of the next step."""
+        ended = [(part, pitch) for part, held in enumerate(self.sounding) for pitch in held]
+        self._pending = [self.parts.off(part, pitch) for part, pitch in ended]
+        self.sounding = [set() for _ in range(self.parts.parts)]
+        return sorted(ended)
+
+    # --- sampling -------------------------------------------------------------------------
+    def _token_of(self, change: Change) -> int:
+        part, pitch, on = change
+        return self.parts.on(part, pitch) if on else self.parts.off(part, pitch)
+
+    def _change(self, token: int) -> Change:
+        kind, part, pitch = self.parts.describe(token)
+        return part, pitch, kind == ON
+
+    def _valid(self, token: int) -> bool:
+        kind, part, pitch = self.parts.describe(token)
+        if kind == OFF:
+            return pitch in self.sounding[part]
+        return kind == ON and pitch not in self.sounding[part]
+
+    def _sample_backing(self, last: int) -> int | None:
+        """A backing token above `last` that keeps the frame valid, or None for the end."""
+        p = self.parts
+        allowed = np.zeros(self.vocab_size, dtype=bool)
+        for part, held in enumerate(self.sounding):
+            for pitch in held:
+                allowed[p.off(part, pitch)] = True
+            if len(held) < self.max_voices:
+                base = p.on(part, 0)
+                allowed[base : base + 128] = True
+                for pitch in held:
+                    allowed[p.on(part, pitch)] = False
+        allowed[: last + 1] = False
+        candidates = np.flatnonzero(allowed)
+        logits = self.logits.astype(np.float64)
+        rest = np.ones(self.vocab_size, dtype=bool)
+        rest[p.off_base : p.player_off_base] = False  # every non-backing token means "end"
+        end = float(np.logaddexp.reduce(logits[rest]))
+        scores = logits[candidates] + self.density * self._is_on[candidates]
+        choice = sample(np.append(scores, end), self.knobs, self.rng)
+        return None if choice >= len(candidates) else int(candidates[choice])
+
+
+def accompany(
+    generator: BackingTransformer,
+    player: np.ndarray,
+    positions: np.ndarray,
+    *,
+    velocity: int = 80,
+) -> list[np.ndarray]:
+    """Backing parts (grid notes per part) for a player's grid notes, step by step as live:
+    each step's backing is sampled before the player's notes on that step are heard.
+    `positions` is each step's position in its bar; notes still sounding at the end close there."""
+    starts: dict[tuple[int, int], int] = {}
+    found: list[list[tuple[int, int, int]]] = [[] for _ in range(generator.parts.parts)]
+    ons = {int(t): [] for t in np.unique(player["start"])}
+    offs = {int(t): [] for t in np.unique(player["end"])}
+    for note in player:
+        ons[int(note["start"])].append(int(note["pitch"]))
+        offs[int(note["end"])].append(int(note["pitch"]))
+    steps = len(positions)
+    for t in range(steps):
+        for part, pitch, on in generator.play_step(int(positions[t])):
+            if on:
+                starts[(part, pitch)] = t
+            elif (part, pitch) in starts:
+                found[part].append((starts.pop((part, pitch)), t, pitch))
+        generator.hear(offs.get(t, ()), ons.get(t, ()))
+    for (part, pitch), start in starts.items():
+        found[part].append((start, steps, pitch))
+    generator.silence()
+    parts = []
+    for items in found:
+        notes = np.zeros(len(items), dtype=GRID_NOTE_DTYPE)
+        if items:
+            start, end, pitch = np.array(sorted(items)).T
+            notes["start"], notes["end"], notes["pitch"] = start, end, pitch
+            notes["velocity"] = velocity
+        parts.append(notes)
+    return parts
+
+
+__all__ = ["BackingTransformer", "Change", "accompany"]
