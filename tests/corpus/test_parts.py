@@ -1,0 +1,57 @@
+"""`corpus prepare --representation parts`: the chorales as a player's part over backing parts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from cadenza.corpus.parts import encode_parts, read_parts
+from cadenza.corpus.prepare import load_split, prepare_corpus
+from cadenza.corpus.sources import resolve_source
+from cadenza.parts import PartsCodec
+
+
+def test_a_parts_corpus_records_its_representation_and_splits_by_piece(tiny_parts_corpus: Path):
+    meta = json.loads((tiny_parts_corpus / "corpus.json").read_text())
+    assert meta["representation"] == PartsCodec().to_dict()
+    codec = PartsCodec.from_dict(meta["representation"])
+    tokens, offsets = load_split(tiny_parts_corpus, "train")
+    assert len(offsets) > 1 and tokens.max() < codec.vocab_size
+    # Every sequence starts with a step and holds the player's and the backing's notes.
+    for a, b in zip(offsets[:-1], offsets[1:], strict=True):
+        sequence = np.asarray(tokens[a:b])
+        assert sequence[0] < codec.off_base
+        assert codec.is_backing(sequence).any()
+        assert (sequence >= codec.player_on_base).any()
+
+
+def test_augmentation_transposes_all_parts_and_withholds_the_player_once():
+    parts, bar_starts, bar_steps = read_parts(resolve_source("music21:bach")[3])
+    sequences = encode_parts(parts, bar_starts, bar_steps, augment=True, withheld=2)
+    codec = PartsCodec()
+    assert len(sequences) == 7
+    with_player = [(s >= codec.player_off_base).any() for s in sequences]
+    assert with_player == [True, True, False, True, True, True, True]
+    _, low = codec.decode(sequences[0])
+    _, high = codec.decode(sequences[6])
+    assert np.array_equal(low[2]["pitch"] + 6, high[2]["pitch"])  # -3 and +3
+
+
+def test_a_piece_of_one_part_is_skipped_with_its_reason(tmp_path: Path, chorale_midi: Path):
+    import mido
+
+    folder = tmp_path / "songs"
+    folder.mkdir()
+    (folder / "four.mid").write_bytes(chorale_midi.read_bytes())
+    solo = mido.MidiFile()
+    track = mido.MidiTrack()
+    track.extend([mido.Message("note_on", note=60, velocity=80, time=0),
+                  mido.Message("note_off", note=60, velocity=0, time=480)])
+    solo.tracks.append(track)
+    solo.save(folder / "solo.mid")
+    summary = prepare_corpus(str(folder), tmp_path / "out", jobs=1, progress=False,
+                             representation="parts", augment=False)
+    assert [s["piece"] for s in summary.skipped] == ["solo.mid"]
+    assert "part" in summary.skipped[0]["reason"]

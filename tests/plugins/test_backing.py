@@ -1,0 +1,129 @@
+"""The backing plugin: a real tiny bundle over chorale parts, stepped as the engine steps it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cadenza.bundle import load_bundle
+from cadenza.corpus.parts import choose_parts, read_parts
+from cadenza.corpus.sources import resolve_source
+from cadenza.errors import BundleError
+from cadenza.plugins import load_generator, plugin_classes
+from cadenza.plugins.backing import BackingTransformer, accompany
+
+
+@pytest.fixture
+def backing(tiny_backing_bundle: Path) -> BackingTransformer:
+    generator = load_generator(tiny_backing_bundle, seed=3)
+    assert isinstance(generator, BackingTransformer)
+    return generator
+
+
+@pytest.fixture(scope="module")
+def soprano() -> tuple[np.ndarray, np.ndarray]:
+    parts, bar_starts, bar_steps = read_parts(resolve_source("music21:bach")[20])
+    parts = choose_parts(parts, 3)
+    steps = int(max(p["end"].max() for p in parts)) + 1
+    from cadenza.parts import PartsCodec
+
+    return parts[0], PartsCodec().positions_of(steps, bar_starts, bar_steps)
+
+
+def test_registered_under_the_entry_point_group():
+    assert plugin_classes()["backing"] is BackingTransformer
+
+
+def test_an_events_bundle_is_refused_in_one_line(tiny_transformer_bundle: Path):
+    with pytest.raises(BundleError, match="representation.kind' is 'performance'"):
+        BackingTransformer(load_bundle(tiny_transformer_bundle))
+
+
+def test_every_step_keeps_its_frame_valid(backing: BackingTransformer):
+    backing.density = 2.0  # busy enough to end notes as well as start them
+    sounding: list[set[int]] = [set() for _ in range(3)]
+    offs = ons = 0
+    for t in range(256):
+        changes = backing.play_step(t % 16)
+        tokens = [backing._token_of(c) for c in changes]
+        assert tokens == sorted(set(tokens))  # ascending: offs, then ons, part by part
+        for part, pitch, on in changes:
+            if on:
+                assert pitch not in sounding[part]
+                sounding[part].add(pitch)
+                ons += 1
+            else:
+                assert pitch in sounding[part]
+                sounding[part].discard(pitch)
+                offs += 1
+        assert sounding == backing.sounding
+        assert all(len(held) <= backing.max_voices for held in sounding)
+        backing.hear(offs=[60] if t % 4 == 3 else [], ons=[60] if t % 4 == 0 else [])
+    assert ons > 0 and offs > 0
+
+
+def test_the_player_is_heard_as_played(backing: BackingTransformer):
+    backing.play_step(0)
+    backing.hear(ons=[72, 76])
+    assert backing.player_sounding == {72, 76}
+    backing.play_step(1)
+    backing.hear(offs=[72], ons=[76])  # a repeated key: its note ends, then starts again
+    assert backing.player_sounding == {76}
+    tail = [backing.parts.describe(t) for t in list(backing.history)[-3:]]
+    assert [kind for kind, _, _ in tail] == ["player_off", "player_off", "player_on"]
+
+
+def test_silence_ends_every_backing_note_and_the_model_hears_it(backing: BackingTransformer):
+    backing.density = 3.0
+    for t in range(8):
+        backing.play_step(t)
+    held = {(part, pitch) for part, s in enumerate(backing.sounding) for pitch in s}
+    assert held
+    assert set(backing.silence()) == held
+    assert not any(backing.sounding)
+    backing.play_step(8)
+    heard_offs = [t for t in backing.history if backing.parts.describe(t)[0] == "off"]
+    assert {backing.parts.describe(t)[1:] for t in heard_offs[-len(held):]} == held
+
+
+def test_density_changes_how_many_notes_start(backing: BackingTransformer):
+    counts = {}
+    for density in (-3.0, 3.0):
+        backing.seed(11)
+        backing.reset()
+        backing.density = density
+        counts[density] = sum(
+            on for t in range(96) for _, _, on in backing.play_step(t % 16)
+        )
+    assert counts[3.0] > counts[-3.0]
+
+
+def test_the_same_seed_gives_the_same_backing(tiny_backing_bundle: Path, soprano):
+    player, positions = soprano
+    runs = [accompany(load_generator(tiny_backing_bundle, seed=5), player, positions)
+            for _ in range(2)]
+    for a, b in zip(*runs, strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_accompany_gives_three_parts_of_real_notes_under_a_soprano(backing, soprano):
+    player, positions = soprano
+    parts = accompany(backing, player, positions)
+    assert len(parts) == 3
+    assert sum(len(p) for p in parts) > 0
+    for notes in parts:
+        assert np.all(notes["end"] > notes["start"])
+        assert np.all(notes["end"] <= len(positions))
+        assert np.all((notes["pitch"] >= 0) & (notes["pitch"] < 128))
+    assert not any(backing.sounding)  # accompany ends by silencing
+
+
+def test_plays_far_past_its_context_without_a_pause(backing: BackingTransformer):
+    steps = 10 * backing.cache.size
+    for t in range(steps):
+        backing.play_step(t % 16)
+        backing.hear()
+    assert backing.cache.next_position > steps  # the window slid many times
+    assert len(backing.history) == backing.cache.size - 1

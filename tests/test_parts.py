@@ -1,0 +1,85 @@
+"""Parts on a grid as tokens: layout, frames, and exact round trips over real chorales."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cadenza.corpus.parts import choose_parts, read_parts
+from cadenza.corpus.sources import resolve_source
+from cadenza.parts import OFF, ON, PLAYER_ON, STEP, PartsCodec
+from cadenza.pianoroll import GRID_NOTE_DTYPE
+
+CODEC = PartsCodec()
+
+
+def grid_notes(*notes: tuple[int, int, int]) -> np.ndarray:
+    out = np.zeros(len(notes), dtype=GRID_NOTE_DTYPE)
+    for i, (start, end, pitch) in enumerate(notes):
+        out[i] = (start, end, pitch, 80)
+    return out
+
+
+def test_the_token_ranges_do_not_overlap_and_fill_the_vocabulary():
+    kinds = [CODEC.describe(t)[0] for t in range(CODEC.vocab_size)]
+    assert kinds.count(STEP) == 32
+    assert kinds.count(OFF) == kinds.count(ON) == 3 * 128
+    assert kinds.count(PLAYER_ON) == 128
+    assert CODEC.vocab_size == 32 + 6 * 128 + 256
+    assert CODEC.describe(CODEC.on(2, 60)) == (ON, 2, 60)
+    with pytest.raises(ValueError):
+        CODEC.describe(CODEC.vocab_size)
+
+
+def test_a_frame_is_the_step_then_the_backing_then_the_player_in_ascending_order():
+    player = grid_notes((0, 4, 72))
+    bass = grid_notes((0, 2, 48), (2, 4, 50))
+    tokens = CODEC.encode(player, [grid_notes(), grid_notes(), bass], np.array([0]), np.array([16]))
+    frames = np.split(tokens, np.flatnonzero(tokens < CODEC.off_base)[1:])
+    assert len(frames) == 5  # steps 0..4: the last notes end on step 4
+    assert frames[0].tolist() == [CODEC.step(0), CODEC.on(2, 48), CODEC.player_on(72)]
+    assert frames[2].tolist() == [CODEC.step(2), CODEC.off(2, 48), CODEC.on(2, 50)]
+    assert frames[4].tolist() == [CODEC.step(4), CODEC.off(2, 50), CODEC.player_off(72)]
+    for frame in frames:
+        assert np.all(np.diff(frame) > 0)
+
+
+def test_positions_count_from_each_bar_line_and_back_from_the_first():
+    # A pickup of 4 steps before 3/4 bars of 12 steps.
+    positions = CODEC.positions_of(20, np.array([4, 16]), np.array([12, 12]))
+    assert positions[:4].tolist() == [8, 9, 10, 11]
+    assert positions[4] == 0 and positions[15] == 11 and positions[16] == 0
+
+
+def test_a_repeated_pitch_in_one_part_ends_the_earlier_note():
+    alto = grid_notes((0, 6, 64), (4, 8, 64))
+    silent = grid_notes()
+    tokens = CODEC.encode(silent, [alto, silent, silent], np.array([0]), np.array([16]))
+    _, (decoded, _, _) = CODEC.decode(tokens)
+    assert decoded[["start", "end", "pitch"]].tolist() == [(0, 4, 64), (4, 8, 64)]
+
+
+@pytest.mark.parametrize("index", [0, 5, 17])
+def test_real_chorales_round_trip_exactly(index: int):
+    piece = resolve_source("music21:bach")[index]
+    parts, bar_starts, bar_steps = read_parts(piece)
+    parts = choose_parts(parts, CODEC.parts)
+    player, backing = CODEC.decode(CODEC.encode(parts[0], parts[1:], bar_starts, bar_steps))
+    for original, decoded in zip(parts, [player, *backing], strict=False):
+        keys = ["start", "end", "pitch"]
+        assert np.array_equal(np.sort(original[keys]), np.sort(decoded[keys]))
+
+
+def test_a_chorale_reads_as_soprano_over_three_lower_voices():
+    parts, bar_starts, bar_steps = read_parts(resolve_source("music21:bach")[5])
+    parts = choose_parts(parts, 3)
+    means = [float(p["pitch"].mean()) for p in parts]
+    assert len(parts) == 4 and means == sorted(means, reverse=True)
+    assert set(bar_steps.tolist()) <= {12, 16}  # 3/4 or 4/4 on a 16th grid
+    assert all(len(p) > 10 for p in parts)
+
+
+def test_of_many_parts_the_lowest_is_kept_and_the_rest_spread_between():
+    parts = [grid_notes((0, 1, pitch)) for pitch in (80, 70, 65, 60, 50)]
+    chosen = choose_parts(parts, 3)
+    assert [int(p["pitch"][0]) for p in chosen] == [80, 70, 60, 50]
