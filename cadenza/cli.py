@@ -228,7 +228,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from cadenza.bundle import default_bundle_path
+    from cadenza.bundle import default_bundle_path, load_bundle
     from cadenza.eval.critic import load_critic
     from cadenza.eval.report import EvalSettings, evaluate_bundle, evaluate_many
 
@@ -251,6 +251,12 @@ def cmd_eval(args: argparse.Namespace) -> None:
                       progress=progress)
     else:
         bundle = args.bundle or default_bundle_path("performance-rnn")
+        if load_bundle(bundle).plugin == "backing":  # parts, not events: its own check
+            from cadenza.eval.backing import evaluate_backing
+
+            evaluate_backing(bundle, out, data=args.data, seed=args.seed, progress=progress)
+            print(f"{out / 'report.md'}: the report")
+            return
         evaluate_bundle(bundle, out, data=args.data, settings=settings, critic=critic,
                         progress=progress)
     print(f"{out / 'report.md'}: the report")
