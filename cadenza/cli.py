@@ -112,6 +112,10 @@ def cmd_generate(args: argparse.Namespace) -> None:
         result = vae_phrases(
             generator, args.mode, args.primer, args.between, args.steps, args.seconds
         )
+    elif generator.plugin == "backing":  # parts under the primer's melody, on its grid
+        from cadenza.generate import backing_parts
+
+        result = backing_parts(generator, args.primer)
     elif args.mode != "continue":
         raise ConfigError("--mode", f"{args.mode} needs the vae plugin, not {generator.plugin}")
     else:

@@ -96,3 +96,40 @@ def _vae_code(generator, item: str) -> np.ndarray:
     if len(piece.notes) == 0:
         raise MidiFileError(path, "has no notes to encode")
     return generator.encode(generator.segments_of(piece)[0])[0]
+
+
+def backing_parts(generator, primer: str | None) -> Continuation:
+    """The `backing` plugin on a file: the primer's highest part is the player's (a melody
+    alone is one part), and the backing parts are played under it step by step, as live.
+    The result holds the player's part on channel 1 and backing part k on channel k + 2, at
+    the primer's tempo; `events` are the backing's notes as performance events."""
+    from pathlib import Path
+
+    from cadenza.corpus.parts import parts_of_midi
+    from cadenza.errors import MidiFileError
+    from cadenza.pianoroll import Grid, to_seconds
+    from cadenza.plugins.backing import accompany
+
+    if not primer:
+        raise CadenzaError("--primer: the backing plugin needs a MIDI file with a melody to back")
+    path = Path(primer)
+    if not path.is_file():
+        raise MidiFileError(path, "no such file")
+    codec = generator.parts
+    piece = parts_of_midi(path.read_bytes(), str(path), codec.steps_per_quarter)
+    if not piece.parts:
+        raise MidiFileError(path, "has no notes to back")
+    positions = codec.positions_of(piece.steps, piece.bar_starts, piece.bar_steps)
+    player = piece.parts[0]
+    backing = accompany(generator, player, positions)
+    grid = Grid(steps_per_quarter=codec.steps_per_quarter)
+    voices = []
+    for channel, notes in enumerate([player, *backing]):
+        seconds = to_seconds(notes, piece.bpm, grid)
+        seconds["channel"] = channel
+        voices.append(seconds)
+    notes = np.concatenate(voices)
+    notes = notes[np.lexsort((notes["pitch"], notes["start"]))]
+    from cadenza.events import PERFORMANCE
+
+    return Continuation(notes, 0.0, PERFORMANCE.encode(np.concatenate(voices[1:])))

@@ -61,6 +61,22 @@ def test_generate_with_the_transformer_and_a_style(tiny_transformer_bundle, chor
     assert_one_line_usage_error(cadenza(*common, "--style", "jazz"), "no style 'jazz'", "bach")
 
 
+def test_generate_backs_a_melody_with_parts_on_their_channels(
+    tiny_backing_bundle, chorale_midi, tmp_path
+):
+    import mido
+
+    out = tmp_path / "backed.mid"
+    common = ["generate", "--bundle", str(tiny_backing_bundle), "--seed", "1", "-o", str(out)]
+    result = cadenza(*common, "--primer", str(chorale_midi), "--temperature", "1.5")
+    assert result.returncode == 0, result.stderr
+    ons = [m for m in mido.MidiFile(out).tracks[0] if m.type == "note_on" and m.velocity]
+    channels = {m.channel for m in ons}
+    assert 0 in channels and channels - {0}, channels  # the melody, and backing under it
+    assert channels <= {0, 1, 2, 3}
+    assert_one_line_usage_error(cadenza(*common), "--primer", "melody")
+
+
 def test_generate_without_a_primer_is_deterministic_with_a_seed(tiny_bundle, tmp_path):
     outs = [tmp_path / f"{i}.mid" for i in range(2)]
     for out in outs:

@@ -62,7 +62,8 @@ def test_a_repeated_pitch_in_one_part_ends_the_earlier_note():
 @pytest.mark.parametrize("index", [0, 5, 17])
 def test_real_chorales_round_trip_exactly(index: int):
     piece = resolve_source("music21:bach")[index]
-    parts, bar_starts, bar_steps = read_parts(piece)
+    read = read_parts(piece)
+    parts, bar_starts, bar_steps = read.parts, read.bar_starts, read.bar_steps
     parts = choose_parts(parts, CODEC.parts)
     player, backing = CODEC.decode(CODEC.encode(parts[0], parts[1:], bar_starts, bar_steps))
     for original, decoded in zip(parts, [player, *backing], strict=False):
@@ -71,8 +72,8 @@ def test_real_chorales_round_trip_exactly(index: int):
 
 
 def test_a_chorale_reads_as_soprano_over_three_lower_voices():
-    parts, bar_starts, bar_steps = read_parts(resolve_source("music21:bach")[5])
-    parts = choose_parts(parts, 3)
+    read = read_parts(resolve_source("music21:bach")[5])
+    parts, bar_steps = choose_parts(read.parts, 3), read.bar_steps
     means = [float(p["pitch"].mean()) for p in parts]
     assert len(parts) == 4 and means == sorted(means, reverse=True)
     assert set(bar_steps.tolist()) <= {12, 16}  # 3/4 or 4/4 on a 16th grid

@@ -10,6 +10,7 @@ from the score.
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,17 +23,41 @@ from cadenza.pianoroll import fitted_meter, grid_piece, quantize, read_meter
 PARTS = PartsCodec()
 
 
-def read_parts(
-    piece: Piece, steps_per_quarter: int = 4
-) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """(grid notes of each part, highest first; bar starts; bar lengths), in steps."""
+@dataclass
+class PartsPiece:
+    """A piece's parts on the grid (steps), highest first, and its bars."""
+
+    parts: list[np.ndarray]  # GRID_NOTE_DTYPE each
+    bar_starts: np.ndarray
+    bar_steps: np.ndarray
+    bpm: float  # the tempo of its grid at the start
+
+    @property
+    def steps(self) -> int:
+        return max((int(p["end"].max()) for p in self.parts if len(p)), default=0) + 1
+
+
+def read_parts(piece: Piece, steps_per_quarter: int = 4) -> PartsPiece:
+    """A piece's parts on the grid, by its tempo map and time signatures."""
     if piece.kind == "midi":
         data, pickup = piece.path.read_bytes(), 0.0
     else:
         data, pickup = music21_data(piece)
-    notes = performed_notes(parse_midi_bytes(data, piece.id))
-    meter = read_meter(data, piece.id)
-    if piece.kind == "midi" and len(notes):  # a score's tempo map is exact; a file's may not be
+    return parts_of_midi(data, piece.id, steps_per_quarter, pickup, fit_tempo=piece.kind == "midi")
+
+
+def parts_of_midi(
+    data: bytes,
+    name: str,
+    steps_per_quarter: int = 4,
+    pickup: float = 0.0,
+    fit_tempo: bool = True,
+) -> PartsPiece:
+    """MIDI file bytes as parts on the grid. `fit_tempo`: a file whose notes are off its own
+    tempo's grid is read at the tempo that fits them (a score's tempo map is exact)."""
+    notes = performed_notes(parse_midi_bytes(data, name))
+    meter = read_meter(data, name)
+    if fit_tempo and len(notes):
         meter = fitted_meter(notes, meter, steps_per_quarter)
     if pickup:
         meter = meter.with_pickup(pickup)
@@ -42,7 +67,7 @@ def read_parts(
         for c in np.unique(notes["channel"])
     ]
     parts.sort(key=lambda p: -float(p["pitch"].mean()))
-    return parts, whole.bar_starts, whole.bar_steps
+    return PartsPiece(parts, whole.bar_starts, whole.bar_steps, whole.bpm)
 
 
 def choose_parts(parts: list[np.ndarray], backing: int) -> list[np.ndarray]:
@@ -89,8 +114,12 @@ def encode_parts_piece(
 
     index, piece, augment = task
     try:
-        parts, bar_starts, bar_steps = read_parts(piece, PARTS.steps_per_quarter)
-        parts = choose_parts(parts, PARTS.parts)
+        read = read_parts(piece, PARTS.steps_per_quarter)
+        parts, bar_starts, bar_steps = (
+            choose_parts(read.parts, PARTS.parts),
+            read.bar_starts,
+            read.bar_steps,
+        )
         if len(parts) < 2:
             return index, None, f"{len(parts)} part(s): a backing needs a player's and another"
         # One transposition in seven without the player, chosen by the piece (stable).

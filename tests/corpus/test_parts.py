@@ -28,7 +28,8 @@ def test_a_parts_corpus_records_its_representation_and_splits_by_piece(tiny_part
 
 
 def test_augmentation_transposes_all_parts_and_withholds_the_player_once():
-    parts, bar_starts, bar_steps = read_parts(resolve_source("music21:bach")[3])
+    read = read_parts(resolve_source("music21:bach")[3])
+    parts, bar_starts, bar_steps = read.parts, read.bar_starts, read.bar_steps
     sequences = encode_parts(parts, bar_starts, bar_steps, augment=True, withheld=2)
     codec = PartsCodec()
     assert len(sequences) == 7

@@ -24,7 +24,8 @@ def backing(tiny_backing_bundle: Path) -> BackingTransformer:
 
 @pytest.fixture(scope="module")
 def soprano() -> tuple[np.ndarray, np.ndarray]:
-    parts, bar_starts, bar_steps = read_parts(resolve_source("music21:bach")[20])
+    read = read_parts(resolve_source("music21:bach")[20])
+    parts, bar_starts, bar_steps = read.parts, read.bar_starts, read.bar_steps
     parts = choose_parts(parts, 3)
     steps = int(max(p["end"].max() for p in parts)) + 1
     from cadenza.parts import PartsCodec
