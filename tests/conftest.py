@@ -72,19 +72,23 @@ TINY_TRANSFORMER = [
 ]
 
 
-@pytest.fixture(scope="session")
-def tiny_transformer_run(tiny_corpus: Path, tmp_path_factory) -> Path:
+def train_tiny_transformer(corpus: Path, out: Path) -> Path:
+    """30 steps of a tiny transformer on `corpus` (events or parts: the corpus says which)."""
     from cadenza.training.config import load_config
     from cadenza.training.loop import train
 
-    out = tmp_path_factory.mktemp("transformer-run")
     config = load_config(
         None,
-        [f"data={tiny_corpus}", f"out={out}", "max_steps=30", "eval_every=15", *TINY_TRANSFORMER],
+        [f"data={corpus}", f"out={out}", "max_steps=30", "eval_every=15", *TINY_TRANSFORMER],
         kind="transformer",
     )
     train(config, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_transformer_run(tiny_corpus: Path, tmp_path_factory) -> Path:
+    return train_tiny_transformer(tiny_corpus, tmp_path_factory.mktemp("transformer-run"))
 
 
 @pytest.fixture(scope="session")
@@ -113,18 +117,7 @@ def tiny_parts_corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_backing_run(tiny_parts_corpus: Path, tmp_path_factory) -> Path:
-    from cadenza.training.config import load_config
-    from cadenza.training.loop import train
-
-    out = tmp_path_factory.mktemp("backing-run")
-    config = load_config(
-        None,
-        [f"data={tiny_parts_corpus}", f"out={out}", "max_steps=30", "eval_every=15",
-         *TINY_TRANSFORMER],
-        kind="transformer",
-    )
-    train(config, progress=False)
-    return out
+    return train_tiny_transformer(tiny_parts_corpus, tmp_path_factory.mktemp("backing-run"))
 
 
 @pytest.fixture(scope="session")
