@@ -312,9 +312,10 @@ def finish(out: Path, config: TrainConfig, device: torch.device) -> dict:
     test_tokens, test_offsets = load_split(config.data, "test")
     test_styles, _ = load_styles(config.data, "test")
     bigram = BigramKN(config.model.vocab_size).fit(*load_split(config.data, "train"))
-    test_nll = evaluate_nll(
-        model, test_tokens, test_offsets, device, test_styles, config.seq_len + 1
-    )
+    # The best checkpoint's own window: after a run with longer windows (--resume with another
+    # seq_len), the best may still be one from the shorter ones.
+    window = int(checkpoint["config"]["seq_len"]) + 1
+    test_nll = evaluate_nll(model, test_tokens, test_offsets, device, test_styles, window)
     metrics = {
         "steps": checkpoint["step"],
         "valid_nll": round(checkpoint["valid_nll"], 4),
