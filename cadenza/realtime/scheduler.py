@@ -100,6 +100,11 @@ class _NoteState:
                     del self.notes[note]
 
 
+def _channel(message: Sequence[int]) -> int | None:
+    """The channel (0..15) of a channel message; None for a system message."""
+    return message[0] & 0x0F if message and 0x80 <= message[0] < 0xF0 else None
+
+
 class Scheduler:
     """Sends scheduled MIDI messages at their deadlines from its own thread.
 
@@ -183,6 +188,20 @@ class Scheduler:
         """Note-off now for every sounding note, and sustain-off where a pedal is down."""
         with self._cond:
             errors = self._release_locked()
+        self._report(errors)
+
+    def end_channels(self, channels: Iterable[int]) -> None:
+        """Drop every pending message on `channels` (0..15) and end their sounding notes now
+        (and lift their pedals): a stop of one voice of the output that leaves nothing of it to
+        come, not even a late note-off, while the other channels play on."""
+        wanted = frozenset(channels)
+        with self._cond:
+            kept = [e for e in self._heap if _channel(e[2]) not in wanted]
+            if len(kept) != len(self._heap):
+                heapq.heapify(kept)
+                self._heap = kept
+                self._cond.notify()
+            errors = self._release_locked(wanted)
         self._report(errors)
 
     def panic(self) -> None:
@@ -329,14 +348,18 @@ class Scheduler:
         self._state.apply(message)
         return None
 
-    def _release_locked(self) -> list[BaseException]:
+    def _release_locked(self, channels: frozenset[int] | None = None) -> list[BaseException]:
         errors = []
         for (channel, pitch), count in sorted(self._state.notes.items()):
+            if channels is not None and channel not in channels:
+                continue
             for _ in range(count):
                 error = self._send_locked([NOTE_OFF | channel, pitch, 0])
                 if error is not None:
                     errors.append(error)
         for channel in sorted(self._state.pedals):
+            if channels is not None and channel not in channels:
+                continue
             error = self._send_locked([CONTROL_CHANGE | channel, SUSTAIN, 0])
             if error is not None:
                 errors.append(error)

@@ -141,6 +141,24 @@ def test_panic_silences_and_drops_what_is_pending(started):
     assert recorder.wait_for(9)[-1] == note_on(40)
 
 
+def test_end_channels_stops_those_channels_only_and_leaves_nothing_of_them_to_come(started):
+    scheduler, recorder = started
+    now = time.perf_counter()
+    scheduler.schedule_many([
+        (now + 0.01, note_on(50, 1)), (now + LONG, note_off(50, 1)),  # sounding: ended now
+        (now + 0.01, note_on(52, 2)), (now + 0.5, note_on(53, 2)),  # one pending: dropped
+        (now + 0.01, [0xB1, 64, 127]),  # a pedal down on an ended channel: lifted
+        (now + 0.01, note_on(60, 0)), (now + 0.4, note_off(60, 0)),  # another channel plays on
+    ])
+    recorder.wait_for(4)
+    scheduler.end_channels([1, 2])
+    assert scheduler.sounding == {(0, 60)} and scheduler.pending == 1
+    time.sleep(0.7)  # past every deadline
+    assert recorder.messages[4:] == [note_off(50, 1), note_off(52, 2), [0xB1, 64, 0],
+                                     note_off(60, 0)]
+    assert not scheduler.sounding
+
+
 def test_cancel_keeps_the_note_off_of_a_sounding_note(started):
     scheduler, recorder = started
     now = time.perf_counter()
