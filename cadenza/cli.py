@@ -216,6 +216,14 @@ def cmd_live(args: argparse.Namespace) -> None:
         "quiet": args.quiet or None,
         "synth": args.synth or None,
         "soundfont": args.soundfont,
+        "backing_channels": args.backing_channels,
+        "backing_velocity": args.backing_velocity,
+        "backing_ports": args.backing_ports or None,
+        "density": args.density,
+        "cc.density": args.density_cc,
+        "loop_bars": args.loop_bars,
+        "cc.loop": args.loop_cc,
+        "cc.mutate": args.mutate_cc,
     }
     run_live(load_live_config(args.config, overrides))
 
@@ -378,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     live = sub.add_parser("live", help="play with a keyboard or a DAW, on real MIDI ports")
     live.add_argument("--config", help="YAML file of live settings")
-    live.add_argument("--mode", help="call-response (default) | accompany")
+    live.add_argument("--mode", help="call-response (default) | accompany | backing")
     live.add_argument(
         "--in",
         dest="input_port",
@@ -427,6 +435,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="also play through a General MIDI SoundFont on the sound card",
     )
     live.add_argument("--soundfont", help="the .sf2 for --synth (default: the system's)")
+    backing = live.add_argument_group("backing mode (--mode backing)")
+    backing.add_argument("--backing-channels", metavar="2,3,4",
+                         help="a channel per backing part (default: those after --channel, "
+                         "skipping 10)")
+    backing.add_argument("--backing-velocity", metavar="80",
+                         help="note-on velocity, for every part or one per part (default 80)")
+    backing.add_argument("--backing-ports", action="store_true",
+                         help="each part on a virtual port of its own (NAME part 1, ...), "
+                         "not NAME out")
+    backing.add_argument("--density", type=float,
+                         help="-3 (sparse) .. +3 (busy): bias on the backing's note-ons")
+    backing.add_argument("--density-cc", type=int, help="a CC that turns the density knob")
+    backing.add_argument("--loop-bars", type=int,
+                         help="repeat the last N bars of the backing (0: off, the default)")
+    backing.add_argument("--loop-cc", type=int, help="a CC (value >= 64) that switches the loop")
+    backing.add_argument("--mutate-cc", type=int,
+                         help="a CC (value >= 64) that mutates: the loop's bars afresh")
     live.set_defaults(func=cmd_live)
 
     demo = sub.add_parser("demo", help="a simulated player plays into the live engine")

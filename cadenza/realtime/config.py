@@ -25,6 +25,9 @@ QUANTIZE = ("none", "beat", "bar")
 ON_INTERRUPT = ("stop", "overlap")
 TEMPERATURE_RANGE = (0.1, 2.0)  # Magenta's temperature knob range
 MAX_ANSWER_BARS = 64
+DENSITY_RANGE = (-3.0, 3.0)  # log-odds bias on the backing's note-ons: sparser .. busier
+MAX_LOOP_BARS = 16
+DRUM_CHANNEL = 10  # General MIDI's percussion channel: never a default backing channel
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,8 @@ class CCMap:
     panic: int | None = None  # value >= 64: all notes off
     mutate: int | None = None  # value >= 64: answer the last call again
     style: int | None = None  # 0..127 across "any" and the bundle's styles, see style_from_cc
+    density: int | None = None  # 0..127 -> -3..+3 (64: 0), see density_from_cc (backing)
+    loop: int | None = None  # value >= 64: loop on/off (backing: the last loop_bars bars)
 
 
 @dataclass
@@ -110,6 +115,13 @@ class LiveConfig:
     soundfont: str | None = None  # None: the one found on the system
     lookahead_seconds: float = 1.0  # musical time generated ahead of playback
     loop: bool = False  # repeat the last answer until the player plays again
+    # Backing mode: one MIDI channel per backing part (1..16). None: the channels after
+    # output_channel (which carries the passthrough), skipping 10, General MIDI's drums.
+    backing_channels: tuple[int, ...] | None = None
+    backing_velocity: tuple[int, ...] = (80,)  # one for every part, or one per part
+    backing_ports: bool = False  # each part on a virtual port of its own: "<port_name> part N"
+    density: float = 0.0  # bias on the backing's note-ons (log-odds): -3 sparse .. +3 busy
+    loop_bars: int = 0  # repeat the last N bars of the backing; 0: off (generate on)
     cc: CCMap = field(default_factory=CCMap)
 
     @property
@@ -120,6 +132,28 @@ class LiveConfig:
     @property
     def output_channel_index(self) -> int:
         return self.output_channel - 1
+
+    def backing_channel_indices(self, parts: int) -> list[int]:
+        """The wire channels (0..15) of `parts` backing parts; a ConfigError if the list given
+        does not have one per part."""
+        if self.backing_channels is None:
+            taken = {self.output_channel, DRUM_CHANNEL}
+            after = [(self.output_channel + k - 1) % 16 + 1 for k in range(1, 16)]
+            free = [channel for channel in after if channel not in taken]
+            return [channel - 1 for channel in free[:parts]]
+        if len(self.backing_channels) != parts:
+            raise ConfigError("backing_channels", f"the bundle has {parts} backing parts, got "
+                              f"{len(self.backing_channels)} channels")
+        return [channel - 1 for channel in self.backing_channels]
+
+    def backing_velocities(self, parts: int) -> list[int]:
+        velocities = self.backing_velocity
+        if len(velocities) == 1:
+            return list(velocities) * parts
+        if len(velocities) != parts:
+            raise ConfigError("backing_velocity", f"the bundle has {parts} backing parts, got "
+                              f"{len(velocities)} velocities")
+        return list(velocities)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -142,6 +176,12 @@ def style_from_cc(value: int, styles: list[str]) -> str | None:
 def answer_bars_from_cc(value: int) -> int:
     """A CC value 0..127 to an answer of 1..16 bars."""
     return 1 + min(max(value, 0), 127) * 15 // 127
+
+
+def density_from_cc(value: int) -> float:
+    """A CC value 0..127 to a density -3..+3, with 64 (a centred knob) at exactly 0."""
+    low, high = DENSITY_RANGE
+    return min(max((min(max(value, 0), 127) - 64) * high / 63, low), high)
 
 
 # -- the validator table: each rule takes a YAML/CLI value, returns it checked and normalised,
@@ -219,6 +259,24 @@ def _text(value: Any) -> str:
     return value
 
 
+def _list_of(rule: Rule, *, unique: bool = False) -> Rule:
+    """A list of values, from YAML (`[2, 3, 4]`, or one value) or the command line (`2,3,4`)."""
+
+    def check(value: Any) -> tuple:
+        if isinstance(value, str):
+            value = [v for v in value.replace(" ", ",").split(",") if v]
+        elif not isinstance(value, (list, tuple)):
+            value = [value]
+        if not value:
+            raise ValueError("expected at least one value")
+        items = tuple(rule(v) for v in value)
+        if unique and len(set(items)) != len(items):
+            raise ValueError(f"each value once, got {', '.join(map(str, items))}")
+        return items
+
+    return check
+
+
 def _answer_length(value: Any) -> AnswerLength:
     if isinstance(value, AnswerLength):
         return value
@@ -266,6 +324,11 @@ RULES: dict[str, Rule] = {
     "soundfont": _optional(_text),
     "lookahead_seconds": _number(0.05, 10),
     "loop": _flag,
+    "backing_channels": _optional(_list_of(_integer(1, 16), unique=True)),
+    "backing_velocity": _list_of(_integer(1, 127)),
+    "backing_ports": _flag,
+    "density": _number(*DENSITY_RANGE),
+    "loop_bars": _integer(0, MAX_LOOP_BARS),
 }
 CC_RULE = _optional(_controller)
 CC_KNOBS = tuple(f.name for f in dataclasses.fields(CCMap))
@@ -326,6 +389,10 @@ def _check_together(config: LiveConfig, where: dict[str, str]) -> None:
         # One grid at a time: answers would land on one, clock pulses on the other.
         name = "follow_clock" if config.follow_clock else "send_clock"
         raise ConfigError(label(name), "cannot be used with link: Link gives the tempo")
+    if config.backing_ports and config.output_channel in (config.backing_channels or ()):
+        # Each part's port carries its channel: the player's passthrough needs its own.
+        raise ConfigError(label("backing_channels"), f"channel {config.output_channel} is "
+                          "output_channel; with backing_ports each part needs its own channel")
     taken: dict[int, str] = {}
     if config.end_cc is not None:
         taken[config.end_cc] = "end_cc"

@@ -10,6 +10,7 @@ from cadenza.realtime.config import (
     AnswerLength,
     LiveConfig,
     answer_bars_from_cc,
+    density_from_cc,
     load_live_config,
     temperature_from_cc,
 )
@@ -64,7 +65,12 @@ synth: true
 soundfont: /usr/share/sounds/sf2/FluidR3_GM.sf2
 lookahead_seconds: 2
 loop: true
-cc: {temperature: 21, answer_length: 22, panic: 23, mutate: 24}
+backing_channels: [3, 4, 5]
+backing_velocity: [90, 70, 80]
+backing_ports: true
+density: -1.5
+loop_bars: 4
+cc: {temperature: 21, answer_length: 22, panic: 23, mutate: 24, density: 25, loop: 26}
 """
     )
     config = load_live_config(path, {})
@@ -75,6 +81,9 @@ cc: {temperature: 21, answer_length: 22, panic: 23, mutate: 24}
     assert config.answer_length == AnswerLength("bars", 4)
     assert (config.cc.temperature, config.cc.mutate) == (21, 24)
     assert config.lookahead_seconds == 2.0
+    assert config.backing_channels == (3, 4, 5) and config.backing_velocity == (90, 70, 80)
+    assert config.backing_ports and config.density == -1.5 and config.loop_bars == 4
+    assert (config.cc.density, config.cc.loop) == (25, 26)
 
 
 def test_overrides_win_over_the_file(live_yaml):
@@ -130,6 +139,20 @@ def test_dashed_names_are_accepted(live_yaml):
         ("cc: {panic: 20}\nend_cc: 20", "live.yaml: cc.panic: CC 20 is already end_cc"),
         ("cc: {panic: 20, mutate: 20}", "live.yaml: cc.mutate: CC 20 is already cc.panic"),
         ("follow_clock: true\nsend_clock: true", "live.yaml: send_clock: cannot both follow"),
+        ("backing_channels: [2, 3, 17]", "live.yaml: backing_channels: must be 1..16, got 17"),
+        ("backing_channels: 2,3,3", "live.yaml: backing_channels: each value once, got 2, 3, 3"),
+        ("backing_channels: [2, bass]", "live.yaml: backing_channels: expected a whole number"),
+        ("backing_channels: []", "live.yaml: backing_channels: expected at least one value"),
+        ("backing_velocity: 0", "live.yaml: backing_velocity: must be 1..127, got 0"),
+        ("backing_ports: maybe", "live.yaml: backing_ports: expected true or false"),
+        ("density: 3.5", "live.yaml: density: must be -3..3, got 3.5"),
+        ("density: busy", "live.yaml: density: expected a number, got 'busy'"),
+        ("loop_bars: 17", "live.yaml: loop_bars: must be 0..16, got 17"),
+        ("loop_bars: 1.5", "live.yaml: loop_bars: expected a whole number, got 1.5"),
+        ("cc: {density: 64}", "live.yaml: cc.density: 64 is the sustain pedal"),
+        ("cc: {density: 20, loop: 20}", "live.yaml: cc.loop: CC 20 is already cc.density"),
+        ("backing_ports: true\nbacking_channels: [1, 2, 3]",
+         "live.yaml: backing_channels: channel 1 is output_channel; with backing_ports"),
     ],
 )
 def test_a_bad_value_names_the_field(live_yaml, text, message):
@@ -184,6 +207,36 @@ def test_yaml_tags_are_not_executed(live_yaml):
 @pytest.mark.parametrize("value, temperature", [(0, 0.1), (127, 2.0), (64, 0.1 + 1.9 * 64 / 127)])
 def test_temperature_cc_maps_like_magenta(value, temperature):
     assert temperature_from_cc(value) == pytest.approx(temperature)
+
+
+@pytest.mark.parametrize("value, density", [(0, -3.0), (1, -3.0), (64, 0.0), (127, 3.0)])
+def test_density_cc_is_centred(value, density):
+    assert density_from_cc(value) == pytest.approx(density)
+
+
+@pytest.mark.parametrize(
+    "settings, parts, channels",
+    [
+        ({}, 3, [2, 3, 4]),
+        ({"output_channel": 8}, 3, [9, 11, 12]),  # never 10, General MIDI's drums
+        ({"output_channel": 15}, 2, [16, 1]),
+        ({"backing_channels": "5, 6 7"}, 3, [5, 6, 7]),
+        ({"backing_channels": [12]}, 1, [12]),
+    ],
+)
+def test_backing_channels(settings, parts, channels):
+    config = load_live_config(None, settings)
+    assert [c + 1 for c in config.backing_channel_indices(parts)] == channels
+
+
+def test_backing_channels_and_velocities_are_one_per_part(live_yaml):
+    config = load_live_config(live_yaml("backing_channels: [2, 3]\nbacking_velocity: [90, 70]"))
+    assert config.backing_velocities(2) == [90, 70]
+    with pytest.raises(ConfigError, match="^backing_channels: the bundle has 3 backing parts"):
+        config.backing_channel_indices(3)
+    with pytest.raises(ConfigError, match="^backing_velocity: the bundle has 3 backing parts"):
+        config.backing_velocities(3)
+    assert load_live_config(None, {"backing_velocity": "100"}).backing_velocities(3) == [100] * 3
 
 
 @pytest.mark.parametrize("value, bars", [(0, 1), (127, 16), (64, 8)])
