@@ -5,6 +5,10 @@ this control loop reads the input, detects phrases, follows the clock and the kn
 performer generates ahead of playback (performer.py); the scheduler sends each message at
 its deadline and knows every sounding note (scheduler.py). Whatever way the engine stops,
 `close()` ends every note it started.
+
+In backing mode the control loop also drives the backing loop (backing.py): a step of model
+work every grid step, half a step ahead, with the player's notes and the DAW's transport read
+on the same thread just before; the performer thread is not started.
 """
 
 from __future__ import annotations
@@ -16,11 +20,25 @@ from dataclasses import dataclass, field
 
 from cadenza.errors import CadenzaError
 from cadenza.plugins.base import Generator
-from cadenza.realtime.clock import CLOCK, STOP, BeatGrid, ClockFollower, ClockSender
+from cadenza.realtime.backing import BackingLoop
+from cadenza.realtime.clock import (
+    CLOCK,
+    CONTINUE,
+    PPQN,
+    SONG_POSITION,
+    START,
+    STOP,
+    BeatGrid,
+    ClockFollower,
+    ClockSender,
+)
 from cadenza.realtime.config import (
+    DENSITY_RANGE,
+    MAX_LOOP_BARS,
     AnswerLength,
     LiveConfig,
     answer_bars_from_cc,
+    density_from_cc,
     style_from_cc,
     temperature_from_cc,
 )
@@ -37,6 +55,7 @@ PORT_CHECK_PERIOD = 1.0  # seconds between looks at a lost input port
 CLOCK_AHEAD = 0.25  # seconds of MIDI clock pulses kept scheduled
 SWITCH_INTERVAL = 0.0002  # seconds a thread may hold the GIL while another waits
 SCHEDULING_MARGIN = 0.01  # seconds: the least time between deciding an answer and its start
+START_DELAY = 0.05  # seconds from start() to beat 0 of the internal grid
 
 
 @dataclass
@@ -86,9 +105,15 @@ class LiveEngine:
             end_cc=config.end_cc,
             channel=config.input_channel_index,
         )
-        self.clock = ClockFollower() if config.follow_clock else None
+        backing = config.mode == "backing"
+        # A backing plays on the clock's grid from its first notes: it waits for a beat of
+        # pulses (the line through six would put them a few ms off).
+        pulses = PPQN if backing else 6
+        self.clock = ClockFollower(min_pulses=pulses) if config.follow_clock else None
         self.link = LinkFollower(config.bpm, config.beats_per_bar) if config.link else None
         self.grid = BeatGrid(config.bpm, time.perf_counter(), config.beats_per_bar)
+        self.backing = self._backing_loop() if backing else None
+        self._backing_due: float | None = None
         self.performer.tempo = lambda: self.current_grid().bpm  # a vae quantises the call to it
         self.clock_sender = ClockSender(self.grid) if config.send_clock else None
         self.stop_requested = threading.Event()
@@ -96,6 +121,24 @@ class LiveEngine:
         self._switch_interval = sys.getswitchinterval()
         self._in_phrase = False
         self._last_phrase_seconds = 0.0
+
+    def _backing_loop(self) -> BackingLoop:
+        parts = self.generator.parts.parts
+        clock = self.clock
+        if clock is not None:  # the DAW's grid, or none while it is stopped
+            beats_per_bar = self.config.beats_per_bar
+            grid = lambda: clock.grid(beats_per_bar)  # noqa: E731
+        else:
+            grid = self.current_grid
+        return BackingLoop(
+            self.generator,
+            self.scheduler,
+            grid,
+            channels=self.config.backing_channel_indices(parts),
+            velocities=self.config.backing_velocities(parts),
+            steps_per_quarter=self.generator.parts.steps_per_quarter,
+            loop_bars=self.config.loop_bars,
+        )
 
     # --- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -107,6 +150,11 @@ class LiveEngine:
         generator.knobs.temperature = self.config.temperature
         generator.knobs.top_k = self.config.top_k
         generator.knobs.top_p = self.config.top_p
+        # The internal grid starts with the engine: a backing's first step is its beat 0.
+        self.grid = BeatGrid(self.config.bpm, time.perf_counter() + START_DELAY,
+                             self.config.beats_per_bar)
+        if self.clock_sender is not None:
+            self.clock_sender.grid = self.grid
         if self.config.program is not None:
             self.scheduler.schedule(
                 time.perf_counter(), [PROGRAM | self.channel, self.config.program]
@@ -117,6 +165,11 @@ class LiveEngine:
                 self.scheduler.schedule(first - 0.001, message)
             self._pulses = self.clock_sender.deadlines(first)
             self._next_pulse = next(self._pulses)
+        if self.backing is not None:
+            generator.density = self.config.density
+            if self.clock is None:  # else the DAW's Start or Continue starts it
+                self.backing.start(0.0 if self.link is None else None)
+            return
         self.performer.start()
         if self.config.mode == "accompany":
             self.performer.continuous(time.perf_counter() + 0.05)
@@ -127,12 +180,21 @@ class LiveEngine:
         try:
             while not self.stop_requested.is_set():
                 self.step(time.perf_counter())
-                busy = self.phrases.sounding or self._in_phrase
-                time.sleep(BUSY_POLL if busy else IDLE_POLL)
+                time.sleep(self._pause())
                 if self.stats.error is not None:
                     break
         finally:
             self.close()
+
+    def _pause(self) -> float:
+        """Seconds until the control loop is next needed."""
+        if self.backing is not None:
+            due = self._backing_due
+            if due is None:  # stopped: a DAW's Start may come a pulse before its downbeat
+                return BUSY_POLL
+            return min(IDLE_POLL, max(0.0, due - time.perf_counter()))
+        busy = self.phrases.sounding or self._in_phrase
+        return BUSY_POLL if busy else IDLE_POLL
 
     def stop(self) -> None:
         self.stop_requested.set()
@@ -166,6 +228,11 @@ class LiveEngine:
     def step(self, now: float) -> None:
         for t, raw in self.midi_in.drain():
             self.on_message(t, list(raw))
+        if self.backing is not None:
+            try:
+                self._backing_due = self.backing.poll(time.perf_counter())
+            except Exception as error:  # close() ends every note; the error is reported
+                self._performer_failed(error)
         if self.config.mode == "call-response" and self._in_phrase:
             phrase = self.phrases.poll(time.perf_counter(), self.current_grid())
             if phrase is not None:
@@ -213,6 +280,8 @@ class LiveEngine:
         if status >= SYSTEM:
             if self.clock is not None:
                 self.clock.feed(t, message)
+                if self.backing is not None:
+                    self._follow_transport(t, status)
             return
         channel, kind = status & 0x0F, status & 0xF0
         wanted = self.config.input_channel_index
@@ -224,6 +293,9 @@ class LiveEngine:
             return
         if self.config.passthrough:
             self.scheduler.schedule(t, [kind | self.channel, *message[1:]])
+        if self.backing is not None:
+            self.backing.player(t, message)
+            return
         starts_note = kind == NOTE_ON and message[2] > 0
         if self.config.mode == "call-response" and starts_note and not self._in_phrase:
             if self.performer.busy and self.config.on_interrupt == "stop":
@@ -232,6 +304,19 @@ class LiveEngine:
             self._in_phrase = True
         self.phrases.feed(t, message)
         self.performer.player(t, message)
+
+    def _follow_transport(self, t: float, status: int) -> None:
+        """The DAW's Start plays the backing from bar 1, Continue from the song position, Stop
+        ends every backing note at once."""
+        backing, clock = self.backing, self.clock
+        if status == START:
+            backing.start(0.0)
+        elif status == CONTINUE:
+            backing.start(clock.beat_position(t))
+        elif status == STOP:
+            backing.stop()
+        elif status == SONG_POSITION and clock.running:
+            backing.relocate()
 
     def _knob(self, t: float, number: int, value: int) -> bool:
         """A mapped CC turns a knob; True when the message was a knob."""
@@ -246,6 +331,10 @@ class LiveEngine:
             self.panic()
         elif number == cc.mutate and value >= 64:
             self.mutate(t)
+        elif number == cc.density:
+            self.set_density(density_from_cc(value))
+        elif number == cc.loop and value >= 64:
+            self.toggle_loop()
         else:
             return False
         return True
@@ -273,7 +362,11 @@ class LiveEngine:
         self.stats.detect_to_start.append(start - detected_at)
 
     def mutate(self, t: float | None) -> None:
-        """Answer the last call again, differently (now, or from time `t`)."""
+        """Answer the last call again, differently (now, or from time `t`); in backing mode,
+        generate the loop's bars afresh."""
+        if self.backing is not None:
+            self.backing.mutate()
+            return
         if self.stats.phrases == 0:
             return
         t = time.perf_counter() if t is None else t
@@ -297,7 +390,10 @@ class LiveEngine:
         if style is not None and style not in self.styles:
             return  # a knob, not a command line: an unknown style leaves the knob where it is
         self.style = style
-        self.performer.set_style(style)
+        if self.backing is not None:
+            self.backing.set_style(style)
+        else:
+            self.performer.set_style(style)
 
     def turn_style(self, delta: int) -> None:
         choices = [None, *self.styles]
@@ -305,6 +401,11 @@ class LiveEngine:
             self.set_style(choices[(choices.index(self.style) + delta) % len(choices)])
 
     def turn_answer_bars(self, delta: int) -> None:
+        """Bars of the answer; in backing mode, of the loop."""
+        if self.backing is not None:
+            bars = self.backing.loop_bars + delta
+            self.backing.set_loop_bars(min(MAX_LOOP_BARS, max(1, bars)))
+            return
         current = self.config.answer_length
         bars = current.amount if current.unit == "bars" else 2
         self.config.answer_length = AnswerLength("bars", min(16, max(1, int(bars) + delta)))
@@ -315,10 +416,25 @@ class LiveEngine:
         self.phrases.silence_beats = None
 
     def toggle_loop(self) -> None:
-        self.performer.loop = not self.performer.loop
+        if self.backing is not None:
+            self.backing.toggle_loop()
+        else:
+            self.performer.loop = not self.performer.loop
+
+    def set_density(self, density: float) -> None:
+        """The backing's note-on bias (log-odds), from the next step it generates."""
+        if self.backing is None:
+            return
+        low, high = DENSITY_RANGE
+        self.generator.density = round(min(high, max(low, density)), 2)
+
+    def turn_density(self, delta: float) -> None:
+        if self.backing is not None:
+            self.set_density(self.generator.density + delta)
 
     def next_bundle(self) -> None:
-        """Switch to the next installed bundle that makes performance events."""
+        """Switch to the next installed bundle that makes performance events (in backing mode:
+        backing parts, as many as there are channels)."""
         from cadenza.bundle import find_bundles
         from cadenza.plugins import load_generator
 
@@ -328,7 +444,17 @@ class LiveEngine:
                 generator = load_generator(path, seed=self.config.seed)
             except CadenzaError:
                 continue
-            if hasattr(generator, "codec"):
+            if self.backing is not None:
+                if getattr(getattr(generator, "parts", None), "parts", None) != len(
+                    self.backing.channels
+                ):
+                    continue
+                generator.knobs = self.generator.knobs
+                generator.density = self.generator.density
+                self.backing.swap(generator)
+                self.generator = generator
+                return
+            if hasattr(generator, "codec") and not hasattr(generator, "play_step"):
                 generator.knobs = self.generator.knobs
                 if self.style in generator.styles:
                     generator.set_style(self.style)
@@ -338,7 +464,11 @@ class LiveEngine:
                 return
 
     def interrupt(self) -> None:
-        """Stop the answer now: nothing more of it is sent, its sounding notes end."""
+        """Stop the answer now: nothing more of it is sent, its sounding notes end (in backing
+        mode: every backing note; the backing plays on from its next step)."""
+        if self.backing is not None:
+            self.backing.silence()
+            return
         with self.performer.lock:
             self.performer.stop_answer()
             self.scheduler.cancel()

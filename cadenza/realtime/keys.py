@@ -12,9 +12,10 @@ import sys
 import threading
 
 KEYS_HELP = (
-    "keys: +/- temperature  [/] answer bars  </> silence  p panic  m mutate  "
-    "l loop  n next bundle  s style  q quit"
+    "keys: +/- temperature  [/] answer (backing: loop) bars  </> silence  (/) density  "
+    "p panic  m mutate  l loop  n next bundle  s style  q quit"
 )
+DENSITY_STEP = 0.5  # of the backing's note-on bias, per key press
 
 
 class TerminalKeys:
@@ -67,6 +68,8 @@ class TerminalKeys:
             "]": lambda: engine.turn_answer_bars(+1),
             "[": lambda: engine.turn_answer_bars(-1),
             ">": lambda: engine.turn_silence(+0.1),
+            ")": lambda: engine.turn_density(+DENSITY_STEP),
+            "(": lambda: engine.turn_density(-DENSITY_STEP),
             "<": lambda: engine.turn_silence(-0.1),
             "p": engine.panic,
             "m": lambda: engine.mutate(None),

@@ -16,22 +16,39 @@ from cadenza.realtime.config import LiveConfig
 from cadenza.realtime.engine import LiveEngine
 from cadenza.realtime.keys import KEYS_HELP, TerminalKeys
 from cadenza.realtime.link import import_link
-from cadenza.realtime.ports import open_input, open_output
+from cadenza.realtime.ports import ChannelRouter, MidiOutput, open_input, open_output
 
 STATUS_PERIOD = 0.5  # seconds between status-line updates
 
 
 def status_line(engine: LiveEngine) -> str:
     stats, lateness = engine.stats, engine.scheduler.lateness_stats()
+    late = f"late p99 {lateness['p99'] * 1e3:.2f} ms" if lateness["count"] else "late -"
+    if engine.backing is not None:
+        return _backing_status(engine, late)
     state = "answering" if engine.performer.busy else "listening"
     if engine.phrases.playing:
         state = "hearing you"
     tempo = engine.current_grid().bpm
     style = f" ({engine.style})" if engine.style else ""
-    late = f"late p99 {lateness['p99'] * 1e3:.2f} ms" if lateness["count"] else "late -"
     return (
         f"{state:11s} | temp {engine.generator.knobs.temperature:.2f} | {tempo:5.1f} bpm | "
         f"{engine.generator.bundle.name}{style} | phrases {stats.phrases} | {late}"
+    )
+
+
+def _backing_status(engine: LiveEngine, late: str) -> str:
+    backing = engine.backing
+    if not backing.running or backing.steps == 0:
+        where = "waiting for Start" if engine.clock is not None else "starting"
+    else:
+        where = f"bar {backing.bar}:{backing.beat_in_bar}"
+    bpm = backing.bpm  # not backing.grid(): the clock follower is the control thread's
+    tempo = f"{bpm:5.1f} bpm" if bpm is not None else "  -   bpm"
+    return (
+        f"backing | {where:17s} | density {engine.generator.density:+.1f} | "
+        f"loop {backing.loop_state} | temp {engine.generator.knobs.temperature:.2f} | {tempo} | "
+        f"{late}"
     )
 
 
@@ -51,15 +68,23 @@ def _status_thread(engine: LiveEngine, stop: threading.Event) -> threading.Threa
 
 def open_engine(config: LiveConfig) -> LiveEngine:
     """The generator and the ports of `config`, in an engine ready to run."""
-    if config.mode == "backing":
-        raise ConfigError("mode", "backing is not available yet; use call-response or accompany")
     if config.link:
         import_link()  # a missing binding is an error at once, before any model or port opens
-    default_plugin = None if config.bundle else "performance-rnn"  # else the bundle's own
+    backing = config.mode == "backing"
+    default_plugin = None if config.bundle else "backing" if backing else "performance-rnn"
     generator = load_generator(config.bundle, plugin=config.plugin or default_plugin,
                                seed=config.seed)
+    if backing and not hasattr(generator, "play_step"):
+        raise ConfigError("bundle", f"{generator.bundle.name} ({generator.plugin}) plays no "
+                          "backing parts; --mode backing needs a backing bundle")
+    if not backing and hasattr(generator, "play_step"):
+        raise ConfigError("mode", f"{generator.bundle.name} plays backing parts: "
+                          "use --mode backing")
     if not hasattr(generator, "codec"):
         raise ConfigError("plugin", f"{generator.plugin} does not make performance events")
+    if backing:  # a channel or velocity per part, checked before any port opens
+        config.backing_channel_indices(generator.parts.parts)
+        config.backing_velocities(generator.parts.parts)
     if config.style is not None:
         try:
             generator.set_style(config.style)
@@ -67,10 +92,20 @@ def open_engine(config: LiveConfig) -> LiveEngine:
             raise ConfigError("style", str(e)) from None
     name = config.port_name
     midi_out = open_output(config.output_port, virtual_name=f"{name} out", client_name=name)
+    opened: list[MidiOutput] = [midi_out]
     try:
+        if backing and config.backing_ports:
+            channels = config.backing_channel_indices(generator.parts.parts)
+            routes = {}
+            for part, channel in enumerate(channels):
+                routes[channel] = open_output(None, virtual_name=f"{name} part {part + 1}",
+                                              client_name=name)
+                opened.append(routes[channel])
+            midi_out = ChannelRouter(midi_out, routes)
         midi_in = open_input(config.input_port, virtual_name=f"{name} in", client_name=name)
     except BaseException:
-        midi_out.close()
+        for port in opened:
+            port.close()
         raise
     return LiveEngine(config, generator, midi_in, midi_out)
 
@@ -87,9 +122,15 @@ def run_live(config: LiveConfig) -> LiveEngine:
     if keys.start() and not config.quiet:
         print(KEYS_HELP, file=sys.stderr)
     if not config.quiet:
+        channels = f"channel {config.output_channel}"
+        if engine.backing is not None:
+            parts = ", ".join(str(channel + 1) for channel in engine.backing.channels)
+            channels += f"; backing parts on channels {parts}"
+            if config.follow_clock:
+                channels += ", from the DAW's Start"
         print(
             f"cadenza live: {config.mode}, in '{engine.midi_in.name}', out "
-            f"'{engine.midi_out.name}' (channel {config.output_channel}); Ctrl-C to stop",
+            f"'{engine.midi_out.name}' ({channels}); Ctrl-C to stop",
             file=sys.stderr,
         )
     try:

@@ -426,3 +426,34 @@ def open_input(name_or_substring: str | None = None, *, virtual_name: str = "cad
         midi.delete()
         raise
     return port
+
+
+class ChannelRouter:
+    """One output made of several ports: a channel message on a routed channel goes to that
+    channel's port, anything else to the main port. With it each backing part has a port of
+    its own (a DAW track per part) while the scheduler still sees one output."""
+
+    def __init__(self, main: MidiOutput, routes: dict[int, MidiOutput]):
+        self.main = main
+        self.routes = dict(routes)  # wire channel (0..15) -> port
+
+    @property
+    def name(self) -> str:
+        return self.main.name
+
+    @property
+    def ports(self) -> list[MidiOutput]:
+        return [self.main, *self.routes.values()]
+
+    def send(self, message: Sequence[int]) -> None:
+        port = self.main
+        if message and 0x80 <= message[0] < 0xF0:
+            port = self.routes.get(message[0] & 0x0F, self.main)
+        port.send(message)
+
+    def is_alive(self) -> bool:
+        return all(port.is_alive() for port in self.ports)
+
+    def close(self) -> None:
+        for port in self.ports:
+            port.close()

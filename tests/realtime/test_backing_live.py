@@ -1,0 +1,258 @@
+"""`cadenza live --mode backing` end to end, through a real JACK server: a test client plays
+the DAW (MIDI clock, Start, a melody, Stop) into Cadenza and records what it sends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from cadenza.realtime.keys import TerminalKeys
+from cadenza.realtime.live import status_line
+from tests.realtime.conftest import ARRIVAL_TIMEOUT, sounding_after, unique
+from tests.realtime.test_engine import RunningEngine, connect, note_ons
+
+BPM = 120.0
+PULSE = 60.0 / BPM / 24
+MELODY = [67, 69, 71, 72, 74, 72, 71, 69]
+CLOCK, START, STOP = 0xF8, 0xFA, 0xFC
+
+
+class StampedOutput:
+    """The engine's real output port, with the perf_counter time each message was handed to
+    it: where the engine put a note, before the transport carries it."""
+
+    def __init__(self, port) -> None:
+        self.port = port
+        self.sent: list[tuple[float, list[int]]] = []
+
+    def send(self, message: Sequence[int]) -> None:
+        self.sent.append((time.perf_counter(), list(message)))
+        self.port.send(message)
+
+
+def play_the_daw(daw, *, before: int, bars: int, after: float) -> None:
+    """What a DAW synced by MIDI clock sends: clock while stopped (`before` pulses), Start just
+    after a pulse (the next pulse is the downbeat of bar 1), `bars` bars with a melody in
+    eighths on channel 1, Stop a pulse after the last 16th (over 80 ms before the next step
+    would be due), and clock on for `after` seconds."""
+    playing = bars * 4 * 24 - 6 + 2  # Stop goes after the pulse of song position playing - 1
+    first = time.perf_counter() + 0.01
+    for k in range(before + playing + int(after / PULSE)):
+        while time.perf_counter() < first + k * PULSE:
+            time.sleep(0.0002)
+        daw.send([CLOCK])
+        song = k - before  # the song position of this pulse, in pulses
+        if song == -1:
+            daw.send([START])
+        elif song == playing - 1:
+            daw.send([STOP])
+        elif 0 <= song and song - song % 12 + 9 < playing and song % 12 in (0, 9):
+            pitch = MELODY[song // 12 % len(MELODY)]
+            daw.send([0x90, pitch, 90] if song % 12 == 0 else [0x80, pitch, 0])
+        elif 0 <= song < playing and song % 48 in (3, 7):  # another channel's notes
+            daw.send([0x94, 40, 90] if song % 48 == 3 else [0x84, 40, 0])
+
+
+def test_backing_plays_on_the_daws_grid_and_stops_with_it(
+    tiny_backing_bundle, make_player, make_recorder
+):
+    daw = make_player().open_virtual(unique("daw"))
+    tap = make_recorder().connect(daw.port_name)  # the clock as it arrives
+    with RunningEngine(tiny_backing_bundle, mode="backing", input_port=daw.port_name,
+                       follow_clock=True, density=2.0, input_channel=1,
+                       passthrough=True) as running:
+        stamped = StampedOutput(running.engine.scheduler.output)
+        running.engine.scheduler.output = stamped
+        out = make_recorder().connect(f"{running.name} out")
+        time.sleep(0.3)  # JACK makes connections at its next cycles
+        play_the_daw(daw, before=2 * 96, bars=4, after=1.0)
+        assert running.engine.backing.steps >= 4 * 16 - 1
+        arrived = list(out.events)  # before the engine closes (and sends its panic)
+        sent = list(stamped.sent)
+        heard = running.engine.generator.history
+
+    # The 16th-note grid of the clock as received: a line through the pulses at the tap, the
+    # downbeat of bar 1 on the first pulse after Start.
+    kinds = [m for _, m in tap.events if m[0] >= 0xF8]
+    pulses = np.array([t for t, m in tap.events if m == [CLOCK]])
+    downbeat = kinds.index([START])  # pulses before Start
+    stop_at = next(t for t, m in tap.events if m == [STOP])
+    slope, intercept = np.polyfit(np.arange(len(pulses)), pulses, 1)
+    ons = [(t, m) for t, m in note_ons(sent) if m[0] & 0x0F]  # the backing's (not channel 1)
+    assert len(ons) >= 4
+    errors = []
+    for t, _ in ons:
+        sixteenth = round(((t - intercept) / slope - downbeat) / 6)
+        errors.append(t - (intercept + (downbeat + 6 * sixteenth) * slope))
+    assert np.abs(errors).max() < 0.002, np.round(np.array(errors) * 1e3, 2)
+
+    # The backing parts, each on its channel (2, 3, 4 after the default output channel 1).
+    assert {m[0] & 0x0F for _, m in ons} <= {1, 2, 3}
+    assert len({m[0] & 0x0F for _, m in ons}) >= 2
+    # The melody on channel 1 passed through, and the model heard it; channel 5 did neither.
+    passed = [m[1] for _, m in note_ons(sent) if m[0] & 0x0F == 0]
+    assert passed == [MELODY[k % len(MELODY)] for k in range(len(passed))] and len(passed) > 20
+    parts = running.engine.generator.parts
+    player = {parts.describe(token)[2] for token in heard if token >= parts.player_on_base}
+    assert player and player <= set(MELODY)
+    # All of it arrived; with Stop every note ended at once, and nothing else came after it
+    # (the next step was due over 80 ms after the Stop), though the clock went on.
+    assert [m for _, m in arrived] == [m for _, m in sent]
+    assert sounding_after([m for _, m in arrived]) == {}
+    before = [m for t, m in sent if t <= stop_at]
+    after = [m for t, m in sent if t > stop_at]
+    assert all(m[0] & 0xF0 == 0x80 for m in after), after
+    assert Counter((m[0] & 0x0F, m[1]) for m in after) == Counter(sounding_after(before))
+
+
+def test_without_a_clock_it_plays_at_once_on_the_internal_grid(tiny_backing_bundle, recorder):
+    with RunningEngine(tiny_backing_bundle, mode="backing", bpm=150.0, density=2.0) as running:
+        stamped = StampedOutput(running.engine.scheduler.output)
+        running.engine.scheduler.output = stamped
+        recorder.connect(f"{running.name} out")
+        time.sleep(2.0)
+        grid = running.engine.grid
+        sent = list(stamped.sent)
+    ons = note_ons(sent)
+    assert ons and {m[0] & 0x0F for _, m in ons} <= {1, 2, 3}
+    sixteenths = np.array([(t - grid.origin) / (grid.seconds_per_beat / 4) for t, _ in ons])
+    assert np.abs(sixteenths - np.round(sixteenths)).max() * grid.seconds_per_beat / 4 < 0.002
+    time.sleep(0.2)
+    assert sounding_after(recorder.messages) == {}  # closing the engine ended every note
+
+
+def test_knobs_keys_and_ccs_of_the_backing(tiny_backing_bundle, player, recorder):
+    with RunningEngine(tiny_backing_bundle, mode="backing", density=0.0, loop_bars=0,
+                       **{"cc.density": 20, "cc.loop": 21, "cc.mutate": 22}) as running:
+        engine, keys = running.engine, TerminalKeys(running.engine)
+        backing = engine.backing
+        keys.press(")")
+        keys.press(")")
+        keys.press("(")
+        assert engine.generator.density == 0.5
+        keys.press("l")
+        assert backing.looping
+        keys.press("]")
+        assert backing.loop_bars == 3
+        connect(running, player, recorder)
+        player.send([0xB0, 20, 127])  # density knob fully up
+        player.send([0xB0, 21, 127])  # loop button: off
+        wait_for(lambda: engine.generator.density == 3.0 and not backing.looping)
+        player.send([0xB0, 22, 127])  # mutate
+        wait_for(lambda: backing._mutate is False and backing.steps > 2)
+        assert "density +3.0" in status_line(engine) and "loop off" in status_line(engine)
+        assert f"bar {backing.bar}:" in status_line(engine)
+        keys.press("p")  # panic: every backing note ends, the backing plays on
+        steps = backing.steps
+        wait_for(lambda: backing.steps > steps + 2)
+    time.sleep(0.2)
+    assert sounding_after(recorder.messages) == {}
+
+
+def test_a_port_per_part(tiny_backing_bundle, player, make_recorder):
+    with RunningEngine(tiny_backing_bundle, mode="backing", backing_ports=True, density=3.0,
+                       bpm=200.0, passthrough=True) as running:
+        parts = [make_recorder().connect(f"{running.name} part {k}") for k in (1, 2, 3)]
+        main = make_recorder().connect(f"{running.name} out")
+        player.connect(f"{running.name} in")
+        time.sleep(0.2)
+        player.send([0x90, 60, 90])
+        wait_for(lambda: sum(len(note_ons(p.events)) for p in parts) >= 6)
+        player.send([0x80, 60, 0])
+        time.sleep(0.2)
+    for channel, part in zip((1, 2, 3), parts, strict=True):
+        assert {m[0] & 0x0F for m in part.messages if m[0] < 0xF0} <= {channel}
+        assert sounding_after(part.messages) == {}
+    assert [m for m in main.messages if m[0] & 0xF0 == 0x90] == [[0x90, 60, 90]]
+
+
+def test_a_failing_generator_stops_the_engine_with_every_note_ended(tiny_backing_bundle,
+                                                                    recorder):
+    with RunningEngine(tiny_backing_bundle, mode="backing", bpm=200.0, density=3.0) as running:
+        generator = running.engine.generator
+        play_step, calls = generator.play_step, []
+
+        def failing(position, forced=None):
+            calls.append(position)
+            if len(calls) > 24:
+                raise RuntimeError("the model fell over")
+            return play_step(position, forced)
+
+        generator.play_step = failing
+        recorder.connect(f"{running.name} out")
+        running.thread.join(timeout=10)
+        assert not running.thread.is_alive()
+        assert "generator failed: RuntimeError: the model fell over" in running.engine.stats.error
+    assert note_ons(recorder.events) and sounding_after(recorder.messages) == {}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_leaves_no_backing_note_sounding(tiny_backing_bundle, player, recorder, signum):
+    name = unique("cadenza")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cadenza.cli", "live", "--mode", "backing", "--bundle",
+         str(tiny_backing_bundle), "--port-name", name, "--quiet", "--bpm", "200",
+         "--density", "3", "--seed", "1"],
+        env={**os.environ, "CADENZA_MIDI_API": "jack"}, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while f"{name} in" not in " ".join(player.midi.get_ports()):  # its ports are open
+            assert process.poll() is None, process.stderr.read()
+            assert time.monotonic() < deadline, "cadenza live never opened its ports"
+            time.sleep(0.1)
+        recorder.connect(f"{name} out")
+        recorder.wait_until(lambda messages: len(note_ons([(0, m) for m in messages])) >= 3)
+        process.send_signal(signum)
+        assert process.wait(timeout=10) == 0, process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    time.sleep(0.2)
+    assert "Traceback" not in process.stderr.read()
+    assert sounding_after(recorder.messages) == {}
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--backing-channels", "2,3"], ["backing_channels", "3 backing parts", "2 channels"]),
+    (["--backing-channels", "2,3,17"], ["backing_channels", "1..16"]),
+    (["--backing-velocity", "80,90"], ["backing_velocity", "3 backing parts"]),
+    (["--density", "5"], ["density", "-3..3"]),
+    (["--loop-bars", "-1"], ["loop_bars", "0..16"]),
+])
+def test_bad_backing_settings_are_one_line_and_exit_2(tiny_backing_bundle, jack_server, args,
+                                                      words):
+    assert_one_line_error(["--mode", "backing", "--bundle", str(tiny_backing_bundle), *args],
+                          words)
+
+
+def test_a_bundle_of_the_wrong_kind_is_one_line(tiny_backing_bundle, tiny_bundle, jack_server):
+    assert_one_line_error(["--mode", "backing", "--bundle", str(tiny_bundle)],
+                          ["bundle", "no backing parts"])
+    assert_one_line_error(["--bundle", str(tiny_backing_bundle)], ["mode", "--mode backing"])
+
+
+def assert_one_line_error(args: list[str], words: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "cadenza.cli", "live", "--quiet", "--port-name",
+         unique("cadenza"), *args],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "CADENZA_MIDI_API": "jack"})
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert all(word in lines[0] for word in words), lines[0]
+
+
+def wait_for(condition, timeout: float = ARRIVAL_TIMEOUT) -> None:
+    give_up = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < give_up, "the engine never got there"
+        time.sleep(0.01)
