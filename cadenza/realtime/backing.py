@@ -254,8 +254,8 @@ class BackingLoop:
         if not self.looping:
             return "off"
         if self._replay is not None:
-            return f"{self.record.length} bars, playing"
-        return f"{self.record.length} bars, recording {len(self.record.bars)}/{self.record.length}"
+            return f"{self.record.length} bars playing"
+        return f"{self.record.length} bars rec {len(self.record.bars)}/{self.record.length}"
 
     # --- the player (control thread) -----------------------------------------------------
     def player(self, t: float, message: Sequence[int]) -> None:

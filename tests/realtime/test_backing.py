@@ -200,7 +200,7 @@ def test_the_loop_repeats_the_last_bars_with_their_period(tiny_backing_bundle):
     assert len(first) >= 6
     assert bars_of(ons, 2, 2) == first and bars_of(ons, 4, 2) == first
     assert bars_of(ons, 6, 2) == first
-    assert loop.loop_state == "2 bars, playing"
+    assert loop.loop_state == "2 bars playing"
     assert_no_note_doubled(sink)
 
 

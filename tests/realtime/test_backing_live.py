@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
+from cadenza.realtime.clock import song_position_message
 from cadenza.realtime.keys import TerminalKeys
 from cadenza.realtime.live import status_line
 from tests.realtime.conftest import ARRIVAL_TIMEOUT, sounding_after, unique
@@ -111,6 +112,38 @@ def test_backing_plays_on_the_daws_grid_and_stops_with_it(
     after = [m for t, m in sent if t > stop_at]
     assert all(m[0] & 0xF0 == 0x80 for m in after), after
     assert Counter((m[0] & 0x0F, m[1]) for m in after) == Counter(sounding_after(before))
+
+
+def test_continue_plays_from_the_song_position(tiny_backing_bundle, make_player):
+    daw = make_player().open_virtual(unique("daw"))
+    with RunningEngine(tiny_backing_bundle, mode="backing", input_port=daw.port_name,
+                       follow_clock=True) as running:
+        time.sleep(0.3)
+        engine = running.engine
+        first = time.perf_counter() + 0.01
+        for k in range(48 + 48):  # two beats of clock stopped, then two playing
+            while time.perf_counter() < first + k * PULSE:
+                time.sleep(0.0002)
+            daw.send([CLOCK])
+            if k == 47:  # the pointer to 16th number 37 (bar 3, beat 2, its 2nd 16th), Continue
+                assert engine.backing.steps == 0
+                daw.send(song_position_message(37))
+                daw.send([0xFB])
+        wait_for(lambda: engine.backing.steps > 0)
+        parts = engine.generator.parts
+        steps = [parts.describe(t)[2] for t in engine.generator.history if t < parts.off_base]
+    assert steps[:3] == [5, 6, 7]  # 37 % 16: no downbeat armed and left in the model's context
+
+
+def test_a_lost_output_port_stops_the_backing_cleanly(tiny_backing_bundle, make_recorder):
+    sink = make_recorder().open_virtual(unique("sink"))
+    with RunningEngine(tiny_backing_bundle, mode="backing", output_port=sink.port_name,
+                       bpm=200.0, density=3.0) as running:
+        sink.wait_until(lambda messages: any(m[0] & 0xF0 == 0x90 for m in messages))
+        sink.close()  # the cable is pulled
+        running.thread.join(timeout=5)
+        assert not running.thread.is_alive()
+        assert "lost" in running.engine.stats.error
 
 
 def test_without_a_clock_it_plays_at_once_on_the_internal_grid(tiny_backing_bundle, recorder):
