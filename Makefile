@@ -79,6 +79,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/corpus_speed.py
 	$(BIN)/python benchmarks/live_latency.py
 	$(BIN)/python benchmarks/vae_latency.py
+	$(BIN)/python benchmarks/backing_soak.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache
