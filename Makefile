@@ -58,11 +58,7 @@ models: $(VENV)/.dev
 	$(BIN)/cadenza train performance-rnn --config configs/performance-rnn.yaml
 	$(BIN)/cadenza export runs/performance-rnn/best.pt -o models/performance-rnn \
 		--name bach-chorales-lstm
-	# The transformer: one schedule in two runs, short windows first (see the config).
-	$(BIN)/cadenza train transformer --config configs/transformer.yaml \
-		--set stop_at=4400 --set seq_len=256 --set batch_size=32 --set micro_batches=4 \
-		--set eval_every=400
-	$(BIN)/cadenza train transformer --config configs/transformer.yaml --resume
+	$(BIN)/cadenza train transformer --config configs/transformer.yaml
 	$(BIN)/cadenza export runs/transformer/best.pt -o models/transformer \
 		--name bach-chorales-transformer
 	# The backing model: the chorales as soprano (the player) over alto, tenor and bass.

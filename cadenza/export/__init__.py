@@ -38,3 +38,44 @@ def export_checkpoint(
             f"(known: {', '.join(exporters)})"
         )
     return exporters[kind](checkpoint, out_dir, name=name)
+
+
+HALF_MIN_ELEMENTS = 1024  # smaller tensors (biases, norms) stay float32: they cost nothing
+
+
+def round_weights_to_float16(model) -> None:
+    """Round a torch model's float parameters to float16 precision, in place (still float32
+    tensors), so that the PyTorch side of a parity check holds exactly the weights that a
+    graph written by `store_weights_float16` carries."""
+    import torch
+
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.is_floating_point() and parameter.numel() >= HALF_MIN_ELEMENTS:
+                parameter.copy_(parameter.half().float())
+
+
+def store_weights_float16(graph: bytes) -> bytes:
+    """The graph with its large float32 weights stored as float16 and cast back to float32
+    where the graph starts: half the bytes on disk, the same float32 arithmetic at run time
+    (onnxruntime folds the casts when it loads the graph)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load_from_string(graph)
+    casts = []
+    for tensor in model.graph.initializer:
+        if tensor.data_type != TensorProto.FLOAT:
+            continue
+        values = numpy_helper.to_array(tensor)
+        if values.size < HALF_MIN_ELEMENTS:
+            continue
+        name = tensor.name
+        tensor.CopyFrom(numpy_helper.from_array(values.astype("float16"), f"{name}.float16"))
+        casts.append(
+            helper.make_node("Cast", [f"{name}.float16"], [name], to=TensorProto.FLOAT)
+        )
+    nodes = [*casts, *model.graph.node]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return model.SerializeToString()
