@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cadenza.pianoroll import GRID_NOTE_DTYPE
+from cadenza.pianoroll import make_grid_notes
 
 PITCHES = 128
 STEP, OFF, ON, PLAYER_OFF, PLAYER_ON = "step", "off", "on", "player_off", "player_on"
@@ -173,16 +173,8 @@ class PartsCodec:
             found[part].append((start, end, pitch))
 
         def as_notes(items: list[tuple[int, int, int]]) -> np.ndarray:
-            notes = np.zeros(len(items), dtype=GRID_NOTE_DTYPE)
-            if items:
-                start, stop, pitch = np.array(sorted(items)).T
-                notes["start"], notes["end"], notes["pitch"] = (
-                    start,
-                    np.maximum(stop, start + 1),
-                    pitch,
-                )
-                notes["velocity"] = velocity
-            return notes
+            # A note ended on the step it started (an off in its own frame) lasts one step.
+            return make_grid_notes(((a, max(b, a + 1), p) for a, b, p in sorted(items)), velocity)
 
         return as_notes(found[-1]), [as_notes(found[p]) for p in range(self.parts)]
 

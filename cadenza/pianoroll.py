@@ -29,6 +29,12 @@ GRID_NOTE_DTYPE = np.dtype([("start", "i4"), ("end", "i4"), ("pitch", "i2"), ("v
 ONSET, HOLD, VELOCITY = 0, 1, 2  # roll channels
 
 
+def make_grid_notes(notes, velocity: int = 80) -> np.ndarray:
+    """Grid notes from (start, end, pitch) triples in steps, at one velocity."""
+    rows = [(int(start), int(end), int(pitch), velocity) for start, end, pitch in notes]
+    return np.array(rows, dtype=GRID_NOTE_DTYPE)
+
+
 @dataclass(frozen=True)
 class Grid:
     """The segment a VAE sees: `bars` bars of `beats_per_bar`/`beat_unit`, `steps_per_quarter`

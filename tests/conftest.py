@@ -91,15 +91,15 @@ def tiny_transformer_run(tiny_corpus: Path, tmp_path_factory) -> Path:
     return train_tiny_transformer(tiny_corpus, tmp_path_factory.mktemp("transformer-run"))
 
 
-@pytest.fixture(scope="session")
-def tiny_transformer_bundle(tiny_transformer_run: Path, tmp_path_factory) -> Path:
+def export_tiny(run: Path, tmp_path_factory, name: str) -> Path:
     from cadenza.export import export_checkpoint
 
-    return export_checkpoint(
-        tiny_transformer_run / "best.pt",
-        tmp_path_factory.mktemp("bundle") / "tiny-transformer",
-        name="tiny-transformer",
-    )
+    return export_checkpoint(run / "best.pt", tmp_path_factory.mktemp("bundle") / name, name=name)
+
+
+@pytest.fixture(scope="session")
+def tiny_transformer_bundle(tiny_transformer_run: Path, tmp_path_factory) -> Path:
+    return export_tiny(tiny_transformer_run, tmp_path_factory, "tiny-transformer")
 
 
 @pytest.fixture(scope="session")
@@ -122,13 +122,7 @@ def tiny_backing_run(tiny_parts_corpus: Path, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_backing_bundle(tiny_backing_run: Path, tmp_path_factory) -> Path:
-    from cadenza.export import export_checkpoint
-
-    return export_checkpoint(
-        tiny_backing_run / "best.pt",
-        tmp_path_factory.mktemp("bundle") / "tiny-backing",
-        name="tiny-backing",
-    )
+    return export_tiny(tiny_backing_run, tmp_path_factory, "tiny-backing")
 
 
 @pytest.fixture(scope="session")

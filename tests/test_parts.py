@@ -8,16 +8,13 @@ import pytest
 from cadenza.corpus.parts import choose_parts, read_parts
 from cadenza.corpus.sources import resolve_source
 from cadenza.parts import OFF, ON, PLAYER_ON, STEP, PartsCodec
-from cadenza.pianoroll import GRID_NOTE_DTYPE
+from cadenza.pianoroll import make_grid_notes
 
 CODEC = PartsCodec()
 
 
 def grid_notes(*notes: tuple[int, int, int]) -> np.ndarray:
-    out = np.zeros(len(notes), dtype=GRID_NOTE_DTYPE)
-    for i, (start, end, pitch) in enumerate(notes):
-        out[i] = (start, end, pitch, 80)
-    return out
+    return make_grid_notes(notes)
 
 
 def test_the_token_ranges_do_not_overlap_and_fill_the_vocabulary():

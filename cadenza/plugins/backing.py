@@ -18,7 +18,7 @@ import numpy as np
 from cadenza.bundle import Bundle
 from cadenza.errors import BundleError
 from cadenza.parts import OFF, ON, PLAYER_OFF, PLAYER_ON, PartsCodec
-from cadenza.pianoroll import GRID_NOTE_DTYPE
+from cadenza.pianoroll import make_grid_notes
 from cadenza.plugins.sampling import sample
 from cadenza.plugins.transformer import MusicTransformer
 
@@ -55,6 +55,7 @@ class BackingTransformer(MusicTransformer):
         self.sounding: list[set[int]] = [set() for _ in range(self.parts.parts)]
         self.player_sounding: set[int] = set()
         self._pending: list[int] = []  # offs to write into the next frame (after a silence)
+        self._enter_all()
         super().reset()
 
     def prime(self, events, conditions=None) -> None:
@@ -64,6 +65,7 @@ class BackingTransformer(MusicTransformer):
         self._pending = []
         for token in self.history:
             self._track(int(token))
+        self._silent_steps = [0 if held else self.parts.steps_per_quarter for held in self.sounding]
 
     def _track(self, token: int) -> None:
         kind, part, pitch = self.parts.describe(token)
@@ -81,13 +83,15 @@ class BackingTransformer(MusicTransformer):
         self._track(event)
 
     def snapshot(self) -> tuple:
-        sounding = ([set(s) for s in self.sounding], set(self.player_sounding), list(self._pending))
-        return super().snapshot(), sounding
+        sounding = [set(held) for held in self.sounding]
+        mine = (sounding, set(self.player_sounding), list(self._pending), list(self._silent_steps))
+        return super().snapshot(), mine
 
     def restore(self, state: tuple) -> None:
-        inner, (sounding, player, pending) = state
+        inner, (sounding, player, pending, silent) = state
         super().restore(inner)
         self.sounding, self.player_sounding, self._pending = sounding, player, pending
+        self._silent_steps = silent
 
     # --- a step of the grid ---------------------------------------------------------------
     def play_step(self, position: int, forced: Iterable[Change] | None = None) -> list[Change]:
@@ -106,6 +110,14 @@ class BackingTransformer(MusicTransformer):
                     changes.append(self._change(token))
                     self._feed(token)
             return changes
+        # A part silent for a beat or more (at density 0; longer when sparser) enters on this
+        # step. Trained on windows that start mid-piece, the model takes a silent part for a
+        # note it cannot see and waits for it to end; once the part sounds, it knows it.
+        self._silent_steps = [
+            0 if held else n + 1 for held, n in zip(self.sounding, self._silent_steps, strict=True)
+        ]
+        rest = self.parts.steps_per_quarter * 2.0 ** -self.density  # sparser: longer rests
+        self._entering = [part for part, n in enumerate(self._silent_steps) if n > rest]
         last = self.parts.off_base - 1
         while len(changes) < MAX_CHANGES:
             token = self._sample_backing(last)
@@ -131,7 +143,12 @@ class BackingTransformer(MusicTransformer):
         ended = [(part, pitch) for part, held in enumerate(self.sounding) for pitch in held]
         self._pending = [self.parts.off(part, pitch) for part, pitch in ended]
         self.sounding = [set() for _ in range(self.parts.parts)]
+        self._enter_all()
         return sorted(ended)
+
+    def _enter_all(self) -> None:
+        """Every part enters at the next step (from a reset or a silence)."""
+        self._silent_steps = [self.parts.steps_per_quarter] * self.parts.parts
 
     # --- sampling -------------------------------------------------------------------------
     def _token_of(self, change: Change) -> int:
@@ -161,6 +178,15 @@ class BackingTransformer(MusicTransformer):
                 for pitch in held:
                     allowed[p.on(part, pitch)] = False
         allowed[: last + 1] = False
+        if self._entering:  # parts that must enter on this step, in order
+            ahead = [q for q in self._entering if not self.sounding[q] and p.on(q, 127) > last]
+            if ahead:
+                entry = np.zeros_like(allowed)
+                base = p.on(ahead[0], 0)
+                entry[base : base + 128] = allowed[base : base + 128]
+                candidates = np.flatnonzero(entry)
+                scores = self.logits.astype(np.float64)[candidates]
+                return int(candidates[sample(scores, self.knobs, self.rng)])
         candidates = np.flatnonzero(allowed)
         logits = self.logits.astype(np.float64)
         rest = np.ones(self.vocab_size, dtype=bool)
@@ -199,15 +225,7 @@ def accompany(
     for (part, pitch), start in starts.items():
         found[part].append((start, steps, pitch))
     generator.silence()
-    parts = []
-    for items in found:
-        notes = np.zeros(len(items), dtype=GRID_NOTE_DTYPE)
-        if items:
-            start, end, pitch = np.array(sorted(items)).T
-            notes["start"], notes["end"], notes["pitch"] = start, end, pitch
-            notes["velocity"] = velocity
-        parts.append(notes)
-    return parts
+    return [make_grid_notes(sorted(items), velocity) for items in found]
 
 
 __all__ = ["BackingTransformer", "Change", "accompany"]

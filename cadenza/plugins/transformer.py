@@ -76,6 +76,10 @@ class MusicTransformer(Generator):
             self.conditions: list[str] = list(model["styles"])  # "any", then the styles
         except (KeyError, TypeError, ValueError) as e:
             raise BundleError(bundle.path / "manifest.yaml", f"field 'model' lacks {e}") from None
+        # Trained with no untagged windows (style_dropout 0), the model never learnt "any":
+        # it plays in its first style unless told another.
+        if float(model.get("style_dropout", 0.1)) == 0.0 and len(self.conditions) > 1:
+            self.style = self.conditions[1]
         self.prefill_session = create_session(bundle, "prefill")
         self.step_session = create_session(bundle, "step")
         size = context or bundle.manifest.get("context", DEFAULT_CONTEXT)

@@ -10,15 +10,12 @@ import pytest
 
 from cadenza.errors import ConfigError
 from cadenza.eval.backing import beat_agreement, check_backing, evaluate_backing
-from cadenza.pianoroll import GRID_NOTE_DTYPE
+from cadenza.pianoroll import make_grid_notes
 from cadenza.plugins import load_generator
 
 
 def grid_notes(*notes: tuple[int, int, int]) -> np.ndarray:
-    out = np.zeros(len(notes), dtype=GRID_NOTE_DTYPE)
-    for i, (start, end, pitch) in enumerate(notes):
-        out[i] = (start, end, pitch, 80)
-    return out
+    return make_grid_notes(notes)
 
 
 def test_agreement_counts_pitch_classes_on_beats_where_both_sound():
