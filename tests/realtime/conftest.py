@@ -319,3 +319,19 @@ def sounding_after(messages: Sequence[Sequence[int]]) -> dict[tuple[int, int], i
             if not notes[key]:
                 del notes[key]
     return notes
+
+
+def spawn_live(player: Player, *args: str, timeout: float = 20.0) -> tuple[subprocess.Popen, str]:
+    """`cadenza live ARGS` in its own process on the test's JACK server, once its ports are
+    open; returns the process and its port-name prefix."""
+    name = unique("cadenza")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cadenza.cli", "live", "--port-name", name, *args],
+        env={**os.environ, "CADENZA_MIDI_API": "jack"}, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    while f"{name} in" not in " ".join(player.midi.get_ports()):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"cadenza live never opened its ports: {process.stderr.read()}")
+        time.sleep(0.1)
+    return process, name

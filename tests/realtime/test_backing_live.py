@@ -17,7 +17,7 @@ import pytest
 from cadenza.realtime.clock import song_position_message
 from cadenza.realtime.keys import TerminalKeys
 from cadenza.realtime.live import status_line
-from tests.realtime.conftest import ARRIVAL_TIMEOUT, sounding_after, unique
+from tests.realtime.conftest import ARRIVAL_TIMEOUT, sounding_after, spawn_live, unique
 from tests.realtime.test_engine import RunningEngine, connect, note_ons
 
 BPM = 120.0
@@ -229,18 +229,10 @@ def test_a_failing_generator_stops_the_engine_with_every_note_ended(tiny_backing
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_leaves_no_backing_note_sounding(tiny_backing_bundle, player, recorder, signum):
-    name = unique("cadenza")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cadenza.cli", "live", "--mode", "backing", "--bundle",
-         str(tiny_backing_bundle), "--port-name", name, "--quiet", "--bpm", "200",
-         "--density", "3", "--seed", "1"],
-        env={**os.environ, "CADENZA_MIDI_API": "jack"}, stderr=subprocess.PIPE, text=True)
+    process, name = spawn_live(
+        player, "--mode", "backing", "--bundle", str(tiny_backing_bundle), "--quiet", "--bpm",
+        "200", "--density", "3", "--seed", "1")
     try:
-        deadline = time.monotonic() + 20
-        while f"{name} in" not in " ".join(player.midi.get_ports()):  # its ports are open
-            assert process.poll() is None, process.stderr.read()
-            assert time.monotonic() < deadline, "cadenza live never opened its ports"
-            time.sleep(0.1)
         recorder.connect(f"{name} out")
         recorder.wait_until(lambda messages: len(note_ons([(0, m) for m in messages])) >= 3)
         process.send_signal(signum)

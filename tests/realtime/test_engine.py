@@ -16,7 +16,7 @@ import pytest
 from cadenza.plugins import load_generator
 from cadenza.realtime.config import load_live_config
 from cadenza.realtime.live import open_engine
-from tests.realtime.conftest import sounding_after, unique
+from tests.realtime.conftest import sounding_after, spawn_live, unique
 
 PHRASE = [60, 64, 67, 72, 67, 64]
 NOTE_ON = 0x90
@@ -111,18 +111,10 @@ def test_playing_again_stops_the_answer(tiny_bundle, player, recorder):
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_mid_answer_leaves_no_sounding_note(tiny_bundle, player, recorder, signum):
-    name = unique("cadenza")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cadenza.cli", "live", "--bundle", str(tiny_bundle),
-         "--port-name", name, "--silence", "0.3", "--answer-length", "20 s", "--quiet",
-         "--seed", "1"],
-        env={**os.environ, "CADENZA_MIDI_API": "jack"}, stderr=subprocess.PIPE, text=True)
+    process, name = spawn_live(
+        player, "--bundle", str(tiny_bundle), "--silence", "0.3", "--answer-length", "20 s",
+        "--quiet", "--seed", "1")
     try:
-        deadline = time.monotonic() + 20
-        while f"{name} in" not in " ".join(player.midi.get_ports()):
-            assert process.poll() is None, process.stderr.read()
-            assert time.monotonic() < deadline, "cadenza live never opened its ports"
-            time.sleep(0.1)
         player.connect(f"{name} in")
         recorder.connect(f"{name} out")
         time.sleep(0.2)  # JACK makes connections at its next cycles
