@@ -62,7 +62,8 @@ models: $(VENV)/.dev
 	$(BIN)/cadenza export runs/transformer/best.pt -o models/transformer \
 		--name bach-chorales-transformer
 	# The backing model: the chorales as soprano (the player) over alto, tenor and bass.
-	$(BIN)/cadenza corpus prepare music21:bach --representation parts -o data/corpus/bach-parts
+	$(BIN)/cadenza corpus prepare music21:bach --representation parts \
+		-o data/corpus/bach-parts-excerpts
 	$(BIN)/cadenza train transformer --config configs/backing.yaml
 	$(BIN)/cadenza export runs/backing/best.pt -o models/backing --name bach-chorales-backing
 	# The VAE reads the pieces onto a bar grid itself (cached in data/vae/), one core.

@@ -128,24 +128,34 @@ class PartsCodec:
         backing: list[np.ndarray],
         bar_starts: np.ndarray,
         bar_steps: np.ndarray,
+        start: int = 0,
+        stop: int | None = None,
     ) -> np.ndarray:
         """Grid notes (GRID_NOTE_DTYPE, steps) of the player and of each backing part -> tokens,
-        one frame per step from 0 to the last note's end. Backing parts past `parts` are
-        left out; a pitch's second onset before its end in one part ends the first note."""
+        one frame per step from `start` (0) to `stop` (the last note's end). Backing parts past
+        `parts` are left out; a pitch's second onset before its end in one part ends the first
+        note. From a `start` inside the piece, the notes sounding there start in its first
+        frame: the excerpt says what sounds, as a live context does."""
         if len(backing) > self.parts:
             backing = backing[: self.parts]
         ends = [int(n["end"].max()) for n in (player, *backing) if len(n)]
         steps = max(ends, default=0) + 1
-        frames: list[list[int]] = [
-            [self.step(p)] for p in self.positions_of(steps, bar_starts, bar_steps)
-        ]
-        for part, notes in enumerate(backing):
+        stop = steps if stop is None else min(stop, steps)
+        positions = self.positions_of(steps, bar_starts, bar_steps)[start:stop]
+        frames: list[list[int]] = [[self.step(p)] for p in positions]
+
+        def place(notes: np.ndarray, off, on) -> None:
             for note in _monophonic_per_pitch(notes):
-                frames[note["end"]].append(self.off(part, note["pitch"]))
-                frames[note["start"]].append(self.on(part, note["pitch"]))
-        for note in _monophonic_per_pitch(player):
-            frames[note["end"]].append(self.player_off(note["pitch"]))
-            frames[note["start"]].append(self.player_on(note["pitch"]))
+                begin, end = max(int(note["start"]), start), int(note["end"])
+                if end <= start or begin >= stop:
+                    continue
+                if end < stop:
+                    frames[end - start].append(off(note["pitch"]))
+                frames[begin - start].append(on(note["pitch"]))
+
+        for part, notes in enumerate(backing):
+            place(notes, lambda q, k=part: self.off(k, q), lambda q, k=part: self.on(k, q))
+        place(player, self.player_off, self.player_on)
         return np.concatenate([np.sort(np.unique(f)) for f in frames]).astype(np.int16)
 
     def decode(self, tokens: np.ndarray, velocity: int = 80) -> tuple[np.ndarray, list[np.ndarray]]:

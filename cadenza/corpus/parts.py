@@ -21,6 +21,8 @@ from cadenza.parts import PartsCodec
 from cadenza.pianoroll import fitted_meter, grid_piece, quantize, read_meter
 
 PARTS = PartsCodec()
+EXCERPT_BARS = 8  # about 512 tokens of chorale
+HOP_BARS = 4
 
 
 @dataclass
@@ -101,7 +103,17 @@ def encode_parts(
         if any(len(p) and (p["pitch"].min() < 0 or p["pitch"].max() > 127) for p in moved):
             continue
         player = moved[0][:0] if i == withheld else moved[0]
-        sequences.append(codec.encode(player, moved[1:], bar_starts, bar_steps))
+        if not augment:
+            sequences.append(codec.encode(player, moved[1:], bar_starts, bar_steps))
+            continue
+        # Training excerpts of EXCERPT_BARS from every HOP_BARS-th bar line, each starting with
+        # what sounds there: windows as long as an excerpt then start where the model knows
+        # every sounding note, as live, instead of in the middle of notes it cannot see.
+        starts = [0, *bar_starts[HOP_BARS::HOP_BARS].tolist()]
+        for first in starts:
+            ahead = bar_starts[bar_starts > first]
+            stop = int(ahead[EXCERPT_BARS - 1]) if len(ahead) >= EXCERPT_BARS else None
+            sequences.append(codec.encode(player, moved[1:], bar_starts, bar_steps, first, stop))
     return sequences
 
 

@@ -30,14 +30,30 @@ def test_a_parts_corpus_records_its_representation_and_splits_by_piece(tiny_part
 def test_augmentation_transposes_all_parts_and_withholds_the_player_once():
     read = read_parts(resolve_source("music21:bach")[3])
     parts, bar_starts, bar_steps = read.parts, read.bar_starts, read.bar_steps
+    whole = encode_parts(parts, bar_starts, bar_steps)
     sequences = encode_parts(parts, bar_starts, bar_steps, augment=True, withheld=2)
     codec = PartsCodec()
-    assert len(sequences) == 7
-    with_player = [(s >= codec.player_off_base).any() for s in sequences]
+    per_shift = len(sequences) // 7
+    assert len(sequences) == 7 * per_shift and per_shift > 1  # excerpts of each transposition
+    with_player = [bool((s >= codec.player_off_base).any()) for s in sequences[::per_shift]]
     assert with_player == [True, True, False, True, True, True, True]
     _, low = codec.decode(sequences[0])
-    _, high = codec.decode(sequences[6])
+    _, high = codec.decode(sequences[6 * per_shift])
     assert np.array_equal(low[2]["pitch"] + 6, high[2]["pitch"])  # -3 and +3
+    assert max(len(s) for s in sequences) < len(whole[0])
+
+
+def test_an_excerpt_starts_with_the_notes_sounding_at_its_start():
+    read = read_parts(resolve_source("music21:bach")[3])
+    codec = PartsCodec()
+    start = int(read.bar_starts[4]) + 1  # just after a bar line: notes are held over it
+    excerpt = codec.encode(read.parts[0], read.parts[1:4], read.bar_starts, read.bar_steps,
+                           start, start + 64)
+    first_frame = excerpt[1 : int(np.flatnonzero(excerpt[1:] < codec.off_base)[0]) + 1]
+    sounding = {(k, int(n["pitch"])) for k, notes in enumerate(read.parts[1:4]) for n in notes
+                if n["start"] < start < n["end"]}
+    started = {codec.describe(t)[1:] for t in first_frame if codec.describe(t)[0] == "on"}
+    assert sounding and sounding <= started
 
 
 def test_a_piece_of_one_part_is_skipped_with_its_reason(tmp_path: Path, chorale_midi: Path):
