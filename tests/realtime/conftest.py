@@ -335,3 +335,17 @@ def spawn_live(player: Player, *args: str, timeout: float = 20.0) -> tuple[subpr
             raise AssertionError(f"cadenza live never opened its ports: {process.stderr.read()}")
         time.sleep(0.1)
     return process, name
+
+
+def interrupt_live(process: subprocess.Popen, signum: int, recorder: Recorder) -> None:
+    """Send `signum` to a running `cadenza live`: it must exit cleanly (status 0, no traceback)
+    and leave no note sounding at the recorder."""
+    try:
+        process.send_signal(signum)
+        assert process.wait(timeout=10) == 0, process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    time.sleep(0.2)
+    assert "Traceback" not in process.stderr.read()
+    assert sounding_after(recorder.messages) == {}

@@ -17,7 +17,13 @@ import pytest
 from cadenza.realtime.clock import song_position_message
 from cadenza.realtime.keys import TerminalKeys
 from cadenza.realtime.live import status_line
-from tests.realtime.conftest import ARRIVAL_TIMEOUT, sounding_after, spawn_live, unique
+from tests.realtime.conftest import (
+    ARRIVAL_TIMEOUT,
+    interrupt_live,
+    sounding_after,
+    spawn_live,
+    unique,
+)
 from tests.realtime.test_engine import RunningEngine, connect, note_ons
 
 BPM = 120.0
@@ -235,14 +241,10 @@ def test_a_signal_leaves_no_backing_note_sounding(tiny_backing_bundle, player, r
     try:
         recorder.connect(f"{name} out")
         recorder.wait_until(lambda messages: len(note_ons([(0, m) for m in messages])) >= 3)
-        process.send_signal(signum)
-        assert process.wait(timeout=10) == 0, process.stderr.read()
-    finally:
-        if process.poll() is None:
-            process.kill()
-    time.sleep(0.2)
-    assert "Traceback" not in process.stderr.read()
-    assert sounding_after(recorder.messages) == {}
+    except BaseException:
+        process.kill()
+        raise
+    interrupt_live(process, signum, recorder)
 
 
 @pytest.mark.parametrize("args, words", [

@@ -16,7 +16,7 @@ import pytest
 from cadenza.plugins import load_generator
 from cadenza.realtime.config import load_live_config
 from cadenza.realtime.live import open_engine
-from tests.realtime.conftest import sounding_after, spawn_live, unique
+from tests.realtime.conftest import interrupt_live, sounding_after, spawn_live, unique
 
 PHRASE = [60, 64, 67, 72, 67, 64]
 NOTE_ON = 0x90
@@ -119,19 +119,11 @@ def test_a_signal_mid_answer_leaves_no_sounding_note(tiny_bundle, player, record
         recorder.connect(f"{name} out")
         time.sleep(0.2)  # JACK makes connections at its next cycles
         play_phrase(player)
-        try:
-            recorder.wait_until(lambda messages: len(note_ons([(0, m) for m in messages])) >= 3)
-        except AssertionError:
-            process.kill()
-            raise AssertionError(process.stderr.read()[-3000:]) from None
-        process.send_signal(signum)
-        assert process.wait(timeout=10) == 0, process.stderr.read()
-    finally:
-        if process.poll() is None:
-            process.kill()
-    time.sleep(0.2)
-    assert "Traceback" not in process.stderr.read()
-    assert sounding_after(recorder.messages) == {}
+        recorder.wait_until(lambda messages: len(note_ons([(0, m) for m in messages])) >= 3)
+    except AssertionError:
+        process.kill()
+        raise AssertionError(process.stderr.read()[-3000:]) from None
+    interrupt_live(process, signum, recorder)
 
 
 def test_a_flood_of_input_is_bounded_and_the_engine_still_answers(tiny_bundle, player, recorder):
