@@ -349,3 +349,16 @@ def interrupt_live(process: subprocess.Popen, signum: int, recorder: Recorder) -
     time.sleep(0.2)
     assert "Traceback" not in process.stderr.read()
     assert sounding_after(recorder.messages) == {}
+
+
+def assert_live_fails_in_one_line(args: list[str], words: list[str]) -> None:
+    """`cadenza live ARGS` refuses with exit status 2 and one line holding every word."""
+    result = subprocess.run(
+        [sys.executable, "-m", "cadenza.cli", "live", "--quiet", "--port-name",
+         unique("cadenza"), *args],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "CADENZA_MIDI_API": "jack"})
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert all(word in lines[0] for word in words), lines[0]

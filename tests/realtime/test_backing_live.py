@@ -3,10 +3,7 @@ the DAW (MIDI clock, Start, a melody, Stop) into Cadenza and records what it sen
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -19,6 +16,7 @@ from cadenza.realtime.keys import TerminalKeys
 from cadenza.realtime.live import status_line
 from tests.realtime.conftest import (
     ARRIVAL_TIMEOUT,
+    assert_live_fails_in_one_line,
     interrupt_live,
     sounding_after,
     spawn_live,
@@ -256,26 +254,15 @@ def test_a_signal_leaves_no_backing_note_sounding(tiny_backing_bundle, player, r
 ])
 def test_bad_backing_settings_are_one_line_and_exit_2(tiny_backing_bundle, jack_server, args,
                                                       words):
-    assert_one_line_error(["--mode", "backing", "--bundle", str(tiny_backing_bundle), *args],
-                          words)
+    backing = ["--mode", "backing", "--bundle", str(tiny_backing_bundle)]
+    assert_live_fails_in_one_line([*backing, *args], words)
 
 
 def test_a_bundle_of_the_wrong_kind_is_one_line(tiny_backing_bundle, tiny_bundle, jack_server):
-    assert_one_line_error(["--mode", "backing", "--bundle", str(tiny_bundle)],
-                          ["bundle", "no backing parts"])
-    assert_one_line_error(["--bundle", str(tiny_backing_bundle)], ["mode", "--mode backing"])
-
-
-def assert_one_line_error(args: list[str], words: list[str]) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "cadenza.cli", "live", "--quiet", "--port-name",
-         unique("cadenza"), *args],
-        capture_output=True, text=True, timeout=60,
-        env={**os.environ, "CADENZA_MIDI_API": "jack"})
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert all(word in lines[0] for word in words), lines[0]
+    assert_live_fails_in_one_line(["--mode", "backing", "--bundle", str(tiny_bundle)],
+                                  ["bundle", "no backing parts"])
+    assert_live_fails_in_one_line(["--bundle", str(tiny_backing_bundle)],
+                                  ["mode", "--mode backing"])
 
 
 def wait_for(condition, timeout: float = ARRIVAL_TIMEOUT) -> None:

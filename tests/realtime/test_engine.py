@@ -3,10 +3,7 @@ Cadenza's input port and records its output port."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -16,7 +13,13 @@ import pytest
 from cadenza.plugins import load_generator
 from cadenza.realtime.config import load_live_config
 from cadenza.realtime.live import open_engine
-from tests.realtime.conftest import interrupt_live, sounding_after, spawn_live, unique
+from tests.realtime.conftest import (
+    assert_live_fails_in_one_line,
+    interrupt_live,
+    sounding_after,
+    spawn_live,
+    unique,
+)
 
 PHRASE = [60, 64, 67, 72, 67, 64]
 NOTE_ON = 0x90
@@ -240,15 +243,7 @@ def test_a_lost_input_port_reconnects_when_it_is_back(tiny_bundle, make_player, 
     (["--in", "no-such-keyboard-anywhere"], ["no-such-keyboard-anywhere"]),
 ])
 def test_bad_live_settings_are_one_line_and_exit_2(tiny_bundle, jack_server, args, words):
-    result = subprocess.run(
-        [sys.executable, "-m", "cadenza.cli", "live", "--bundle", str(tiny_bundle), "--quiet",
-         "--port-name", unique("cadenza"), *args],
-        capture_output=True, text=True, timeout=60,
-        env={**os.environ, "CADENZA_MIDI_API": "jack"})
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert all(word in lines[0] for word in words), lines[0]
+    assert_live_fails_in_one_line(["--bundle", str(tiny_bundle), *args], words)
 
 
 def test_synth_plays_the_answer_on_the_sound_card(tiny_bundle, player, recorder, audio):
