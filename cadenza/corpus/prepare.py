@@ -296,6 +296,13 @@ def load_styles(out_dir: Path, split: str) -> tuple[np.ndarray, list[str]]:
     return styles, names
 
 
+def corpus_representation(out_dir: str | Path) -> dict:
+    """What a prepared corpus's tokens are (its corpus.json `representation`; Performance
+    events for a corpus written before there was a choice)."""
+    meta = json.loads((Path(out_dir) / METADATA).read_text())
+    return dict(meta.get("representation") or PERFORMANCE.to_dict())
+
+
 def _fallback_style(source: object) -> str:
     name = str(source or "corpus").removeprefix("music21:")
     return Path(name).name or "corpus"

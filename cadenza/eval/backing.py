@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from cadenza.corpus.prepare import load_split
+from cadenza.corpus.prepare import corpus_representation, load_split
 from cadenza.errors import ConfigError
 from cadenza.parts import PartsCodec
 from cadenza.plugins.backing import BackingTransformer, accompany
@@ -72,10 +72,8 @@ def check_backing(
     """Agreement per beat with the real lower voices: with the player's part, and without."""
     tokens, offsets = load_split(Path(corpus), split)
     codec = generator.parts
-    meta = json.loads((Path(corpus) / "corpus.json").read_text())
-    if PartsCodec.from_dict(meta.get("representation", {})) != codec or (
-        meta.get("representation", {}).get("kind") != "parts"
-    ):
+    representation = corpus_representation(corpus)
+    if representation.get("kind") != "parts" or PartsCodec.from_dict(representation) != codec:
         raise ConfigError("--data", f"{corpus} is not a parts corpus of this bundle's layout")
     sequences = [np.asarray(tokens[a:b]) for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
     sequences = sequences[:pieces] if pieces else sequences

@@ -19,10 +19,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from cadenza.corpus.prepare import METADATA, load_split, load_styles
+from cadenza.corpus.prepare import corpus_representation, load_split, load_styles
 from cadenza.errors import CadenzaError
 from cadenza.eval.ngram import BigramKN
-from cadenza.events import PERFORMANCE
 from cadenza.parts import PartsCodec
 from cadenza.training.config import MODEL_CONFIGS, TrainConfig
 from cadenza.training.data import (
@@ -153,12 +152,6 @@ def evaluate_nll(
         count += int((y != IGNORE).sum())
     model.train()
     return total / max(count, 1)
-
-
-def corpus_representation(corpus: str | Path) -> dict:
-    """What a prepared corpus's tokens are (its corpus.json `representation`)."""
-    meta = json.loads((Path(corpus) / METADATA).read_text())
-    return dict(meta.get("representation") or PERFORMANCE.to_dict())
 
 
 def load_checkpoint(path: str | Path) -> dict:
