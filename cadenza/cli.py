@@ -325,8 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--clip-seconds", type=float, default=4.0, help="clip length (default 4)")
     render.add_argument("--clips-per-piece", type=int, default=4, help="clips per piece (4)")
     render.add_argument(
-        "--max-pieces-per-source", type=int, default=40, metavar="N",
-        help="at most N pieces of each source, the same ones every run (default 40)",
+        "--max-pieces-per-source", type=int, default=150, metavar="N",
+        help="at most N pieces of each source, the same ones every run (default 150)",
     )
     render.add_argument("--limit", type=int, default=None, help="first N pieces of each source")
     render.add_argument("--soundfont", help="a .sf2 file (default: the system's GM SoundFont)")

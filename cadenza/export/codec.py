@@ -9,15 +9,13 @@ each chunk with `decoder_context_frames` frames before it (see Codec.decode_chun
 
 from __future__ import annotations
 
-import io
-import warnings
-
 import numpy as np
 import onnxruntime as ort
 import torch
 from torch import nn
 
 from cadenza.errors import CadenzaError
+from cadenza.export import onnx_graph
 from cadenza.training.codec import Codec
 
 PARITY_SECONDS = 2.0
@@ -45,39 +43,22 @@ class DecoderGraph(nn.Module):
         return self.codec.decode(codes)
 
 
-def _export(module: nn.Module, example: torch.Tensor, inputs: str, outputs: str, axes) -> bytes:
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module.eval(),
-            (example,),
-            buffer,
-            dynamo=False,
-            input_names=[inputs],
-            output_names=[outputs],
-            dynamic_axes=axes,
-            opset_version=17,
-        )
-    return buffer.getvalue()
-
-
 def codec_graphs(codec: Codec) -> tuple[bytes, bytes]:
     """(encoder graph, decoder graph) as ONNX bytes."""
     codec = codec.eval()
     hop, k = codec.config.hop, codec.config.num_codebooks
-    encoder = _export(
+    encoder = onnx_graph(
         EncoderGraph(codec),
-        torch.zeros(1, 1, 4 * hop),
-        "audio",
-        "codes",
+        (torch.zeros(1, 1, 4 * hop),),
+        ["audio"],
+        ["codes"],
         {"audio": {0: "batch", 2: "samples"}, "codes": {0: "batch", 2: "frames"}},
     )
-    decoder = _export(
+    decoder = onnx_graph(
         DecoderGraph(codec),
-        torch.zeros(1, k, 4, dtype=torch.int64),
-        "codes",
-        "audio",
+        (torch.zeros(1, k, 4, dtype=torch.int64),),
+        ["codes"],
+        ["audio"],
         {"codes": {0: "batch", 1: "codebooks", 2: "frames"}, "audio": {0: "batch", 2: "samples"}},
     )
     return encoder, decoder

@@ -27,11 +27,10 @@ import numpy as np
 import torch
 
 from cadenza.errors import CadenzaError
+from cadenza.plugins.text_encoder import GRAPH, TOKENIZER, cache_dir, find_text_encoder
 
 EMBEDDING_DIM = 384
 PARITY_COSINE = 0.999  # the least cosine to sentence-transformers, float32 or float16
-GRAPH = "text_encoder.onnx"
-TOKENIZER = "tokenizer.json"
 PARITY_CAPTIONS = (
     "a church organ playing a slow Bach chorale in a low register",
     "an acoustic guitar playing a moderately paced folk tune in a high register",
@@ -163,3 +162,14 @@ def _half(graph: bytes) -> bytes:
 
     model = convert_float_to_float16(onnx.load_from_string(graph), keep_io_types=True)
     return model.SerializeToString()
+
+
+def cached_text_encoder(*, progress: bool = True):
+    """The runtime TextEncoder from the cache, exported there (float16, parity-checked) the
+    first time: the one the codec LM trains with and `cadenza audio` plays with."""
+    folder = cache_dir()
+    if not (folder / GRAPH).is_file():
+        if progress:
+            print(f"exporting the text encoder (all-MiniLM-L6-v2) to {folder}, once")
+        export_text_encoder(folder, half=True)
+    return find_text_encoder(folder)

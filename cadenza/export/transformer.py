@@ -7,8 +7,6 @@ enough that the window slides during the rollout.
 
 from __future__ import annotations
 
-import io
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +16,12 @@ import torch
 from cadenza.bundle import FORMAT, write_bundle
 from cadenza.errors import CadenzaError
 from cadenza.events import PERFORMANCE
-from cadenza.export import round_weights_to_float16, store_weights_float16, training_record
+from cadenza.export import (
+    onnx_graph,
+    round_weights_to_float16,
+    store_weights_float16,
+    training_record,
+)
 from cadenza.plugins.transformer import KVCache
 from cadenza.training.transformer import MusicTransformer, TransformerPrefill, TransformerStep
 
@@ -27,20 +30,10 @@ PARITY_CONTEXT = 128  # slots in the parity run's cache: the window slides after
 PARITY_TOLERANCE = 1e-4
 
 
-def _export(module: torch.nn.Module, example: tuple, inputs: list[str], outputs: list[str],
-            dynamic: dict[str, dict[int, str]]) -> bytes:
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module.eval(), example, buffer, dynamo=False, input_names=inputs,
-                          output_names=outputs, dynamic_axes=dynamic, opset_version=17)
-    return buffer.getvalue()
-
-
 def graphs(model: MusicTransformer) -> dict[str, bytes]:
     c = model.config
     layers, heads, head_dim = c.num_layers, c.num_heads, c.d_model // c.num_heads
-    prefill = _export(
+    prefill = onnx_graph(
         TransformerPrefill(model), (torch.zeros(1, 8, dtype=torch.int64),), ["tokens"],
         ["logits", "keys", "values"],
         {"tokens": {1: "length"}, "keys": {2: "length"}, "values": {2: "length"}},
@@ -49,7 +42,7 @@ def graphs(model: MusicTransformer) -> dict[str, bytes]:
     positions = torch.full((size,), -1, dtype=torch.int64)
     positions[:4] = torch.arange(4)
     cache = torch.zeros(layers, heads, size, head_dim)
-    step = _export(
+    step = onnx_graph(
         TransformerStep(model),
         (torch.zeros(1, dtype=torch.int64), torch.tensor([4]), cache, cache.clone(), positions),
         ["token", "position", "cache_k", "cache_v", "cache_positions"],

@@ -46,6 +46,25 @@ class CodebookPattern:
             return np.broadcast_to(t, (self.num_codebooks, frames)).astype(np.int64)
         return (t * self.num_codebooks + k).astype(np.int64)  # flatten
 
+    def frame_steps(self, frame: int) -> np.ndarray:
+        """(K,) the steps at which frame `frame`'s codes are placed (constant time: a
+        generator asks this at every step of an endless stream)."""
+        k = np.arange(self.num_codebooks)
+        if self.name == "delay":
+            return frame + k
+        if self.name == "parallel":
+            return np.full(self.num_codebooks, frame)
+        return frame * self.num_codebooks + k
+
+    def placed(self, step: int) -> np.ndarray:
+        """(K,) bool: where step `step` holds a code rather than the special token."""
+        k = np.arange(self.num_codebooks)
+        if self.name == "delay":
+            return step - k >= 0
+        if self.name == "parallel":
+            return np.full(self.num_codebooks, step >= 0)
+        return k == step % self.num_codebooks
+
     def length(self, frames: int) -> int:
         """Steps in the pattern sequence of `frames` frames."""
         if frames <= 0:

@@ -49,3 +49,15 @@ def sample(logits: np.ndarray, knobs: Knobs, rng: np.random.Generator) -> int:
     # Inverse CDF: one uniform draw, cheaper than rng.choice for a single sample.
     index = int(np.searchsorted(np.cumsum(probs), rng.random() * probs.sum(), side="right"))
     return min(index, probs.size - 1)
+
+
+def guided(conditional: np.ndarray, unconditional: np.ndarray, coefficient: float) -> np.ndarray:
+    """Classifier-free guidance (Ho & Salimans 2022), on logits as MusicGen applies it:
+    unconditional + coefficient * (conditional - unconditional). 1 is the conditional model,
+    0 the unconditional one, above 1 follows the condition more closely than it learnt to."""
+    return unconditional + coefficient * (conditional - unconditional)
+
+
+def sample_rows(logits: np.ndarray, knobs: Knobs, rng: np.random.Generator) -> np.ndarray:
+    """One class per row of (rows, classes) logits (a codec LM's K codebooks), int64."""
+    return np.array([sample(row, knobs, rng) for row in logits], dtype=np.int64)

@@ -7,6 +7,7 @@ No torch: the graph is all-MiniLM-L6-v2 exported by cadenza/export/text_encoder.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -67,3 +68,26 @@ class TextEncoder:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         return self.encode(texts)[2]
+
+
+GRAPH = "text_encoder.onnx"
+TOKENIZER = "tokenizer.json"
+
+
+def cache_dir() -> Path:
+    """Where the exported text encoder is kept for every bundle that needs it: 45 MB, too
+    big to ship in each bundle ($CADENZA_CACHE, else ~/.cache/cadenza)."""
+    root = os.environ.get("CADENZA_CACHE") or Path.home() / ".cache" / "cadenza"
+    return Path(root) / "text-encoder"
+
+
+def find_text_encoder(*folders: Path) -> TextEncoder:
+    """The text encoder in the first of `folders` (a bundle's own), else the cache; a
+    one-line CadenzaError saying how to prepare it when there is none."""
+    for folder in (*folders, cache_dir()):
+        if (folder / GRAPH).is_file() and (folder / TOKENIZER).is_file():
+            return TextEncoder(folder / GRAPH, folder / TOKENIZER)
+    raise CadenzaError(
+        f"no text encoder in {cache_dir()}: run `cadenza audio --prepare` once "
+        "(it needs pip install 'cadenza[train]' for the export)"
+    )

@@ -21,7 +21,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -38,7 +37,7 @@ from cadenza.training.codec_losses import (
     mel_distance,
     si_sdr,
 )
-from cadenza.training.config import _apply
+from cadenza.training.config import _apply, apply_overrides
 
 KIND = "codec"
 
@@ -67,15 +66,7 @@ def load_codec_config(path: str | Path | None, overrides: list[str] | None) -> C
     """Defaults, then the YAML file, then each `key=value` (`model.channels=16`)."""
     config = CodecTrainConfig()
     _apply(config, read_settings(Path(path)) if path is not None else {})
-    for item in overrides or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(item, "expected key=value")
-        *parents, last = key.split(".")
-        nested: dict[str, Any] = {last: raw}
-        for part in reversed(parents):
-            nested = {part: nested}
-        _apply(config, nested)
+    apply_overrides(config, overrides)
     if config.batch_size < 1 or config.crop_seconds <= 0:
         raise ConfigError("batch_size/crop_seconds", "must be positive")
     return config

@@ -106,6 +106,22 @@ def _apply(obj: Any, values: dict[str, Any], prefix: str = "") -> None:
             setattr(obj, key, _coerce(name, value, current))
 
 
+def apply_overrides(config: Any, overrides: list[str] | None) -> None:
+    """Each `key=value` of the command line onto `config`; dotted keys reach nested fields
+    (`model.d_model=256`), values are coerced to the field's type."""
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(item, "expected key=value")
+        nested: dict[str, Any] = {}
+        cursor = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            cursor = cursor.setdefault(part, {})
+        cursor[parts[-1]] = raw
+        _apply(config, nested)
+
+
 def load_config(
     path: str | Path | None = None, overrides: list[str] | None = None, kind: str | None = None
 ) -> TrainConfig:
@@ -122,17 +138,7 @@ def load_config(
         raise ConfigError("kind", f"unknown model {named!r} (known: {', '.join(MODEL_CONFIGS)})")
     config = TrainConfig(kind=named, model=MODEL_CONFIGS[named](), out=f"runs/{named}")
     _apply(config, values)
-    for item in overrides or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(item, "expected key=value")
-        nested: dict[str, Any] = {}
-        cursor = nested
-        parts = key.split(".")
-        for part in parts[:-1]:
-            cursor = cursor.setdefault(part, {})
-        cursor[parts[-1]] = raw
-        _apply(config, nested)
+    apply_overrides(config, overrides)
     if config.seq_len < 2:
         raise ConfigError("seq_len", "must be at least 2")
     if config.batch_size < 1:

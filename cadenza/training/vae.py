@@ -32,7 +32,7 @@ from torch import nn
 
 from cadenza.errors import ConfigError, read_settings
 from cadenza.pianoroll import Grid
-from cadenza.training.config import _apply
+from cadenza.training.config import _apply, apply_overrides
 
 CHANNELS = 3  # onset, hold, velocity (cadenza.pianoroll)
 
@@ -103,17 +103,7 @@ def load_vae_config(
         raise ConfigError("kind", f"{path} is for {values['kind']!r}, not 'vae'")
     config = VAETrainConfig()
     _apply(config, values)
-    for item in overrides or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(item, "expected key=value")
-        *parents, last = key.split(".")
-        nested: dict[str, Any] = {}
-        cursor = nested
-        for part in parents:
-            cursor = cursor.setdefault(part, {})
-        cursor[last] = raw
-        _apply(config, nested)
+    apply_overrides(config, overrides)
     for name in ("batch_size", "max_steps", "eval_pairs"):
         if getattr(config, name) < 1:
             raise ConfigError(name, "must be at least 1")
