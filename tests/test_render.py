@@ -106,6 +106,15 @@ def test_write_wav_clips_rather_than_wraps(tmp_path):
     assert audio.tolist() == [[0, 16384], [32767, -32767], [32767, -32767]]
 
 
+def test_write_wav_mono_round_trip(tmp_path):
+    # `cadenza audio -o`: the codec's mono 24 kHz chunks, joined, come back as written.
+    chunks = [np.sin(np.arange(start, start + 1920) / 9).astype(np.float32) * 0.5
+              for start in range(0, 1920 * 3, 1920)]
+    params, audio = read_wav(write_wav(np.concatenate(chunks), tmp_path / "mono.wav", 24000))
+    assert (params.nchannels, params.framerate, params.nframes) == (1, 24000, 1920 * 3)
+    assert np.abs(audio[:, 0] / 32767 - np.concatenate(chunks)).max() <= 1 / 32767
+
+
 def test_missing_soundfont_names_the_path(tmp_path):
     missing = tmp_path / "nowhere" / "piano.sf2"
     with pytest.raises(CadenzaError, match="nowhere/piano.sf2"):

@@ -79,7 +79,7 @@ def stop_jack(process: subprocess.Popen | None) -> None:
     if process is None or process.poll() is not None:
         return
     if "sounddevice" in sys.modules:
-        from cadenza.realtime.synth import release_audio_devices
+        from cadenza.realtime.audio_out import release_audio_devices
 
         release_audio_devices()
     process.terminate()

@@ -22,8 +22,8 @@ import pytest
 import rtmidi
 
 from cadenza.errors import CadenzaError
+from cadenza.realtime.audio_out import rescan_audio_devices
 from cadenza.realtime.jack import start_dummy_jack, stop_jack
-from cadenza.realtime.synth import rescan_audio_devices
 
 JACK = rtmidi.API_UNIX_JACK
 ARRIVAL_TIMEOUT = 10.0  # seconds: a functional limit ("never arrived"), not a latency target
