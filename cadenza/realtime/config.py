@@ -161,10 +161,14 @@ class LiveConfig:
         return out
 
 
+def linear_from_cc(value: int, low: float, high: float) -> float:
+    """A CC value 0..127 to low..high, linearly (out-of-range values are clamped)."""
+    return low + (high - low) * min(max(value, 0), 127) / 127
+
+
 def temperature_from_cc(value: int) -> float:
     """A CC value 0..127 to a temperature 0.1..2.0, linearly, as Magenta's MIDI interface."""
-    low, high = TEMPERATURE_RANGE
-    return low + (high - low) * min(max(value, 0), 127) / 127
+    return linear_from_cc(value, *TEMPERATURE_RANGE)
 
 
 def style_from_cc(value: int, styles: list[str]) -> str | None:

@@ -1,7 +1,8 @@
 """Knobs on the computer keyboard, for a player whose controller has none to spare.
 
-A thread reads single keys from the terminal in cbreak mode (no Enter needed) and turns
-the engine's knobs; the terminal is restored however the engine stops.
+A thread reads single keys from the terminal in cbreak mode (no Enter needed) and hands each
+to a press function (TerminalKeys: the live engine's knobs; cadenza.realtime.audio_knobs:
+a generated audio stream's); the terminal is restored however the program stops.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 import select
 import sys
 import threading
+from collections.abc import Callable
 
 KEYS_HELP = (
     "keys: +/- temperature  [/] answer (backing: loop) bars  </> silence  (/) density  "
@@ -18,9 +20,11 @@ KEYS_HELP = (
 DENSITY_STEP = 0.5  # of the backing's note-on bias, per key press
 
 
-class TerminalKeys:
-    def __init__(self, engine) -> None:
-        self.engine = engine
+class KeyReader:
+    """Reads single keys from the terminal on a thread of its own; `press(key)` gets each."""
+
+    def __init__(self, press: Callable[[str], None]) -> None:
+        self._press = press
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._saved = None
@@ -57,7 +61,15 @@ class TerminalKeys:
             if ready:
                 key = os.read(fd, 1).decode(errors="ignore")
                 if key:
-                    self.press(key)
+                    self._press(key)
+
+
+class TerminalKeys(KeyReader):
+    """The live engine's knobs on keys (KEYS_HELP)."""
+
+    def __init__(self, engine) -> None:
+        super().__init__(self.press)
+        self.engine = engine
 
     def press(self, key: str) -> None:
         engine = self.engine
