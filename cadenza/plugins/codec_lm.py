@@ -128,6 +128,7 @@ class CodecLM(Generator):
         # The prompt in pattern form: its codes are forced, not sampled; the steps whose every
         # token it fixes are taken in now.
         self.known = self.pattern.build(codes, self.codebook_size)
+        self.prompt_frames = codes.shape[1]  # new audio starts after them
         while self.step_index < self.known.shape[1] and self._determined(self.step_index).all():
             self.extend(self.known[:, self.step_index : self.step_index + 1])
 
@@ -210,7 +211,9 @@ class CodecLM(Generator):
     def stream(self, chunk_frames: int = CHUNK_FRAMES) -> Iterator[np.ndarray]:
         """Endless mono float32 chunks of `chunk_frames` frames of new audio, after what
         `prime` was given. Knobs (temperature, top-k, cfg, the prompt) apply from the next step."""
-        done = self.frames
+        # The last prompt frames complete only as the first new ones are generated (a
+        # pattern spreads a frame over steps): new audio starts after the prompt's.
+        done = max(self.frames, self.prompt_frames)
         while True:
             while self.frames < done + chunk_frames:
                 self.step()

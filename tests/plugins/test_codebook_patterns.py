@@ -72,3 +72,16 @@ def test_unknown_pattern_names_the_valid_ones():
 def test_build_refuses_wrong_codebook_count():
     with pytest.raises(CadenzaError, match=r"shape \(4, frames\)"):
         get_pattern("delay", 4).build(np.zeros((3, 5), np.int64), SPECIAL)
+
+
+@pytest.mark.parametrize("name", PATTERN_NAMES)
+@pytest.mark.parametrize("k", [1, 4])
+def test_frame_steps_and_placed_agree_with_the_layout(name, k):
+    pattern = get_pattern(name, k)
+    frames = 7
+    steps = pattern.steps(frames)
+    for t in range(frames):
+        np.testing.assert_array_equal(pattern.frame_steps(t), steps[:, t])
+    mask = pattern.mask(frames)
+    for s in range(mask.shape[1] - k):  # the tail of a finite sequence lacks later frames
+        np.testing.assert_array_equal(pattern.placed(s), mask[:, s])

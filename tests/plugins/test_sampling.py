@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cadenza.plugins.sampling import Knobs, sample
+from cadenza.plugins.sampling import Knobs, guided, sample, sample_rows
 
 LOGITS = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
 
@@ -53,3 +53,21 @@ def test_same_seed_same_draws():
 def test_bad_knob_values_are_refused(kwargs):
     with pytest.raises(ValueError):
         Knobs(**kwargs)
+
+
+def test_guidance_of_one_is_the_conditional_and_zero_the_unconditional():
+    conditional, unconditional = np.array([1.0, 3.0, -2.0]), np.array([0.5, 0.5, 0.5])
+    np.testing.assert_allclose(guided(conditional, unconditional, 1.0), conditional)
+    np.testing.assert_allclose(guided(conditional, unconditional, 0.0), unconditional)
+
+
+def test_guidance_above_one_pushes_further_from_the_unconditional():
+    conditional, unconditional = np.array([2.0, 0.0]), np.array([1.0, 1.0])
+    np.testing.assert_allclose(guided(conditional, unconditional, 3.0), [4.0, -2.0])
+
+
+def test_sample_rows_draws_one_class_per_row():
+    logits = np.full((4, 10), -50.0)
+    logits[np.arange(4), [3, 1, 4, 1]] = 50.0
+    drawn = sample_rows(logits, Knobs(temperature=1.0), np.random.default_rng(0))
+    np.testing.assert_array_equal(drawn, [3, 1, 4, 1])

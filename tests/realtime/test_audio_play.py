@@ -1,0 +1,41 @@
+"""`cadenza audio` to the sound card: a codec-lm bundle streamed to the test JACK server."""
+
+from __future__ import annotations
+
+import pytest
+
+from cadenza.realtime.audio_play import load_codec_lm, play, prime
+
+pytest.importorskip("soxr")
+
+
+def test_five_seconds_stream_to_jack_without_underruns(audio, tiny_codec_lm_bundle, text_encoder):
+    lm = load_codec_lm(str(tiny_codec_lm_bundle), seed=2)
+    lm._text_encoder = text_encoder
+    prime(lm, "a string ensemble playing a Bach chorale", None)
+    run = play(lm, 5.0, device=audio, status=False)
+    assert run.underruns == 0
+    assert run.peak > 1e-3  # not silence
+    assert run.seconds == pytest.approx(5.0, abs=0.05)
+
+
+def test_stream_is_ended_by_the_quit_knob(audio, tiny_codec_lm_bundle):
+    from cadenza.realtime.audio_knobs import AudioKnobs
+
+    lm = load_codec_lm(str(tiny_codec_lm_bundle), seed=2)
+    prime(lm, None, None)
+    knobs = AudioKnobs(lm, temperature="knobs.temperature", cfg="cfg")
+    knobs.press("q")
+    run = play(lm, None, device=audio, knobs=knobs, status=False)  # endless, but for q
+    assert run.seconds < 5.0
+
+
+def test_knobs_turn_the_plugin_itself(tiny_codec_lm_bundle):
+    from cadenza.realtime.audio_knobs import AudioKnobs
+
+    lm = load_codec_lm(str(tiny_codec_lm_bundle), seed=2)
+    knobs = AudioKnobs(lm, temperature="knobs.temperature", cfg="cfg")
+    before_t, before_cfg = lm.knobs.temperature, lm.cfg
+    knobs.press("+")
+    knobs.press("]")
+    assert lm.knobs.temperature > before_t and lm.cfg > before_cfg
