@@ -26,6 +26,7 @@ from cadenza.errors import CadenzaError
 from cadenza.export import onnx_graph, round_weights_to_float16, store_weights_float16
 from cadenza.export.codec import codec_graphs
 from cadenza.export.codec import parity_check as codec_parity
+from cadenza.export.transformer import example_cache
 from cadenza.plugins.codebook_patterns import get_pattern
 from cadenza.plugins.transformer import KVCache
 from cadenza.training.codec import decoder_context_frames
@@ -50,10 +51,7 @@ def lm_graphs(model: CodecLM) -> dict[str, bytes]:
         ["logits", "keys", "values"],
         {},
     )
-    size = 16
-    positions = torch.full((size,), -1, dtype=torch.int64)
-    positions[:4] = torch.arange(4)
-    cache = torch.zeros(layers, heads, size, head_dim)
+    cache, positions = example_cache(layers, heads, head_dim)
     step = onnx_graph(
         CodecLMStep(model),
         (

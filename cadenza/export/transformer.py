@@ -30,6 +30,15 @@ PARITY_CONTEXT = 128  # slots in the parity run's cache: the window slides after
 PARITY_TOLERANCE = 1e-4
 
 
+def example_cache(layers: int, heads: int, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A step graph's example cache to trace with: 16 slots, the first 4 filled (the
+    cache's length stays a free axis of the graph)."""
+    size = 16
+    positions = torch.full((size,), -1, dtype=torch.int64)
+    positions[:4] = torch.arange(4)
+    return torch.zeros(layers, heads, size, head_dim), positions
+
+
 def graphs(model: MusicTransformer) -> dict[str, bytes]:
     c = model.config
     layers, heads, head_dim = c.num_layers, c.num_heads, c.d_model // c.num_heads
@@ -38,10 +47,7 @@ def graphs(model: MusicTransformer) -> dict[str, bytes]:
         ["logits", "keys", "values"],
         {"tokens": {1: "length"}, "keys": {2: "length"}, "values": {2: "length"}},
     )
-    size = 16
-    positions = torch.full((size,), -1, dtype=torch.int64)
-    positions[:4] = torch.arange(4)
-    cache = torch.zeros(layers, heads, size, head_dim)
+    cache, positions = example_cache(layers, heads, head_dim)
     step = onnx_graph(
         TransformerStep(model),
         (torch.zeros(1, dtype=torch.int64), torch.tensor([4]), cache, cache.clone(), positions),
