@@ -55,6 +55,12 @@ models: $(VENV)/.dev
 		--max-pieces-per-source 500 -o data/corpus/music21-styles
 	# The style critic that `cadenza eval` runs: which of the three styles a piece sounds like.
 	$(BIN)/python -m cadenza.training.critic --data data/corpus/music21-styles -o models/style-critic
+	# The instrument critic that judges codec-lm's audio: which GM instrument a clip sounds
+	# like, and its embeddings for a Frechet distance to real clips (our FAD).
+	$(BIN)/cadenza corpus render music21:bach music21:palestrina music21:folk \
+		--max-pieces-per-source 150
+	$(BIN)/python -m cadenza.training.instrument_critic \
+		--data data/audio/music21-bach+music21-palestrina+music21-folk -o models/instrument-critic
 	$(BIN)/cadenza train performance-rnn --config configs/performance-rnn.yaml
 	$(BIN)/cadenza export runs/performance-rnn/best.pt -o models/performance-rnn \
 		--name bach-chorales-lstm

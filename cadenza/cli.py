@@ -148,7 +148,8 @@ def cmd_audio(args: argparse.Namespace) -> None:
     try:
         if knobs.start():
             print(AUDIO_KEYS_HELP)
-        run = play(lm, args.seconds, device=args.device, knobs=knobs, status=not args.quiet)
+        device = int(args.device) if args.device and args.device.isdigit() else args.device
+        run = play(lm, args.seconds, device=device, knobs=knobs, status=not args.quiet)
     finally:
         knobs.stop()
         if midi is not None:
