@@ -194,6 +194,25 @@ def train(config: CodecTrainConfig, *, resume: bool = False, progress: bool = Tr
                 torch.save(_checkpoint(codec, optimizer, step, best, config), out / "best.pt")
             torch.save(_checkpoint(codec, optimizer, step, best, config), out / "last.pt")
     bar.close()
+    return finish(out, config)
+
+
+def finish(out: Path, config: CodecTrainConfig) -> dict:
+    """The best checkpoint's figures on every test clip, beside the baseline's at the same
+    bit rate, written into it (the codec-lm export copies them) and to figures.json."""
+    path = out / "best.pt"
+    checkpoint = torch.load(path, weights_only=True, map_location="cpu")
+    codec = codec_from_checkpoint(checkpoint)
+    test_audio, _, _ = load_clips(config.data, "test")
+    test = validate(codec, test_audio, dataclasses.replace(config, eval_clips=len(test_audio)),
+                    torch.device("cpu"))
+    test = {k: [round(x, 4) for x in v] if isinstance(v, list) else round(v, 4)
+            for k, v in test.items()}
+    test["clips"] = len(test_audio)
+    checkpoint["test"] = test
+    torch.save(checkpoint, path)
+    figures = {"step": int(checkpoint["step"]), "test": test}
+    (out / "figures.json").write_text(json.dumps(figures, indent=2) + "\n")
     return figures
 
 
