@@ -354,6 +354,12 @@ def cmd_eval(args: argparse.Namespace) -> None:
                       progress=progress)
     else:
         bundle = args.bundle or default_bundle_path("performance-rnn")
+        if load_bundle(bundle).plugin == "codec-lm":  # audio: the instrument critic's check
+            from cadenza.eval.codec_lm import evaluate_codec_lm
+
+            evaluate_codec_lm(bundle, out, data=args.data, seed=args.seed, progress=progress)
+            print(f"{out / 'report.md'}: the report")
+            return
         if load_bundle(bundle).plugin == "backing":  # parts, not events: its own check
             from cadenza.eval.backing import evaluate_backing
 
