@@ -61,6 +61,11 @@ models: $(VENV)/.dev
 		--max-pieces-per-source 150
 	$(BIN)/python -m cadenza.training.instrument_critic \
 		--data data/audio/music21-bach+music21-palestrina+music21-folk -o models/instrument-critic
+	# codec-lm: the codec on the rendered clips, then the LM on its codes (the text encoder is
+	# exported into ~/.cache/cadenza on first use), one bundle of both.
+	$(BIN)/cadenza train codec --config configs/codec.yaml
+	$(BIN)/cadenza train codec-lm --config configs/codec-lm.yaml
+	$(BIN)/cadenza export runs/codec-lm/best.pt -o models/codec-lm --name music21-gm-codec-lm
 	$(BIN)/cadenza train performance-rnn --config configs/performance-rnn.yaml
 	$(BIN)/cadenza export runs/performance-rnn/best.pt -o models/performance-rnn \
 		--name bach-chorales-lstm
@@ -83,6 +88,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/live_latency.py
 	$(BIN)/python benchmarks/vae_latency.py
 	$(BIN)/python benchmarks/backing_soak.py
+	$(BIN)/python benchmarks/audio_rtf.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache
