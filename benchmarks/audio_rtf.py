@@ -36,7 +36,7 @@ def offline(bundle: str | None, seconds: float) -> tuple[float, float]:
 
 
 def streaming(bundle: str | None, seconds: float) -> tuple[float, float, int]:
-    from cadenza.realtime.audio_out import rescan_audio_devices, release_audio_devices
+    from cadenza.realtime.audio_out import release_audio_devices, rescan_audio_devices
     from cadenza.realtime.jack import start_dummy_jack, stop_jack
 
     name = f"cadenza-bench-{os.getpid()}"
