@@ -25,6 +25,7 @@ from tqdm import tqdm
 from cadenza.corpus.prepare import corpus_representation, load_split
 from cadenza.errors import ConfigError
 from cadenza.parts import PartsCodec
+from cadenza.pianoroll import make_grid_notes
 from cadenza.plugins.backing import BackingTransformer, accompany
 
 
@@ -34,6 +35,11 @@ class BeatAgreement:
     recall: float  # real pitch classes the generated parts sound, per beat
     beats: int  # beats where both sound something
     notes: int  # generated notes
+    # The same half a beat later: by then the backing has heard the player's note of the beat
+    # (on the beat itself it plays before it hears it, by design).
+    offbeat_agreement: float = 0.0
+    offbeat_recall: float = 0.0
+    real_notes: int = 0  # the real lower voices' notes, to compare `notes` with
 
 
 def pitch_classes_on_beats(parts: list[np.ndarray], beats: np.ndarray) -> list[set[int]]:
@@ -60,6 +66,16 @@ def beat_agreement(generated: list[np.ndarray], real: list[np.ndarray], beats: n
     return agree, recall, counted
 
 
+REFERENCES = ("reference: 3 random pitch classes a beat", "reference: the player's notes")
+
+
+def random_notes(steps: int, per_beat: int, rng: np.random.Generator) -> np.ndarray:
+    """Three random pitch classes held on every beat, as grid notes."""
+    items = [(start, start + per_beat, 60 + int(pc))
+             for start in range(0, steps, per_beat) for pc in rng.choice(12, 3, replace=False)]
+    return make_grid_notes(items, 80)
+
+
 def check_backing(
     generator: BackingTransformer,
     corpus: str | Path,
@@ -77,7 +93,9 @@ def check_backing(
         raise ConfigError("--data", f"{corpus} is not a parts corpus of this bundle's layout")
     sequences = [np.asarray(tokens[a:b]) for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
     sequences = sequences[:pieces] if pieces else sequences
-    totals = {"with the player": [0.0, 0.0, 0, 0], "player withheld": [0.0, 0.0, 0, 0]}
+    totals = {name: [0.0, 0.0, 0, 0, 0.0, 0.0, 0, 0]
+              for name in ("with the player", "player withheld", *REFERENCES)}
+    rng = np.random.default_rng(seed)
     for sequence in tqdm(sequences, desc="backing check", unit="piece", disable=not progress):
         positions = sequence[sequence < codec.off_base].astype(np.int64)
         player, real = codec.decode(sequence)
@@ -85,29 +103,46 @@ def check_backing(
             continue
         per_beat = codec.steps_per_quarter
         beats = np.flatnonzero(positions % per_beat == 0)
+        offbeats = np.flatnonzero(positions % per_beat == per_beat // 2)
         for name, given in (("with the player", player), ("player withheld", player[:0])):
             generator.seed(seed)
             generator.reset()
             generated = accompany(generator, given, positions)
-            agree, recall, counted = beat_agreement(generated, real, beats)
             total = totals[name]
-            total[0] += agree
-            total[1] += recall
-            total[2] += counted
+            for first, when in ((0, beats), (4, offbeats)):
+                agree, recall, counted = beat_agreement(generated, real, when)
+                total[first] += agree
+                total[first + 1] += recall
+                total[first + 2] += counted
             total[3] += sum(len(p) for p in generated)
+            total[7] += sum(len(p) for p in real)
+        # What the figures mean: three pitch classes drawn at random on every beat, and the
+        # player's own pitch class (a chorale's soprano note is mostly in its chord).
+        for name, notes in zip(REFERENCES, (random_notes(len(positions), per_beat, rng), player),
+                               strict=True):
+            total = totals[name]
+            for first, when in ((0, beats), (4, offbeats)):
+                agree, recall, counted = beat_agreement([notes], real, when)
+                total[first : first + 3] = [total[first] + agree, total[first + 1] + recall,
+                                            total[first + 2] + counted]
+            total[7] += sum(len(p) for p in real)
     return {
-        name: BeatAgreement(a / max(n, 1), r / max(n, 1), n, notes)
-        for name, (a, r, n, notes) in totals.items()
+        name: BeatAgreement(a / max(n, 1), r / max(n, 1), n, notes, oa / max(on, 1),
+                            orc / max(on, 1), real_notes)
+        for name, (a, r, n, notes, oa, orc, on, real_notes) in totals.items()
     }
 
 
 def backing_table(results: dict[str, BeatAgreement]) -> str:
     lines = [
-        "| backing | agreement (per beat) | recall (per beat) | beats | notes |",
-        "|---|---|---|---|---|",
+        "| backing | agreement on the beat | recall on the beat | agreement half a beat "
+        "later | recall half a beat later | beats | notes (real) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
-        lines.append(f"| {name} | {r.agreement:.3f} | {r.recall:.3f} | {r.beats} | {r.notes} |")
+        lines.append(f"| {name} | {r.agreement:.3f} | {r.recall:.3f} | "
+                     f"{r.offbeat_agreement:.3f} | {r.offbeat_recall:.3f} | {r.beats} | "
+                     f"{r.notes} ({r.real_notes}) |")
     return "\n".join(lines)
 
 

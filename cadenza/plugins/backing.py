@@ -39,6 +39,10 @@ class BackingTransformer(MusicTransformer):
         self.parts = PartsCodec.from_dict(representation)
         self.density = 0.0  # a bias on note-ons, in log-odds: above 0 busier, below sparser
         self.max_voices = 4  # notes one part holds at once
+        # A backing note held this long (at density 0; longer when sparser) ends: chorale
+        # voices hold 99% of their notes 3 beats or less, and a model that lost its way can
+        # otherwise hold one for the rest of the piece (see play_step).
+        self.max_hold_beats = 4.0
         super().__init__(bundle, seed=seed, context=context)
         if self.vocab_size != self.parts.vocab_size:
             raise BundleError(
@@ -52,6 +56,7 @@ class BackingTransformer(MusicTransformer):
 
     # --- state ----------------------------------------------------------------------------
     def reset(self) -> None:
+        self._held_steps: dict[tuple[int, int], int] = {}  # (part, pitch) -> steps sounding
         self.sounding: list[set[int]] = [set() for _ in range(self.parts.parts)]
         self.player_sounding: set[int] = set()
         self._pending: list[int] = []  # offs to write into the next frame (after a silence)
@@ -60,6 +65,7 @@ class BackingTransformer(MusicTransformer):
 
     def prime(self, events, conditions=None) -> None:
         super().prime(events, conditions)
+        self._held_steps = {}
         self.sounding = [set() for _ in range(self.parts.parts)]
         self.player_sounding = set()
         self._pending = []
@@ -71,8 +77,10 @@ class BackingTransformer(MusicTransformer):
         kind, part, pitch = self.parts.describe(token)
         if kind == ON:
             self.sounding[part].add(pitch)
+            self._held_steps[(part, pitch)] = 0
         elif kind == OFF:
             self.sounding[part].discard(pitch)
+            self._held_steps.pop((part, pitch), None)
         elif kind == PLAYER_ON:
             self.player_sounding.add(pitch)
         elif kind == PLAYER_OFF:
@@ -84,14 +92,15 @@ class BackingTransformer(MusicTransformer):
 
     def snapshot(self) -> tuple:
         sounding = [set(held) for held in self.sounding]
-        mine = (sounding, set(self.player_sounding), list(self._pending), list(self._silent_steps))
+        mine = (sounding, set(self.player_sounding), list(self._pending), list(self._silent_steps),
+                dict(self._held_steps))
         return super().snapshot(), mine
 
     def restore(self, state: tuple) -> None:
-        inner, (sounding, player, pending, silent) = state
+        inner, (sounding, player, pending, silent, held) = state
         super().restore(inner)
         self.sounding, self.player_sounding, self._pending = sounding, player, pending
-        self._silent_steps = silent
+        self._silent_steps, self._held_steps = silent, dict(held)
 
     # --- a step of the grid ---------------------------------------------------------------
     def play_step(self, position: int, forced: Iterable[Change] | None = None) -> list[Change]:
@@ -103,6 +112,17 @@ class BackingTransformer(MusicTransformer):
         for token in sorted(self._pending):
             self._feed(token)
         self._pending = []
+        for note in self._held_steps:
+            self._held_steps[note] += 1
+        if forced is None:
+            # Notes held past the limit end first on this step (the frame's smallest tokens:
+            # other note-offs of lower-numbered parts wait for the next step).
+            limit = self.max_hold_beats * self.parts.steps_per_quarter * 2.0 ** -self.density
+            overdue = [self.parts.off(part, pitch)
+                       for (part, pitch), held in self._held_steps.items() if held > limit]
+            for token in sorted(overdue):
+                changes.append(self._change(token))
+                self._feed(token)
         if forced is not None:
             tokens = sorted(self._token_of(c) for c in forced)
             for token in tokens:
@@ -118,7 +138,7 @@ class BackingTransformer(MusicTransformer):
         ]
         rest = self.parts.steps_per_quarter * 2.0 ** -self.density  # sparser: longer rests
         self._entering = [part for part, n in enumerate(self._silent_steps) if n > rest]
-        last = self.parts.off_base - 1
+        last = max((self._token_of(c) for c in changes), default=self.parts.off_base - 1)
         while len(changes) < MAX_CHANGES:
             token = self._sample_backing(last)
             if token is None:
@@ -143,6 +163,7 @@ class BackingTransformer(MusicTransformer):
         ended = [(part, pitch) for part, held in enumerate(self.sounding) for pitch in held]
         self._pending = [self.parts.off(part, pitch) for part, pitch in ended]
         self.sounding = [set() for _ in range(self.parts.parts)]
+        self._held_steps = {}
         self._enter_all()
         return sorted(ended)
 

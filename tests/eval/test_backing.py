@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cadenza.errors import ConfigError
-from cadenza.eval.backing import beat_agreement, check_backing, evaluate_backing
+from cadenza.eval.backing import REFERENCES, beat_agreement, check_backing, evaluate_backing
 from cadenza.pianoroll import make_grid_notes
 from cadenza.plugins import load_generator
 
@@ -31,7 +31,8 @@ def test_agreement_counts_pitch_classes_on_beats_where_both_sound():
 def test_the_check_reports_with_and_without_the_player(tiny_backing_bundle, tiny_parts_corpus):
     generator = load_generator(tiny_backing_bundle, seed=0)
     results = check_backing(generator, tiny_parts_corpus, split="train", pieces=3, progress=False)
-    assert set(results) == {"with the player", "player withheld"}
+    assert set(results) == {"with the player", "player withheld", *REFERENCES}
+    assert results["reference: the player's notes"].notes == 0  # what the figures mean
     for figures in results.values():
         assert figures.beats > 0
         assert 0.0 <= figures.agreement <= 1.0 and 0.0 <= figures.recall <= 1.0

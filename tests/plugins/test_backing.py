@@ -128,3 +128,14 @@ def test_plays_far_past_its_context_without_a_pause(backing: BackingTransformer)
         backing.hear()
     assert backing.cache.next_position > steps  # the window slid many times
     assert len(backing.history) == backing.cache.size - 1
+
+
+@pytest.mark.parametrize("beats", [0.5, 1.0])
+def test_no_backing_note_outlasts_the_hold_limit(backing: BackingTransformer, soprano, beats):
+    backing.max_hold_beats = beats
+    melody, positions = soprano
+    limit = beats * backing.parts.steps_per_quarter
+    for part in accompany(backing, melody, positions):
+        # A note ends on the step after it passes the limit; the piece's end may cut one.
+        inside = part[part["end"] < len(positions)]
+        assert len(inside) and (inside["end"] - inside["start"]).max() <= limit + 1

@@ -212,7 +212,8 @@ def test_mutate_loops_new_bars_and_loop_off_generates_on(tiny_backing_bundle):
     run(loop, at(16 * 7 - 4), now=at(16 * 3 - 4))
     ons = sink.ons()
     old, new = bars_of(ons, 2, 1), bars_of(ons, 4, 1)
-    assert new != old and bars_of(ons, 5, 1) == new and bars_of(ons, 6, 1) == new
+    assert new != old and bars_of(ons, 5, 1) == new
+    assert bars_of(ons, 6, 1) == [n for n in new if n[0] <= 12]  # the run ends at its step 12
     loop.toggle_loop()  # off: generation goes on from bar 8
     run(loop, at(16 * 12), now=at(16 * 7 - 4))
     ons = sink.ons()
