@@ -17,21 +17,20 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from cadenza.corpus.audio import load_clips
+from cadenza.corpus.audio import STYLE_PHRASES, TEMPO_PHRASES, caption, load_clips
 from cadenza.errors import CadenzaError
 from cadenza.eval.audio import frechet_distance, load_instrument_critic
 from cadenza.plugins import load_generator
 
-STYLE_WORDS = ("Bach chorale", "Palestrina mass movement", "folk tune")
-TEMPO_WORDS = ("slow", "moderately paced", "fast")
 DEFAULT_DATA = "data/audio/music21-bach+music21-palestrina+music21-folk"
 
 
 def prompts_for(instrument: str, count: int) -> list[str]:
-    """`count` prompts naming `instrument`: the caption template over styles and tempi, and
-    the bare name (a user's shortest prompt) as the first."""
-    article = "an" if instrument[0] in "aeiou" else "a"
-    worded = [f"{article} {instrument} playing a {t} {s}" for s in STYLE_WORDS for t in TEMPO_WORDS]
+    """`count` prompts naming `instrument`: the bare name first (a user's shortest prompt),
+    then the corpus' own captions of it over styles, tempi and registers."""
+    worded = [caption(instrument, style, tempo, register)
+              for register in ("middle", "low", "high")
+              for style in STYLE_PHRASES for tempo in TEMPO_PHRASES]
     return ([instrument] + worded * count)[:count]
 
 
