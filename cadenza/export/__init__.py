@@ -70,9 +70,10 @@ def round_weights_to_float16(model) -> None:
     import torch
 
     with torch.no_grad():
-        for parameter in model.parameters():
-            if parameter.is_floating_point() and parameter.numel() >= HALF_MIN_ELEMENTS:
-                parameter.copy_(parameter.half().float())
+        # Buffers too: a codec's EMA codebooks are buffers, and the graph carries them.
+        for tensor in (*model.parameters(), *model.buffers()):
+            if tensor.is_floating_point() and tensor.numel() >= HALF_MIN_ELEMENTS:
+                tensor.copy_(tensor.half().float())
 
 
 def store_weights_float16(graph: bytes) -> bytes:

@@ -20,7 +20,8 @@ from cadenza.training.codec import Codec
 
 PARITY_SECONDS = 2.0
 PARITY_TOLERANCE = 1e-4  # on decoded samples in [-1, 1]
-PARITY_CODE_AGREEMENT = 0.999  # near-ties may round the other way in float32
+PARITY_CODE_AGREEMENT = 0.99  # a near-tie can round the other way, and a flip in codebook k
+# changes what codebooks > k quantise in that frame: a few codes in a few hundred
 
 
 class EncoderGraph(nn.Module):

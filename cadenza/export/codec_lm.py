@@ -1,11 +1,10 @@
 """Export a codec LM checkpoint and its codec: one `codec-lm` bundle of four graphs.
 
-- condition: text (1, text_dim) -> logits (1, K, card) of step 0, keys/values of cache slot 0
-- step: tokens (1, K), position (1,), the cache -> logits (1, K, card), the step's keys/values
+- step: tokens (1, K), text (1, text_dim), position (1,), the cache -> logits (1, K, card) and
+  the position's keys/values; at position 0 the text goes in (the condition, cache slot 0)
 - encoder / decoder: the codec (cadenza/export/codec.py), for continuation and for sound
 
-The LM's weights are stored as float16 (computed in float32), as the transformer's; the
-codec's stay float32 (it is small, and its output is what is heard). Written only after
+The weights are stored as float16 and computed in float32, as the transformer's. Written only after
 parity checks: the codec's (codes and samples), and a greedy rollout of the LM, with and
 without a text, on a cache small enough to slide, identical in PyTorch and onnxruntime.
 The text encoder is not in the bundle (45 MB, the same for every bundle): the runtime finds
@@ -30,7 +29,7 @@ from cadenza.export.transformer import example_cache
 from cadenza.plugins.codebook_patterns import get_pattern
 from cadenza.plugins.transformer import KVCache
 from cadenza.training.codec import decoder_context_frames
-from cadenza.training.codec_lm import CodecLM, CodecLMCondition, CodecLMStep
+from cadenza.training.codec_lm import CodecLM, CodecLMStep
 from cadenza.training.codec_lm_train import model_from_checkpoint
 from cadenza.training.codec_train import codec_from_checkpoint
 from cadenza.training.loop import load_checkpoint
@@ -43,29 +42,16 @@ DEFAULT_SAMPLING = {"temperature": 1.0, "top_k": 250, "top_p": 1.0, "cfg": 3.0}
 
 def lm_graphs(model: CodecLM) -> dict[str, bytes]:
     c = model.config
-    layers, heads, head_dim = c.num_layers, c.num_heads, c.d_model // c.num_heads
-    condition = onnx_graph(
-        CodecLMCondition(model),
-        (torch.zeros(1, c.text_dim),),
-        ["text"],
-        ["logits", "keys", "values"],
-        {},
-    )
-    cache, positions = example_cache(layers, heads, head_dim)
+    cache, positions = example_cache(c.num_layers, c.num_heads, c.d_model // c.num_heads)
     step = onnx_graph(
         CodecLMStep(model),
-        (
-            torch.zeros(1, c.num_codebooks, dtype=torch.int64),
-            torch.tensor([4]),
-            cache,
-            cache.clone(),
-            positions,
-        ),
-        ["tokens", "position", "cache_k", "cache_v", "cache_positions"],
+        (torch.zeros(1, c.num_codebooks, dtype=torch.int64), torch.zeros(1, c.text_dim),
+         torch.tensor([4]), cache, cache.clone(), positions),
+        ["tokens", "text", "position", "cache_k", "cache_v", "cache_positions"],
         ["logits", "new_k", "new_v"],
         {"cache_k": {2: "context"}, "cache_v": {2: "context"}, "cache_positions": {0: "context"}},
     )
-    return {"condition": condition, "step": step}
+    return {"step": step}
 
 
 def io_spec(model: CodecLM) -> dict:
@@ -73,17 +59,13 @@ def io_spec(model: CodecLM) -> dict:
     layers, heads, head_dim = c.num_layers, c.num_heads, c.d_model // c.num_heads
     k, card = c.num_codebooks, c.codebook_size
     logits = {"shape": [1, k, card], "dtype": "float32"}
-    slot = {"shape": [layers, heads, 1, head_dim], "dtype": "float32"}
     cached = {"shape": [layers, heads, "context", head_dim], "dtype": "float32"}
     new = {"shape": [layers, heads, head_dim], "dtype": "float32"}
     return {
-        "condition": {
-            "inputs": {"text": {"shape": [1, c.text_dim], "dtype": "float32"}},
-            "outputs": {"logits": logits, "keys": slot, "values": slot},
-        },
         "step": {
             "inputs": {
                 "tokens": {"shape": [1, k], "dtype": "int64"},
+                "text": {"shape": [1, c.text_dim], "dtype": "float32"},
                 "position": {"shape": [1], "dtype": "int64"},
                 "cache_k": cached,
                 "cache_v": cached,
@@ -108,44 +90,30 @@ def lm_parity(model: CodecLM, graphs: dict[str, bytes], text: np.ndarray) -> flo
     Special tokens are forced where the pattern places no code, as the plugin does."""
     c = model.config
     pattern = get_pattern(c.pattern, c.num_codebooks)
-    sessions = {
-        k: ort.InferenceSession(graphs[k], providers=["CPUExecutionProvider"])
-        for k in ("condition", "step")
-    }
-    modules = {"condition": CodecLMCondition(model).eval(), "step": CodecLMStep(model).eval()}
+    session = ort.InferenceSession(graphs["step"], providers=["CPUExecutionProvider"])
+    module = CodecLMStep(model).eval()
     head_dim = c.d_model // c.num_heads
     caches = {r: KVCache(c.num_layers, c.num_heads, head_dim, PARITY_CONTEXT) for r in ("t", "o")}
-    out_t = [t.numpy() for t in modules["condition"](torch.from_numpy(text))]
-    out_o = sessions["condition"].run(None, {"text": text})
+    tokens = np.full((1, c.num_codebooks), c.special, dtype=np.int64)  # unused at position 0
     worst = 0.0
-    for s in range(PARITY_STEPS):
-        caches["t"].fill(out_t[1], out_t[2]) if s == 0 else caches["t"].append(out_t[1], out_t[2])
-        caches["o"].fill(out_o[1], out_o[2]) if s == 0 else caches["o"].append(out_o[1], out_o[2])
-        worst = max(worst, float(np.abs(out_t[0] - out_o[0]).max()))
-        tokens_t, tokens_o = out_t[0][0].argmax(-1), out_o[0][0].argmax(-1)
-        if not np.array_equal(tokens_t, tokens_o) or worst > PARITY_TOLERANCE:
-            raise CadenzaError(
-                f"codec-lm export: parity check failed at step {s} "
-                f"(logits differ by {worst:.2e}; tokens {tokens_t} vs {tokens_o})"
-            )
-        tokens = np.where(pattern.placed(s), tokens_t, c.special)[None]
+    for s in range(PARITY_STEPS + 1):
         position = np.array([caches["t"].next_position])
-        for side in ("t", "o"):
-            cache = caches[side]
-            inputs = {
-                "tokens": tokens,
-                "position": position,
-                "cache_k": cache.k,
-                "cache_v": cache.v,
-                "cache_positions": cache.positions,
-            }
+        outputs = {}
+        for side, cache in caches.items():
+            inputs = {"tokens": tokens, "text": text, "position": position, "cache_k": cache.k,
+                      "cache_v": cache.v, "cache_positions": cache.positions}
             if side == "t":
-                out_t = [
-                    t.numpy()
-                    for t in modules["step"](*(torch.from_numpy(inputs[n]) for n in inputs))
-                ]
+                out = [t.numpy() for t in module(*(torch.from_numpy(v) for v in inputs.values()))]
             else:
-                out_o = sessions["step"].run(None, inputs)
+                out = session.run(None, inputs)
+            cache.append(out[1], out[2])
+            outputs[side] = out[0][0]
+        worst = max(worst, float(np.abs(outputs["t"] - outputs["o"]).max()))
+        chosen_t, chosen_o = outputs["t"].argmax(-1), outputs["o"].argmax(-1)
+        if not np.array_equal(chosen_t, chosen_o) or worst > PARITY_TOLERANCE:
+            raise CadenzaError(f"codec-lm export: parity check failed at step {s} "
+                               f"(logits differ by {worst:.2e}; tokens {chosen_t} vs {chosen_o})")
+        tokens = np.where(pattern.placed(s), chosen_t, c.special)[None]
     return worst
 
 
@@ -165,7 +133,10 @@ def export_codec_lm(checkpoint: dict, out_dir: str | Path, name: str | None = No
         lm_parity(model, graphs, text / np.linalg.norm(text)),
         lm_parity(model, graphs, np.zeros_like(text)),
     )
-    graphs["encoder"], graphs["decoder"] = codec_graphs(codec)
+    # The codec's weights as float16 too (computed in float32): half the bytes, and the
+    # parity check below holds the PyTorch side to the same rounded weights.
+    round_weights_to_float16(codec)
+    graphs["encoder"], graphs["decoder"] = (store_weights_float16(g) for g in codec_graphs(codec))
     t = torch.arange(round(cc.sample_rate * 2.0)) / cc.sample_rate
     tone = (0.3 * torch.sin(2 * torch.pi * 220 * t) * torch.exp(-t)).view(1, 1, -1)
     codec_figures = codec_parity(codec, graphs["encoder"], graphs["decoder"], tone)
@@ -185,12 +156,8 @@ def export_codec_lm(checkpoint: dict, out_dir: str | Path, name: str | None = No
             "pattern": c.pattern,
             "decoder_context_frames": decoder_context_frames(cc),
         },
-        "graphs": {
-            "condition": "condition.onnx",
-            "step": "step.onnx",
-            "encoder": "codec_encoder.onnx",
-            "decoder": "codec_decoder.onnx",
-        },
+        "graphs": {"step": "step.onnx", "encoder": "codec_encoder.onnx",
+                   "decoder": "codec_decoder.onnx"},
         "io": io_spec(model),
         # The window it trained on (the condition and a clip's steps): every distance the
         # sliding cache presents is one it has seen.

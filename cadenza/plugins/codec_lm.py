@@ -1,8 +1,8 @@
 """The `codec-lm` plugin: text-conditioned audio, a codec LM over codebook patterns (MusicGen).
 
-The bundle holds four graphs: the LM's `condition` (the text embedding -> the keys and values
-of cache slot 0) and `step` (one pattern step's K tokens against the cache), and the codec's
-`encoder` (audio -> codes, for continuation) and `decoder` (codes -> audio). Text prompts
+The bundle holds three graphs: the LM's `step` (one pattern step's K tokens against the cache;
+at position 0 the text embedding instead, the condition that cache slot 0 keeps), and the
+codec's `encoder` (audio -> codes, for continuation) and `decoder` (codes -> audio). Text prompts
 become embeddings through all-MiniLM-L6-v2 (cadenza.plugins.text_encoder).
 
 One step of the pattern (delay by default) gives one token per codebook; with the delay
@@ -65,7 +65,7 @@ class CodecLM(Generator):
         self.cfg = float(bundle.sampling.get("cfg", DEFAULT_CFG))
         self.sessions = {
             key: create_session(bundle, key, threads)
-            for key in ("condition", "step", "encoder", "decoder")
+            for key in ("step", "encoder", "decoder")
         }
         size = context or bundle.manifest.get("context")
         if not isinstance(size, int) or isinstance(size, bool) or size < 2:
@@ -77,6 +77,8 @@ class CodecLM(Generator):
         self._text_encoder = text_encoder
         self.prompt: str | None = None
         self.text = np.zeros((1, self.text_dim), dtype=np.float32)
+        self._no_text = np.zeros((1, self.text_dim), dtype=np.float32)  # read at position 0 only
+        self._special = np.full(self.num_codebooks, self.codebook_size, dtype=np.int64)
         self.reset()
 
     # ----- the text prompt -----
@@ -97,9 +99,9 @@ class CodecLM(Generator):
         """Condition what comes next on `prompt`, while playing: slot 0 of the prompt's cache
         (the condition) is replaced, the codes of the window stay."""
         self.prompt, self.text = prompt, self.embed(prompt)
-        logits, k, v = self.sessions["condition"].run(None, {"text": self.text})
         cache = self.caches["text"]
-        cache.k[:, :, 0], cache.v[:, :, 0] = k[:, :, 0], v[:, :, 0]
+        logits, k, v = self._run(cache, self.text, position=0, empty=True)
+        cache.k[:, :, 0], cache.v[:, :, 0] = k, v
         if cache.next_position == 1:
             self.logits["text"] = logits[0]
 
@@ -116,8 +118,11 @@ class CodecLM(Generator):
         codes = np.asarray(events, dtype=np.int64).reshape(self.num_codebooks, -1)
         self.logits: dict[str, np.ndarray] = {}
         for name, text in (("text", self.text), ("null", np.zeros_like(self.text))):
-            logits, k, v = self.sessions["condition"].run(None, {"text": text})
-            self.caches[name].fill(k, v)
+            cache = self.caches[name]
+            cache.positions.fill(-1)
+            cache.next_position = 0
+            logits, k, v = self._run(cache, text, position=0)
+            cache.append(k, v)
             self.logits[name] = logits[0]
         self.step_index = 0
         # A frame's codes lie within `reach` steps of the step that completes it.
@@ -151,16 +156,7 @@ class CodecLM(Generator):
         """Take pattern steps (K, n) into the context as they are, without sampling."""
         for tokens in np.asarray(events, dtype=np.int64).reshape(self.num_codebooks, -1).T:
             for name, cache in self.caches.items():
-                logits, k, v = self.sessions["step"].run(
-                    None,
-                    {
-                        "tokens": tokens[None],
-                        "position": np.array([cache.next_position]),
-                        "cache_k": cache.k,
-                        "cache_v": cache.v,
-                        "cache_positions": cache.positions,
-                    },
-                )
+                logits, k, v = self._run(cache, self._no_text, cache.next_position, tokens)
                 cache.append(k, v)
                 self.logits[name] = logits[0]
             self.history.append(tokens)
@@ -237,6 +233,18 @@ class CodecLM(Generator):
         return np.concatenate(chunks)[:samples]
 
     # ----- internals -----
+    def _run(self, cache: KVCache, text: np.ndarray, position: int,
+             tokens: np.ndarray | None = None, empty: bool = False):
+        """The step graph at `position` against `cache` (or, `empty`, against no cache: a
+        condition computed afresh); position 0 takes the text, the others the tokens."""
+        if tokens is None:
+            tokens = self._special
+        positions = np.full_like(cache.positions, -1) if empty else cache.positions
+        return self.sessions["step"].run(None, {
+            "tokens": tokens.reshape(1, -1), "text": text, "position": np.array([position]),
+            "cache_k": cache.k, "cache_v": cache.v, "cache_positions": positions,
+        })
+
     def _determined(self, s: int) -> np.ndarray:
         """(K,) bool: step s's tokens that the prompt or the pattern fixes."""
         return ~self.pattern.placed(s) | (self.known[:, s] != self.codebook_size)

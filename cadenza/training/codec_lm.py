@@ -115,38 +115,24 @@ def pattern_loss(logits: torch.Tensor, seq: torch.Tensor, mask: torch.Tensor) ->
     return (per_token * weights).sum(dim=(0, 2)) / weights.sum(dim=(0, 2)).clamp(min=1)
 
 
-# -------- the two graphs of the bundle ---------------------------------------------------------
-class CodecLMCondition(nn.Module):
-    """text (1, text_dim) -> logits of step 0 (1, K, card), the condition's keys and values
-    (layers, H, 1, Dh): what the host's cache holds in slot 0."""
-
-    def __init__(self, model: CodecLM):
-        super().__init__()
-        self.model = model
-
-    def forward(self, text: torch.Tensor):
-        x = self.model.condition(text).unsqueeze(1)
-        keys, values = [], []
-        for block in self.model.blocks:
-            x, k, v = block(x)
-            keys.append(k[0])
-            values.append(v[0])
-        return self.model.logits(x)[:, :, -1], torch.stack(keys), torch.stack(values)
-
-
+# -------- the graph of the bundle -------------------------------------------------------------
 class CodecLMStep(nn.Module):
-    """One step's K tokens against the host's cache: (tokens (1, K), position (1,), cache_k,
-    cache_v (layers, H, C, Dh), cache_positions (C,), -1 where empty) -> (logits (1, K, card)
-    of the next step, new_k, new_v (layers, H, Dh)) for the host to write into a slot."""
+    """One position against the host's cache: (tokens (1, K), text (1, text_dim), position (1,),
+    cache_k, cache_v (layers, H, C, Dh), cache_positions (C,), -1 where empty) -> (logits
+    (1, K, card) of the next step, new_k, new_v (layers, H, Dh)) for the host to write into a
+    slot. Position 0 is the condition: the text's projection, not the tokens, goes in there
+    (one graph for both, so the bundle carries the blocks once)."""
 
     def __init__(self, model: CodecLM):
         super().__init__()
         self.model = model
 
-    def forward(self, tokens, position, cache_k, cache_v, cache_positions):
+    def forward(self, tokens, text, position, cache_k, cache_v, cache_positions):
         distance = position - cache_positions
         valid = cache_positions >= 0
-        x = self.model.embed_step(tokens.view(1, -1, 1))
+        condition = self.model.condition(text).unsqueeze(1)
+        codes = self.model.embed_step(tokens.view(1, -1, 1))
+        x = torch.where(position.view(1, 1, 1) == 0, condition, codes)
         keys, values = [], []
         for layer, block in enumerate(self.model.blocks):
             x, k, v = block.step(x, cache_k[layer], cache_v[layer], distance, valid)

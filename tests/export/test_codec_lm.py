@@ -12,7 +12,7 @@ from cadenza.export import export_checkpoint
 def test_bundle_holds_the_lm_and_the_codec(tiny_codec_lm_bundle):
     bundle = load_bundle(tiny_codec_lm_bundle)
     assert bundle.plugin == "codec-lm"
-    assert set(bundle.manifest["graphs"]) == {"condition", "step", "encoder", "decoder"}
+    assert set(bundle.manifest["graphs"]) == {"step", "encoder", "decoder"}
     rep = bundle.representation
     assert rep["pattern"] == "delay" and rep["num_codebooks"] == 4
     assert rep["hop"] * rep["frame_rate"] == rep["sample_rate"]
@@ -22,7 +22,7 @@ def test_bundle_holds_the_lm_and_the_codec(tiny_codec_lm_bundle):
 def test_parity_figures_are_recorded(tiny_codec_lm_bundle):
     parity = load_bundle(tiny_codec_lm_bundle).manifest["parity"]
     assert parity["max_abs_logit_diff"] < 1e-4
-    assert parity["codec"]["code_agreement"] >= 0.999
+    assert parity["codec"]["code_agreement"] >= 0.99
 
 
 def test_context_is_the_training_window(tiny_codec_lm_bundle):
