@@ -196,6 +196,11 @@ class CodecLM(Generator):
         codes = self.sessions["encoder"].run(None, {"audio": audio[None, None, :usable]})[0]
         return codes[0].astype(np.int64)
 
+    def decode_codes(self, codes: np.ndarray) -> np.ndarray:
+        """Mono float32 samples of codes (K', frames), decoded at once (whole clips)."""
+        codes = np.asarray(codes, dtype=np.int64)[None]
+        return self.sessions["decoder"].run(None, {"codes": codes})[0][0, 0]
+
     def decode(self, first: int, last: int) -> np.ndarray:
         """Samples of frames [first, last), decoded with up to `decoder_context` frames
         before them: the samples that decoding everything at once gives."""

@@ -192,6 +192,20 @@ def held_out_loss(model: torch.nn.Module, clips: PatternClips, device, batch: in
     return figures
 
 
+@torch.no_grad()
+def other_instrument_loss(model, clips: PatternClips, instruments: np.ndarray, device,
+                          batch: int = 32) -> list[float]:
+    """Cross-entropy per codebook when each clip is given the caption of a clip played by
+    another instrument: above the own caption's, the text tells the LM the instrument."""
+    order = np.argsort(instruments, kind="stable")
+    swapped = np.empty_like(order)
+    swapped[order] = np.roll(order, len(order) // 2)  # half the corpus away: another instrument
+    other = PatternClips.__new__(PatternClips)
+    other.seq, other.mask = clips.seq, clips.mask
+    other.text = clips.text[torch.from_numpy(swapped)]
+    return held_out_loss(model, other, device, batch)["text"]
+
+
 # -------- the loop -----------------------------------------------------------------------------
 def dataset_path(config: CodecLMTrainConfig) -> Path:
     return Path(config.out) / "data.npz"
@@ -317,7 +331,10 @@ def finish(out: Path, device) -> dict:
     config = checkpoint["config"]
     arrays = np.load(out / "data.npz", allow_pickle=False)
     model = model_from_checkpoint(checkpoint).to(device)
-    test = held_out_loss(model, PatternClips(arrays, "test", model.config), device)
+    clips = PatternClips(arrays, "test", model.config)
+    test = held_out_loss(model, clips, device)
+    instruments = arrays["test_instrument"]
+    test["other_instrument"] = other_instrument_loss(model, clips, instruments, device)
     checkpoint["test"] = test
     torch.save(checkpoint, out / "best.pt")
     figures = {

@@ -76,8 +76,7 @@ def test_streamed_chunks_are_seamless(lm):
     lm.prime([], {"prompt": "strings"})
     while lm.frames < 12:
         lm.step()
-    codes = np.stack(lm.codes[:12], axis=1)[None]
-    whole = lm.sessions["decoder"].run(None, {"codes": codes})[0][0, 0]
+    whole = lm.decode_codes(np.stack(lm.codes[:12], axis=1))
     np.testing.assert_allclose(np.concatenate(chunks), whole, atol=1e-5)
 
 

@@ -87,6 +87,8 @@ def test_training_writes_checkpoints_and_held_out_figures(tiny_codec_lm_run):
         figures = checkpoint[split]
         assert len(figures["text"]) == len(figures["no_text"]) == 4
         assert all(0 < x < 10 for x in figures["text"])
+    # The caption of a clip of another instrument, scored beside the clip's own.
+    assert len(checkpoint["test"]["other_instrument"]) == 4
     metrics = [json.loads(line) for line in (tiny_codec_lm_run / "metrics.jsonl").open()]
     assert [m["step"] for m in metrics] == [10, 20]
     data = np.load(tiny_codec_lm_run / "data.npz")
