@@ -24,10 +24,8 @@ Run it as a module:
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -48,6 +46,7 @@ from cadenza.eval.audio import (
     log_mel,
     real_reference,
 )
+from cadenza.export import onnx_graph
 
 PARITY_TOLERANCE = 1e-4
 
@@ -232,17 +231,10 @@ def train_instrument_critic(corpus: Path, c: InstrumentCriticConfig, progress: b
 
 # ------------------------------------------------------------------------------------------
 def critic_graph(model: MelCNN, n_mels: int) -> bytes:
-    buffer = io.BytesIO()
-    example = torch.zeros(2, n_mels, 64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model.eval(), (example,), buffer, dynamo=False, input_names=["mels"],
-            output_names=["logits", "embedding"], opset_version=17,
-            dynamic_axes={"mels": {0: "batch", 2: "frames"}, "logits": {0: "batch"},
-                          "embedding": {0: "batch"}},
-        )
-    return buffer.getvalue()
+    return onnx_graph(
+        model, (torch.zeros(2, n_mels, 64),), ["mels"], ["logits", "embedding"],
+        {"mels": {0: "batch", 2: "frames"}, "logits": {0: "batch"}, "embedding": {0: "batch"}},
+    )
 
 
 @torch.no_grad()
