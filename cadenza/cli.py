@@ -114,11 +114,12 @@ def cmd_audio(args: argparse.Namespace) -> None:
     if args.seconds is not None and args.seconds <= 0:
         raise ConfigError("--seconds", f"must be positive, got {args.seconds}")
     lm = load_codec_lm(args.bundle, args.seed)
+    from dataclasses import replace
+
     for name, value in (("temperature", args.temperature), ("top_k", args.top_k)):
         if value is not None:
             try:
-                setattr(lm.knobs, name, type(getattr(lm.knobs, name))(value))
-                lm.knobs.__post_init__()
+                lm.knobs = replace(lm.knobs, **{name: value})  # Knobs checks its values
             except ValueError as e:
                 raise ConfigError(f"--{name.replace('_', '-')}", str(e)) from None
     if args.cfg is not None:
