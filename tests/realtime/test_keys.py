@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pty
+import select
 import subprocess
 import sys
 import time
@@ -63,9 +64,13 @@ def test_cadenza_live_in_a_terminal_quits_on_q(tiny_bundle, jack_server):
             shown += os.read(controller, 4096)
         assert b"keys:" in shown
         os.write(controller, b"+")
-        time.sleep(0.8)
-        shown += os.read(controller, 65536)
-        assert b"temp 1.10" in shown  # the status line shows the turned knob
+        # The status line shows the turned knob at its next refresh (10 s: "never", not a
+        # latency target).
+        deadline = time.monotonic() + 10
+        while b"temp 1.10" not in shown and time.monotonic() < deadline:
+            if select.select([controller], [], [], 0.2)[0]:
+                shown += os.read(controller, 65536)
+        assert b"temp 1.10" in shown
         os.write(controller, b"q")
         assert process.wait(timeout=10) == 0
     finally:
