@@ -77,6 +77,13 @@ class LiveEngine:
     ):
         self.config = config
         self.generator = generator
+        # The knobs' starting values, set here and not in start(): a key or a CC turned while
+        # the engine starts must not be overwritten by them.
+        generator.knobs.temperature = config.temperature
+        generator.knobs.top_k = config.top_k
+        generator.knobs.top_p = config.top_p
+        if config.mode == "backing":
+            generator.density = config.density
         self.midi_in = midi_in
         self.midi_out = midi_out
         self.stats = EngineStats()
@@ -146,10 +153,6 @@ class LiveEngine:
         # would wait that long to timestamp a message while another thread computes.
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)
-        generator = self.generator
-        generator.knobs.temperature = self.config.temperature
-        generator.knobs.top_k = self.config.top_k
-        generator.knobs.top_p = self.config.top_p
         # The internal grid starts with the engine: a backing's first step is its beat 0.
         self.grid = BeatGrid(self.config.bpm, time.perf_counter() + START_DELAY,
                              self.config.beats_per_bar)
@@ -166,7 +169,6 @@ class LiveEngine:
             self._pulses = self.clock_sender.deadlines(first)
             self._next_pulse = next(self._pulses)
         if self.backing is not None:
-            generator.density = self.config.density
             if self.clock is None:  # else the DAW's Start or Continue starts it
                 self.backing.start(0.0 if self.link is None else None)
             return
