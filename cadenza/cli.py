@@ -170,7 +170,7 @@ def _ensure_text_encoder(lm) -> None:
             raise
         from cadenza.export.text_encoder import cached_text_encoder
 
-        lm._text_encoder = cached_text_encoder()
+        lm.text_encoder = cached_text_encoder()
 
 
 def cmd_export(args: argparse.Namespace) -> None:

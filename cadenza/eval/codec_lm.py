@@ -69,7 +69,7 @@ def evaluate_codec_lm(
     prompts = [p for name in critic.instruments for p in prompts_for(name, clips)]
     generated = generate_clips(lm, prompts, seconds, progress)
     unconditioned = generate_clips(lm, [None] * clips * 2, seconds, progress)
-    real, _, rate = load_clips(data or DEFAULT_DATA, "test")
+    real, real_clips, rate = load_clips(data or DEFAULT_DATA, "test")
     real = np.asarray(real)[:, : generated.shape[1]]
     real_embedding = critic.embed(real, rate)
     rates = critic.recognition_rates(generated, lm.sample_rate, requested)
@@ -81,7 +81,7 @@ def evaluate_codec_lm(
     resynthesised = np.stack(
         [lm.decode_codes(lm.encode(np.asarray(real[i], np.float32) / 32767)) for i in ceiling]
     )[:, : generated.shape[1]]
-    instruments = [c["instrument"] for c in load_clips(data or DEFAULT_DATA, "test")[1]]
+    instruments = [c["instrument"] for c in real_clips]
     codec_rates = critic.recognition_rates(resynthesised, rate, [instruments[i] for i in ceiling])
     results = {
         "bundle": str(bundle),

@@ -88,6 +88,10 @@ class CodecLM(Generator):
             self._text_encoder = find_text_encoder(self.bundle.path)
         return self._text_encoder
 
+    @text_encoder.setter
+    def text_encoder(self, encoder: TextEncoder) -> None:
+        self._text_encoder = encoder
+
     def embed(self, prompt: str | None) -> np.ndarray:
         """(1, text_dim) float32: the prompt's sentence embedding; zeros (the null condition
         the LM learnt for classifier-free guidance) for None or an empty prompt."""
@@ -119,8 +123,7 @@ class CodecLM(Generator):
         self.logits: dict[str, np.ndarray] = {}
         for name, text in (("text", self.text), ("null", np.zeros_like(self.text))):
             cache = self.caches[name]
-            cache.positions.fill(-1)
-            cache.next_position = 0
+            cache.clear()
             logits, k, v = self._run(cache, text, position=0)
             cache.append(k, v)
             self.logits[name] = logits[0]

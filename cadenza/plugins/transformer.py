@@ -37,10 +37,15 @@ class KVCache:
     def slot(self, position: int) -> int:
         return 0 if position == 0 else 1 + (position - 1) % (self.size - 1)
 
+    def clear(self) -> None:
+        """Empty: every slot free, the next token at position 0."""
+        self.positions.fill(-1)
+        self.next_position = 0
+
     def fill(self, k: np.ndarray, v: np.ndarray) -> None:
         """Start over with a prefill's keys and values (layers, heads, T, head_dim), T <= size."""
         length = k.shape[2]
-        self.positions.fill(-1)
+        self.clear()
         self.k[:, :, :length] = k
         self.v[:, :, :length] = v
         self.positions[:length] = np.arange(length)

@@ -173,15 +173,18 @@ def training_batch(clips: PatternClips, size: int, config: CodecLMTrainConfig, g
 
 
 @torch.no_grad()
-def held_out_loss(model: torch.nn.Module, clips: PatternClips, device, batch: int = 32) -> dict:
-    """Cross-entropy per codebook (nats) with each clip's own caption and with the null text."""
+def held_out_loss(model: torch.nn.Module, clips: PatternClips, device, batch: int = 32,
+                  texts: torch.Tensor | None = None) -> dict:
+    """Cross-entropy per codebook (nats) with each clip's own caption (or `texts`, one per
+    clip) and with the null text."""
+    texts = clips.text[:, 0] if texts is None else texts
     model.eval()
     figures = {}
     for name, use_text in (("text", True), ("no_text", False)):
         total, count = None, 0
         for i in range(0, len(clips), batch):
             seq, mask = clips.seq[i : i + batch].to(device), clips.mask[i : i + batch].to(device)
-            text = clips.text[i : i + batch, 0].to(device)
+            text = texts[i : i + batch].to(device)
             logits, _ = model(seq, text if use_text else torch.zeros_like(text))
             loss = pattern_loss(logits.float(), seq, mask) * len(seq)
             total = loss if total is None else total + loss
@@ -200,10 +203,8 @@ def other_instrument_loss(model, clips: PatternClips, instruments: np.ndarray, d
     order = np.argsort(instruments, kind="stable")
     swapped = np.empty_like(order)
     swapped[order] = np.roll(order, len(order) // 2)  # half the corpus away: another instrument
-    other = PatternClips.__new__(PatternClips)
-    other.seq, other.mask = clips.seq, clips.mask
-    other.text = clips.text[torch.from_numpy(swapped)]
-    return held_out_loss(model, other, device, batch)["text"]
+    texts = clips.text[torch.from_numpy(swapped), 0]
+    return held_out_loss(model, clips, device, batch, texts)["text"]
 
 
 # -------- the loop -----------------------------------------------------------------------------

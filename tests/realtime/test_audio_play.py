@@ -11,7 +11,7 @@ pytest.importorskip("soxr")
 
 def test_five_seconds_stream_to_jack_without_underruns(audio, tiny_codec_lm_bundle, text_encoder):
     lm = load_codec_lm(str(tiny_codec_lm_bundle), seed=2)
-    lm._text_encoder = text_encoder
+    lm.text_encoder = text_encoder
     prime(lm, "a string ensemble playing a Bach chorale", None)
     run = play(lm, 5.0, device=audio, status=False)
     assert run.underruns == 0
