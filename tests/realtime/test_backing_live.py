@@ -43,6 +43,23 @@ class StampedOutput:
         self.port.send(message)
 
 
+class PlannedSteps:
+    """The deadlines the backing asked the scheduler for, beside what it sends: where the
+    engine put each note on the clock's grid. (When it is sent depends also on whether the
+    machine gave the scheduler's thread the core in time: the soak benchmark measures that,
+    and a test does not fail on it.)"""
+
+    def __init__(self, scheduler) -> None:
+        self.schedule_many = scheduler.schedule_many
+        self.planned: list[tuple[float, list[int]]] = []
+        scheduler.schedule_many = self  # the instance's method, as the backing loop calls it
+
+    def __call__(self, events) -> None:
+        events = list(events)
+        self.planned.extend((deadline, list(message)) for deadline, message in events)
+        self.schedule_many(events)
+
+
 def play_the_daw(daw, *, before: int, bars: int, after: float) -> None:
     """What a DAW synced by MIDI clock sends: clock while stopped (`before` pulses), Start just
     after a pulse (the next pulse is the downbeat of bar 1), `bars` bars with a melody in
@@ -76,12 +93,14 @@ def test_backing_plays_on_the_daws_grid_and_stops_with_it(
                        passthrough=True) as running:
         stamped = StampedOutput(running.engine.scheduler.output)
         running.engine.scheduler.output = stamped
+        planned = PlannedSteps(running.engine.scheduler)
         out = make_recorder().connect(f"{running.name} out")
         time.sleep(0.3)  # JACK makes connections at its next cycles
         play_the_daw(daw, before=2 * 96, bars=4, after=1.0)
         assert running.engine.backing.steps >= 4 * 16 - 1
         arrived = list(out.events)  # before the engine closes (and sends its panic)
         sent = list(stamped.sent)
+        lateness = running.engine.scheduler.lateness_stats()
         heard = running.engine.generator.history
 
     # The 16th-note grid of the clock as received: a line through the pulses at the tap, the
@@ -91,13 +110,16 @@ def test_backing_plays_on_the_daws_grid_and_stops_with_it(
     downbeat = kinds.index([START])  # pulses before Start
     stop_at = next(t for t, m in tap.events if m == [STOP])
     slope, intercept = np.polyfit(np.arange(len(pulses)), pulses, 1)
-    ons = [(t, m) for t, m in note_ons(sent) if m[0] & 0x0F]  # the backing's (not channel 1)
+    ons = [(t, m) for t, m in note_ons(planned.planned) if m[0] & 0x0F]  # not channel 1's
     assert len(ons) >= 4
     errors = []
     for t, _ in ons:
         sixteenth = round(((t - intercept) / slope - downbeat) / 6)
         errors.append(t - (intercept + (downbeat + 6 * sixteenth) * slope))
     assert np.abs(errors).max() < 0.002, np.round(np.array(errors) * 1e3, 2)
+    print(f"sent late by p50 {lateness['p50'] * 1e3:.3f} ms, max {lateness['max'] * 1e3:.3f} ms")
+    backing_sent = [m for _, m in note_ons(sent) if m[0] & 0x0F]
+    assert backing_sent == [m for _, m in ons][:len(backing_sent)]  # Stop cancels what's due
 
     # The backing parts, each on its channel (2, 3, 4 after the default output channel 1).
     assert {m[0] & 0x0F for _, m in ons} <= {1, 2, 3}
@@ -152,13 +174,11 @@ def test_a_lost_output_port_stops_the_backing_cleanly(tiny_backing_bundle, make_
 
 def test_without_a_clock_it_plays_at_once_on_the_internal_grid(tiny_backing_bundle, recorder):
     with RunningEngine(tiny_backing_bundle, mode="backing", bpm=150.0, density=2.0) as running:
-        stamped = StampedOutput(running.engine.scheduler.output)
-        running.engine.scheduler.output = stamped
+        planned = PlannedSteps(running.engine.scheduler)
         recorder.connect(f"{running.name} out")
         time.sleep(2.0)
         grid = running.engine.grid
-        sent = list(stamped.sent)
-    ons = note_ons(sent)
+    ons = note_ons(planned.planned)
     assert ons and {m[0] & 0x0F for _, m in ons} <= {1, 2, 3}
     sixteenths = np.array([(t - grid.origin) / (grid.seconds_per_beat / 4) for t, _ in ons])
     assert np.abs(sixteenths - np.round(sixteenths)).max() * grid.seconds_per_beat / 4 < 0.002
