@@ -88,6 +88,15 @@ class PartsCodec:
             return PLAYER_OFF, -1, token - self.player_off_base
         return PLAYER_ON, -1, token - self.player_on_base
 
+    def pitch_ranges(self, tokens: np.ndarray) -> list[tuple[int, int]]:
+        """Each backing part's lowest and highest note-on pitch in `tokens` ((0, 127) for a
+        part that never plays): the registers a model trained on them knows."""
+        tokens = np.asarray(tokens, dtype=np.int64)
+        ons = tokens[(tokens >= self.on_base) & (tokens < self.player_off_base)] - self.on_base
+        part, pitch = np.divmod(ons, PITCHES)
+        return [(int(pitch[part == k].min()), int(pitch[part == k].max()))
+                if np.any(part == k) else (0, PITCHES - 1) for k in range(self.parts)]
+
     def is_backing(self, tokens: np.ndarray) -> np.ndarray:
         tokens = np.asarray(tokens)
         return (tokens >= self.off_base) & (tokens < self.player_off_base)

@@ -81,3 +81,10 @@ def test_of_many_parts_the_lowest_is_kept_and_the_rest_spread_between():
     parts = [grid_notes((0, 1, pitch)) for pitch in (80, 70, 65, 60, 50)]
     chosen = choose_parts(parts, 3)
     assert [int(p["pitch"][0]) for p in chosen] == [80, 70, 60, 50]
+
+
+def test_pitch_ranges_are_each_parts_lowest_and_highest_note():
+    player = grid_notes((0, 4, 72))
+    backing = [grid_notes((0, 2, 64), (2, 4, 67)), grid_notes((0, 4, 55)), grid_notes()]
+    tokens = CODEC.encode(player, backing, np.array([0]), np.array([16]))
+    assert CODEC.pitch_ranges(tokens) == [(64, 67), (55, 55), (0, 127)]  # a silent part: all

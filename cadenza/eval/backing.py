@@ -6,7 +6,11 @@ beat the pitch classes its parts sound are compared with those of the real lower
 
 - agreement: the share of the generated pitch classes that the real lower voices sound on that
   beat (1 = every note the backing plays is in Bach's harmony there);
-- recall: the share of the real lower voices' pitch classes that the backing sounds.
+- recall: the share of the real lower voices' pitch classes that the backing sounds;
+- consonance: the share of the backing's pitch classes on a beat that are consonant with the
+  player's note there (unison, third, fifth, sixth, octave; a fourth counts as dissonant, as
+  over a bass), on beats where the player sounds one note. Bach's own lower voices are the
+  reference: the backing chooses a beat's notes before it hears the player's note of that beat.
 
 The baseline is the same bundle with the soprano withheld (it was trained with the player left
 out of one piece in seven, so it plays sensibly without one): what the backing gets right without
@@ -40,6 +44,7 @@ class BeatAgreement:
     offbeat_agreement: float = 0.0
     offbeat_recall: float = 0.0
     real_notes: int = 0  # the real lower voices' notes, to compare `notes` with
+    consonance: float | None = None  # generated pitch classes consonant with the player's
 
 
 def pitch_classes_on_beats(parts: list[np.ndarray], beats: np.ndarray) -> list[set[int]]:
@@ -66,7 +71,25 @@ def beat_agreement(generated: list[np.ndarray], real: list[np.ndarray], beats: n
     return agree, recall, counted
 
 
-REFERENCES = ("reference: 3 random pitch classes a beat", "reference: the player's notes")
+# Pitch-class intervals above or below a melody note that are consonant with it.
+CONSONANT = frozenset({0, 3, 4, 7, 8, 9})
+
+
+def consonance(generated: list[np.ndarray], player: np.ndarray, beats: np.ndarray):
+    """(consonant pitch classes, pitch classes) of `generated` on the beats where the player
+    sounds exactly one note."""
+    theirs = pitch_classes_on_beats([player], beats)
+    consonant = counted = 0
+    for melody, ours in zip(theirs, pitch_classes_on_beats(generated, beats), strict=True):
+        if len(melody) == 1 and ours:
+            (note,) = melody
+            consonant += sum((note - pc) % 12 in CONSONANT for pc in ours)
+            counted += len(ours)
+    return consonant, counted
+
+
+REFERENCES = ("reference: 3 random pitch classes a beat", "reference: the player's notes",
+              "reference: the real lower voices")
 
 
 def random_notes(steps: int, per_beat: int, rng: np.random.Generator) -> np.ndarray:
@@ -93,7 +116,7 @@ def check_backing(
         raise ConfigError("--data", f"{corpus} is not a parts corpus of this bundle's layout")
     sequences = [np.asarray(tokens[a:b]) for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
     sequences = sequences[:pieces] if pieces else sequences
-    totals = {name: [0.0, 0.0, 0, 0, 0.0, 0.0, 0, 0]
+    totals = {name: [0.0, 0.0, 0, 0, 0.0, 0.0, 0, 0, 0, 0]
               for name in ("with the player", "player withheld", *REFERENCES)}
     rng = np.random.default_rng(seed)
     for sequence in tqdm(sequences, desc="backing check", unit="piece", disable=not progress):
@@ -116,33 +139,38 @@ def check_backing(
                 total[first + 2] += counted
             total[3] += sum(len(p) for p in generated)
             total[7] += sum(len(p) for p in real)
-        # What the figures mean: three pitch classes drawn at random on every beat, and the
-        # player's own pitch class (a chorale's soprano note is mostly in its chord).
-        for name, notes in zip(REFERENCES, (random_notes(len(positions), per_beat, rng), player),
-                               strict=True):
+            total[8:10] = np.add(total[8:10], consonance(generated, player, beats)).tolist()
+        # What the figures mean: three pitch classes drawn at random on every beat, the
+        # player's own pitch class (a chorale's soprano note is mostly in its chord), and
+        # Bach's lower voices themselves.
+        randomly = random_notes(len(positions), per_beat, rng)
+        for name, notes in zip(REFERENCES, ([randomly], [player], real), strict=True):
             total = totals[name]
             for first, when in ((0, beats), (4, offbeats)):
-                agree, recall, counted = beat_agreement([notes], real, when)
+                agree, recall, counted = beat_agreement(notes, real, when)
                 total[first : first + 3] = [total[first] + agree, total[first + 1] + recall,
                                             total[first + 2] + counted]
             total[7] += sum(len(p) for p in real)
+            if name != REFERENCES[1]:  # the melody's consonance with itself says nothing
+                total[8:10] = np.add(total[8:10], consonance(notes, player, beats)).tolist()
     return {
         name: BeatAgreement(a / max(n, 1), r / max(n, 1), n, notes, oa / max(on, 1),
-                            orc / max(on, 1), real_notes)
-        for name, (a, r, n, notes, oa, orc, on, real_notes) in totals.items()
+                            orc / max(on, 1), real_notes, c / cn if cn else None)
+        for name, (a, r, n, notes, oa, orc, on, real_notes, c, cn) in totals.items()
     }
 
 
 def backing_table(results: dict[str, BeatAgreement]) -> str:
     lines = [
         "| backing | agreement on the beat | recall on the beat | agreement half a beat "
-        "later | recall half a beat later | beats | notes (real) |",
-        "|---|---|---|---|---|---|---|",
+        "later | recall half a beat later | consonant with the player | beats | notes (real) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
+        consonant = "–" if r.consonance is None else f"{r.consonance:.3f}"
         lines.append(f"| {name} | {r.agreement:.3f} | {r.recall:.3f} | "
-                     f"{r.offbeat_agreement:.3f} | {r.offbeat_recall:.3f} | {r.beats} | "
-                     f"{r.notes} ({r.real_notes}) |")
+                     f"{r.offbeat_agreement:.3f} | {r.offbeat_recall:.3f} | {consonant} | "
+                     f"{r.beats} | {r.notes} ({r.real_notes}) |")
     return "\n".join(lines)
 
 

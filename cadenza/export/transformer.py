@@ -16,6 +16,7 @@ import torch
 from cadenza.bundle import FORMAT, write_bundle
 from cadenza.errors import CadenzaError
 from cadenza.events import PERFORMANCE
+from cadenza.parts import PartsCodec
 from cadenza.export import (
     onnx_graph,
     round_weights_to_float16,
@@ -150,4 +151,15 @@ def export_transformer(checkpoint: dict, out_dir: str | Path, name: str | None =
         "parity": {"steps": PARITY_STEPS, "context": PARITY_CONTEXT,
                    "max_abs_logit_diff": float(f"{worst:.3g}")},
     }
+    if representation.get("kind") == "parts":
+        manifest["backing"] = {"ranges": backing_ranges(representation, config["data"])}
     return write_bundle(out_dir, manifest, exported)
+
+
+def backing_ranges(representation: dict, corpus: str) -> list[list[int]]:
+    """Each backing part's register in the training split of its corpus: the plugin plays
+    no note outside it (a model's pitch logits far from what it was trained on are noise)."""
+    from cadenza.corpus.prepare import load_split
+
+    tokens, _ = load_split(Path(corpus), "train")  # a missing corpus: one line that says so
+    return [list(r) for r in PartsCodec.from_dict(representation).pitch_ranges(tokens)]

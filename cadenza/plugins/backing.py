@@ -53,6 +53,12 @@ class BackingTransformer(MusicTransformer):
         is_on = np.zeros(self.vocab_size, dtype=bool)
         is_on[self.parts.on_base : self.parts.player_off_base] = True
         self._is_on = is_on
+        self.ranges = part_ranges(bundle, self.parts.parts)
+        # Each part's note-ons inside its register (the rest of its 128 pitches never start)
+        in_range = np.zeros(self.vocab_size, dtype=bool)
+        for part, (low, high) in enumerate(self.ranges):
+            in_range[self.parts.on(part, low) : self.parts.on(part, high) + 1] = True
+        self._in_range = in_range
 
     # --- state ----------------------------------------------------------------------------
     def reset(self) -> None:
@@ -195,7 +201,7 @@ class BackingTransformer(MusicTransformer):
                 allowed[p.off(part, pitch)] = True
             if len(held) < self.max_voices:
                 base = p.on(part, 0)
-                allowed[base : base + 128] = True
+                allowed[base : base + 128] = self._in_range[base : base + 128]
                 for pitch in held:
                     allowed[p.on(part, pitch)] = False
         allowed[: last + 1] = False
@@ -216,6 +222,23 @@ class BackingTransformer(MusicTransformer):
         scores = logits[candidates] + self.density * self._is_on[candidates]
         choice = sample(np.append(scores, end), self.knobs, self.rng)
         return None if choice >= len(candidates) else int(candidates[choice])
+
+
+def part_ranges(bundle: Bundle, parts: int) -> list[tuple[int, int]]:
+    """The bundle's `backing.ranges`: each part's lowest and highest pitch, as trained (a
+    bundle without them lets every part play all 128)."""
+    ranges = bundle.manifest.get("backing", {}).get("ranges")
+    if ranges is None:
+        return [(0, 127)] * parts
+    if not (isinstance(ranges, list) and len(ranges) == parts
+            and all(isinstance(r, list) and len(r) == 2 and all(isinstance(x, int) for x in r)
+                    and 0 <= r[0] <= r[1] <= 127 for r in ranges)):
+        raise BundleError(
+            bundle.path / "manifest.yaml",
+            f"field 'backing.ranges' must be {parts} [low, high] pitch pairs in 0..127, "
+            f"got {ranges!r}",
+        )
+    return [(low, high) for low, high in ranges]
 
 
 def accompany(

@@ -38,6 +38,7 @@ from cadenza.training.codec_losses import (
     si_sdr,
 )
 from cadenza.training.config import _apply, apply_overrides
+from cadenza.training.loop import _lr
 
 KIND = "codec"
 
@@ -50,6 +51,8 @@ class CodecTrainConfig:
     crop_seconds: float = 1.0
     batch_size: int = 16
     lr: float = 3e-4
+    min_lr: float = 3e-4  # cosine decay to this at max_steps (= lr: constant)
+    warmup_steps: int = 0
     max_steps: int = 20000
     eval_every: int = 500
     eval_clips: int = 64  # valid clips encoded and decoded at each validation
@@ -173,6 +176,8 @@ def train(config: CodecTrainConfig, *, resume: bool = False, progress: bool = Tr
             + config.l1_weight * torch.nn.functional.l1_loss(output, audio)
             + commitment
         )
+        for group in optimizer.param_groups:
+            group["lr"] = _lr(config, step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(codec.parameters(), config.grad_clip)

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from cadenza.errors import ConfigError
-from cadenza.eval.backing import REFERENCES, beat_agreement, check_backing, evaluate_backing
+from cadenza.eval.backing import (
+    REFERENCES,
+    beat_agreement,
+    check_backing,
+    consonance,
+    evaluate_backing,
+)
 from cadenza.pianoroll import make_grid_notes
 from cadenza.plugins import load_generator
 
@@ -28,11 +34,23 @@ def test_agreement_counts_pitch_classes_on_beats_where_both_sound():
     assert recall == pytest.approx(0.5 + 0.0)
 
 
+def test_consonance_counts_the_backings_pitch_classes_against_the_players_one_note():
+    beats = np.array([0, 4, 8])
+    player = grid_notes((0, 4, 72), (4, 8, 74), (8, 12, 72), (8, 12, 76))  # C, D, then C+E
+    generated = [grid_notes((0, 4, 57), (0, 4, 55), (4, 8, 50), (8, 12, 60))]  # A+G, D, C
+    consonant, counted = consonance(generated, player, beats)
+    assert counted == 3  # beat 8: the player sounds two notes
+    assert consonant == 2  # A a third below C, D in unison with D; G below C is a fourth
+
+
 def test_the_check_reports_with_and_without_the_player(tiny_backing_bundle, tiny_parts_corpus):
     generator = load_generator(tiny_backing_bundle, seed=0)
     results = check_backing(generator, tiny_parts_corpus, split="train", pieces=3, progress=False)
     assert set(results) == {"with the player", "player withheld", *REFERENCES}
     assert results["reference: the player's notes"].notes == 0  # what the figures mean
+    assert results["reference: the player's notes"].consonance is None
+    real = results["reference: the real lower voices"]
+    assert real.agreement == real.recall == 1.0 and 0.5 < real.consonance < 1.0
     for figures in results.values():
         assert figures.beats > 0
         assert 0.0 <= figures.agreement <= 1.0 and 0.0 <= figures.recall <= 1.0

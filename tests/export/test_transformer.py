@@ -39,3 +39,13 @@ def test_the_bundle_names_its_graphs_styles_and_figures(tiny_transformer_bundle)
     assert bundle.io["step"]["inputs"]["cache_k"]["shape"][2] == "context"
     assert bundle.manifest["parity"]["max_abs_logit_diff"] <= 1e-4
     assert {"valid_nll", "test_nll", "test_nll_bigram_baseline"} <= set(bundle.training)
+
+
+def test_a_backing_bundle_carries_its_parts_registers(tiny_backing_bundle, tiny_parts_corpus):
+    from cadenza.corpus.prepare import load_split
+    from cadenza.parts import PartsCodec
+
+    ranges = load_bundle(tiny_backing_bundle).manifest["backing"]["ranges"]
+    tokens, _ = load_split(tiny_parts_corpus, "train")
+    assert ranges == [list(r) for r in PartsCodec().pitch_ranges(tokens)]
+    assert all(30 <= low < high <= 90 for low, high in ranges)  # a chorale's voices

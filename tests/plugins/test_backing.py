@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from cadenza.corpus.sources import resolve_source
 from cadenza.errors import BundleError
 from cadenza.plugins import load_generator, plugin_classes
 from cadenza.plugins.backing import BackingTransformer, accompany
+from tests.test_bundle import edit_manifest
 
 
 @pytest.fixture
@@ -139,3 +141,24 @@ def test_no_backing_note_outlasts_the_hold_limit(backing: BackingTransformer, so
         # A note ends on the step after it passes the limit; the piece's end may cut one.
         inside = part[part["end"] < len(positions)]
         assert len(inside) and (inside["end"] - inside["start"]).max() <= limit + 1
+
+
+def test_every_note_stays_in_its_parts_register(tiny_backing_bundle: Path, soprano, tmp_path):
+    narrow = [[60, 64], [55, 57], [40, 47]]
+    bundle = shutil.copytree(tiny_backing_bundle, tmp_path / "narrow")
+    edit_manifest(bundle, lambda m: m["backing"].update(ranges=narrow))
+    backing = load_generator(bundle, seed=3)
+    backing.density = 2.0  # busy: every part enters and moves
+    player, positions = soprano
+    parts = accompany(backing, player, positions)
+    for notes, (low, high) in zip(parts, narrow, strict=True):
+        assert len(notes) and notes["pitch"].min() >= low and notes["pitch"].max() <= high
+
+
+@pytest.mark.parametrize("ranges", [[[60, 64], [55, 57]], [[60, 64], [55, 57], [47, 40]],
+                                    [[60, 64], [55, 57], [40, 128]], "low"])
+def test_a_bad_register_is_one_line(tiny_backing_bundle: Path, tmp_path, ranges):
+    bundle = shutil.copytree(tiny_backing_bundle, tmp_path / "bad")
+    edit_manifest(bundle, lambda m: m["backing"].update(ranges=ranges))
+    with pytest.raises(BundleError, match=r"backing\.ranges' must be 3 \[low, high\] pitch"):
+        load_generator(bundle)
