@@ -221,8 +221,8 @@ def tiny_codec_run(tiny_audio_corpus: Path, tmp_path_factory) -> Path:
         f"data={tiny_audio_corpus}", f"out={out}", "batch_size=4", "crop_seconds=0.5",
         "max_steps=6", "eval_every=3", "eval_clips=4", "threads=1",
     ])
-    config.model = CodecConfig(channels=4, latent_dim=8, codebook_size=16,
-                               residual_dilations=(1,), dead_code_threshold=0.1)
+    config.model = CodecConfig(latent_dim=8, codebook_size=16, frame_channels=16,
+                               frame_blocks=1, dead_code_threshold=0.1)
     train(config, progress=False)
     return out
 

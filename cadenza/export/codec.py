@@ -32,7 +32,7 @@ class EncoderGraph(nn.Module):
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         # The encoder's own end padding is the host's job here: shape arithmetic traced
         # into the graph would freeze it to the example's length.
-        return self.codec.quantiser.encode(self.codec.encoder.net(audio))
+        return self.codec.quantiser.encode(self.codec.encoder.whole_frames(audio))
 
 
 class DecoderGraph(nn.Module):

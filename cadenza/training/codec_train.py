@@ -163,7 +163,11 @@ def train(config: CodecTrainConfig, *, resume: bool = False, progress: bool = Tr
         state = torch.load(out / "last.pt", weights_only=True, map_location=device)
         codec.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        step, best = int(state["step"]), float(state["best_mel_distance"])
+        step = int(state["step"])
+        # The best so far counts only where its checkpoint is (a last.pt moved on its own
+        # starts its best.pt afresh).
+        if (out / "best.pt").is_file():
+            best = float(state["best_mel_distance"])
     figures: dict = {}
     bar = tqdm(total=config.max_steps, initial=step, desc="codec", disable=not progress)
     started = time.perf_counter()

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from cadenza.training.codec import (
     Codec,
     CodecConfig,
     EMACodebook,
     ResidualVQ,
+    STFTDecoder,
+    STFTEncoder,
     decoder_context_frames,
     kmeans,
 )
@@ -114,10 +119,11 @@ def test_encode_then_decode_is_the_quantised_forward():
     torch.testing.assert_close(rvq.decode(codes), quantised)
 
 
-@pytest.fixture(scope="module")
-def small_codec() -> Codec:
+@pytest.fixture(scope="module", params=["seanet", "stft"])
+def small_codec(request) -> Codec:
     torch.manual_seed(6)
-    config = CodecConfig(channels=4, latent_dim=8, codebook_size=16, residual_dilations=(1,))
+    config = CodecConfig(channels=4, latent_dim=8, codebook_size=16, residual_dilations=(1,),
+                         architecture=request.param, frame_channels=16, frame_blocks=2)
     codec = Codec(config).train()
     codec(torch.randn(2, 1, 4800) * 0.1)  # initialises the codebooks
     return codec.eval()
@@ -157,3 +163,31 @@ def test_less_context_than_the_reach_changes_the_audio(small_codec):
     start = 30
     cut = small_codec.decode(codes[..., start - short : start + 4])
     assert not torch.allclose(cut[..., -4 * 480 :], whole[..., start * 480 : (start + 4) * 480])
+
+
+def test_an_unknown_architecture_is_refused():
+    with pytest.raises(ValueError, match="architecture must be one of seanet, stft"):
+        Codec(CodecConfig(architecture="wavenet"))
+
+
+@torch.no_grad()
+def test_the_stft_codecs_transforms_are_an_exact_pair():
+    # What the frame-rate encoder sees is each window's magnitude spectrum, and what its
+    # decoder writes, given a window's true spectrum, adds up to the signal again: the
+    # periodic Hann windows half a window apart sum to one.
+    config = CodecConfig(architecture="stft", frame_channels=8, frame_blocks=1)
+    hop = config.hop
+    signal = torch.randn(1, 1, 6 * hop)
+    windows = F.pad(signal, (hop, 0))[0, 0].unfold(0, 2 * hop, hop)  # ending at each frame's end
+    n = torch.arange(2 * hop)
+    hann = 0.5 - 0.5 * torch.cos(2 * math.pi * n / (2 * hop))
+    expected = torch.log(torch.fft.rfft(windows * hann).abs() + 1e-4)
+    torch.testing.assert_close(STFTEncoder(config).log_magnitude(signal)[0].T, expected,
+                               atol=1e-3, rtol=1e-4)
+
+    starting = signal[0, 0].unfold(0, 2 * hop, hop)  # the decoder's windows start at frames
+    spectrum = torch.fft.rfft(starting)
+    audio = STFTDecoder(config).synthesise(spectrum.abs().log()[None], spectrum.angle()[None])
+    # Frame 0 lacks the window before it; from frame 1 on, every sample is the signal's.
+    torch.testing.assert_close(audio[0, 0, hop : 5 * hop], signal[0, 0, hop : 5 * hop],
+                               atol=1e-4, rtol=1e-4)

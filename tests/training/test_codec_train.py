@@ -54,7 +54,8 @@ def tiny_config(data: Path, out: Path, *extra: str):
             *extra,
         ],
     )
-    config.model = CodecConfig(channels=4, latent_dim=8, codebook_size=16, residual_dilations=(1,))
+    config.model = CodecConfig(latent_dim=8, codebook_size=16, frame_channels=16,
+                               frame_blocks=1)
     return config
 
 
