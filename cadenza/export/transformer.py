@@ -16,13 +16,13 @@ import torch
 from cadenza.bundle import FORMAT, write_bundle
 from cadenza.errors import CadenzaError
 from cadenza.events import PERFORMANCE
-from cadenza.parts import PartsCodec
 from cadenza.export import (
     onnx_graph,
     round_weights_to_float16,
     store_weights_float16,
     training_record,
 )
+from cadenza.parts import PartsCodec
 from cadenza.plugins.transformer import KVCache
 from cadenza.training.transformer import MusicTransformer, TransformerPrefill, TransformerStep
 
