@@ -16,6 +16,7 @@ codebook (nats) on the valid (test at the end) clips, with the text and with the
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import time
@@ -124,7 +125,7 @@ def build_dataset(config: CodecLMTrainConfig, path: Path, text_encoder) -> None:
             f"{codec.config.codebook_size}",
         )
     rng = np.random.default_rng(config.seed)
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, np.ndarray] = {"codec": np.array(codec_fingerprint(config.codec))}
     for split in SPLITS:
         audio, clips, _ = load_clips(config.data, split)
         arrays[f"{split}_codes"] = encode_clips(codec, audio)
@@ -140,6 +141,21 @@ def build_dataset(config: CodecLMTrainConfig, path: Path, text_encoder) -> None:
         arrays[f"{split}_instrument"] = np.array([c.get("instrument", "") for c in clips])
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **arrays)
+
+
+def codec_fingerprint(path: str | Path) -> str:
+    """What identifies the codec the codes came from: its checkpoint's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def dataset_is_current(path: Path, config: CodecLMTrainConfig) -> bool:
+    """Whether `path` holds the codes of `config.codec` as it is now (a retrained codec's
+    codes mean other sounds: the LM must not learn the old ones)."""
+    if not path.is_file():
+        return False
+    with np.load(path, allow_pickle=False) as arrays:
+        built_from = str(arrays["codec"]) if "codec" in arrays.files else None
+    return built_from == codec_fingerprint(config.codec)
 
 
 def _embed_all(text_encoder, texts: list[str], batch: int = 64) -> np.ndarray:
@@ -223,7 +239,7 @@ def train(
     torch.manual_seed(config.seed + rank)
     out = Path(config.out)
     data = dataset_path(config)
-    if rank == 0 and not data.is_file():
+    if rank == 0 and not dataset_is_current(data, config):
         if text_encoder is None:
             from cadenza.export.text_encoder import cached_text_encoder
 

@@ -96,3 +96,17 @@ def test_training_writes_checkpoints_and_held_out_figures(tiny_codec_lm_run):
     assert data["train_text"].shape[1:] == (3, 384)
     np.testing.assert_allclose(np.linalg.norm(data["train_text"], axis=-1), 1.0, atol=1e-3)
     assert data["train_codes"].max() < 16
+
+
+def test_the_codes_are_built_again_for_another_codec(tiny_codec_lm_run, tiny_codec_run, tmp_path):
+    from cadenza.training.codec_lm_train import dataset_is_current
+
+    data = tiny_codec_lm_run / "data.npz"
+    config = load_codec_lm_config(None, [f"codec={tiny_codec_run / 'best.pt'}"])
+    assert dataset_is_current(data, config)
+    retrained = load_checkpoint(tiny_codec_run / "best.pt")
+    retrained["step"] += 1  # the same codec trained further: other codes
+    torch.save(retrained, tmp_path / "best.pt")
+    other = load_codec_lm_config(None, [f"codec={tmp_path / 'best.pt'}"])
+    assert not dataset_is_current(data, other)
+    assert not dataset_is_current(tmp_path / "none.npz", config)
