@@ -43,10 +43,13 @@ def export_checkpoint(
 
 
 def onnx_graph(
-    module, example: tuple, inputs: list[str], outputs: list[str], dynamic: dict
+    module, example: tuple, inputs: list[str], outputs: list[str], dynamic: dict,
+    fold_constants: bool = True,
 ) -> bytes:
     """`module` traced on `example` to ONNX (opset 17) bytes, with named inputs and outputs
-    and the `dynamic` axes left free."""
+    and the `dynamic` axes left free. Without `fold_constants`, what is computed from the
+    weights alone (a transposed codebook, its norms) stays a computation in the file, and
+    onnxruntime folds it when it loads the graph: a smaller file, the same run time."""
     import io
     import warnings
 
@@ -56,7 +59,8 @@ def onnx_graph(
     with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice
         warnings.simplefilter("ignore")
         torch.onnx.export(module.eval(), example, buffer, dynamo=False, input_names=inputs,
-                          output_names=outputs, dynamic_axes=dynamic, opset_version=17)
+                          output_names=outputs, dynamic_axes=dynamic, opset_version=17,
+                          do_constant_folding=fold_constants)
     return buffer.getvalue()
 
 
@@ -96,7 +100,20 @@ def store_weights_float16(graph: bytes) -> bytes:
         casts.append(
             helper.make_node("Cast", [f"{name}.float16"], [name], to=TensorProto.FLOAT)
         )
-    nodes = [*casts, *model.graph.node]
+    # Large constants the tracer wrote as Constant nodes (a codec's fixed DFT bases) alike.
+    nodes = []
+    for node in model.graph.node:
+        value = node.attribute[0].t if node.op_type == "Constant" and node.attribute else None
+        if (value is not None and value.data_type == TensorProto.FLOAT
+                and numpy_helper.to_array(value).size >= HALF_MIN_ELEMENTS):
+            half = numpy_helper.from_array(numpy_helper.to_array(value).astype("float16"))
+            name = node.output[0]
+            nodes.append(helper.make_node("Constant", [], [f"{name}.float16"], value=half))
+            nodes.append(helper.make_node("Cast", [f"{name}.float16"], [name],
+                                          to=TensorProto.FLOAT))
+        else:
+            nodes.append(node)
+    nodes = [*casts, *nodes]
     del model.graph.node[:]
     model.graph.node.extend(nodes)
     return model.SerializeToString()

@@ -54,6 +54,7 @@ def codec_graphs(codec: Codec) -> tuple[bytes, bytes]:
         ["audio"],
         ["codes"],
         {"audio": {0: "batch", 2: "samples"}, "codes": {0: "batch", 2: "frames"}},
+        fold_constants=False,  # each codebook once, not also transposed and its norms
     )
     decoder = onnx_graph(
         DecoderGraph(codec),
@@ -61,6 +62,7 @@ def codec_graphs(codec: Codec) -> tuple[bytes, bytes]:
         ["codes"],
         ["audio"],
         {"codes": {0: "batch", 1: "codebooks", 2: "frames"}, "audio": {0: "batch", 2: "samples"}},
+        fold_constants=False,
     )
     return encoder, decoder
 
