@@ -92,8 +92,23 @@ class ResidualUnit(nn.Module):
         return x + self.block(x)
 
 
-class Encoder(nn.Module):
-    """(B, 1, samples) -> (B, latent_dim, samples / hop)."""
+class FramedEncoder(nn.Module):
+    """(B, 1, samples) -> (B, latent_dim, ceil(samples / hop)): an encoder of whole frames,
+    the end padded up to a multiple of the hop."""
+
+    hop: int
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.whole_frames(F.pad(audio, (0, -audio.shape[-1] % self.hop)))
+
+    def whole_frames(self, audio: torch.Tensor) -> torch.Tensor:
+        """`forward` of audio whose length is a multiple of the hop (the exported graph's
+        input: padding by a length traced into a graph would freeze it to one length)."""
+        raise NotImplementedError
+
+
+class Encoder(FramedEncoder):
+    """SEANet's: causal convolutions at the sample rate, strided down to the frames."""
 
     def __init__(self, config: CodecConfig):
         super().__init__()
@@ -107,14 +122,8 @@ class Encoder(nn.Module):
         self.net = nn.Sequential(*layers)
         self.hop = config.hop
 
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        # A causal strided conv needs whole frames: pad the end up to a multiple of the hop.
-        return self.whole_frames(F.pad(audio, (0, -audio.shape[-1] % self.hop)))
-
     def whole_frames(self, audio: torch.Tensor) -> torch.Tensor:
-        """`forward` of audio whose length is a multiple of the hop (the exported graph's
-        input: padding by a length traced into a graph would freeze it to one length)."""
-        return self.net(audio)
+        return self.net(audio)  # a causal strided conv needs whole frames
 
 
 class Decoder(nn.Module):
@@ -165,7 +174,7 @@ class FrameBlock(nn.Module):
         return x + self.mlp(self.norm(y)).transpose(1, 2)
 
 
-class STFTEncoder(nn.Module):
+class STFTEncoder(FramedEncoder):
     """(B, 1, samples) -> (B, latent_dim, samples / hop): the log-magnitude spectrum of the
     two hops ending at each frame's end, then frame blocks."""
 
@@ -185,9 +194,6 @@ class STFTEncoder(nn.Module):
         audio = F.pad(audio, (self.hop, 0))  # a window a frame, the first half silence
         re, im = F.conv1d(audio, self.analysis, stride=self.hop).chunk(2, dim=1)
         return torch.log(torch.sqrt(re * re + im * im + 1e-10) + 1e-4)
-
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        return self.whole_frames(F.pad(audio, (0, -audio.shape[-1] % self.hop)))
 
     def whole_frames(self, audio: torch.Tensor) -> torch.Tensor:
         return self.out(self.blocks(self.inp(self.log_magnitude(audio))))

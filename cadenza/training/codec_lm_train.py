@@ -36,11 +36,11 @@ from cadenza.training.codec_lm import CodecLM, CodecLMConfig, pattern_loss
 from cadenza.training.codec_train import codec_from_checkpoint
 from cadenza.training.config import _apply, apply_overrides
 from cadenza.training.loop import (
-    _lr,
     _setup_distributed,
     autocast_for,
     load_checkpoint,
     progress_bar,
+    set_learning_rate,
     wrap_for_devices,
 )
 
@@ -273,8 +273,7 @@ def train(
     started, avg = time.perf_counter(), None
     part = config.batch_size // config.micro_batches
     while step < config.max_steps:
-        for group in optimizer.param_groups:
-            group["lr"] = _lr(config, step)
+        set_learning_rate(optimizer, config, step)
         optimizer.zero_grad(set_to_none=True)
         total = 0.0
         for _ in range(config.micro_batches):

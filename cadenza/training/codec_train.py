@@ -38,7 +38,7 @@ from cadenza.training.codec_losses import (
     si_sdr,
 )
 from cadenza.training.config import _apply, apply_overrides
-from cadenza.training.loop import _lr
+from cadenza.training.loop import set_learning_rate
 
 KIND = "codec"
 
@@ -180,8 +180,7 @@ def train(config: CodecTrainConfig, *, resume: bool = False, progress: bool = Tr
             + config.l1_weight * torch.nn.functional.l1_loss(output, audio)
             + commitment
         )
-        for group in optimizer.param_groups:
-            group["lr"] = _lr(config, step)
+        set_learning_rate(optimizer, config, step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(codec.parameters(), config.grad_clip)

@@ -94,6 +94,13 @@ def _lr(config: TrainConfig, step: int) -> float:
     return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + math.cos(math.pi * progress))
 
 
+def set_learning_rate(optimizer: torch.optim.Optimizer, config, step: int) -> None:
+    """The schedule's rate for `step` into every parameter group. `config` is any training
+    config with lr, min_lr, warmup_steps and max_steps."""
+    for group in optimizer.param_groups:
+        group["lr"] = _lr(config, step)
+
+
 def is_conditioned(model: torch.nn.Module) -> bool:
     """A model whose windows start with a conditioning (style) token: the transformer."""
     return isinstance(model, MusicTransformer)
@@ -224,8 +231,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     metrics: dict = {}
     stop = min(config.stop_at or config.max_steps, config.max_steps)
     while step < stop:
-        for group in optimizer.param_groups:
-            group["lr"] = _lr(config, step)
+        set_learning_rate(optimizer, config, step)
         x, y = sampler.batch(config.batch_size)
         if is_conditioned(model):
             x, y = condition(model, x, y, train_styles[sampler.last_sequences])

@@ -76,7 +76,7 @@ class VAETrainConfig:
     lr: float = 1e-3
     min_lr: float = 1e-5
     warmup_steps: int = 200
-    max_steps: int = 6000  # (the loop's _lr reads these fields)
+    max_steps: int = 6000  # (the loop's set_learning_rate reads these fields)
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     beta: float = 0.2  # the KL weight after annealing (MusicVAE's 2-bar models use 0.2)

@@ -19,11 +19,11 @@ import torch.distributed as dist
 
 from cadenza.errors import CadenzaError
 from cadenza.training.loop import (
-    _lr,
     _setup_distributed,
     autocast_for,
     load_checkpoint,
     progress_bar,
+    set_learning_rate,
     wrap_for_devices,
 )
 from cadenza.training.vae import (
@@ -123,8 +123,7 @@ def train(config: VAETrainConfig, *, resume: bool = False, progress: bool = True
     log = (out / "metrics.jsonl").open("a" if resume else "w") if rank == 0 else None
     started, avg = time.perf_counter(), None
     while step < config.max_steps:
-        for group in optimizer.param_groups:
-            group["lr"] = _lr(config, step)
+        set_learning_rate(optimizer, config, step)
         beta = config.beta * min(1.0, step / max(1, config.kl_anneal_steps))
         prev, nxt = sampler.batch(config.batch_size, grid)
         with autocast:
