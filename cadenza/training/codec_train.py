@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from cadenza.corpus.audio import load_clips
 from cadenza.errors import CadenzaError, ConfigError, read_settings
-from cadenza.training.codec import Codec, CodecConfig
+from cadenza.training.codec import ARCHITECTURES, Codec, CodecConfig
 from cadenza.training.codec_baseline import baseline
 from cadenza.training.codec_losses import (
     MultiResolutionSTFTLoss,
@@ -72,6 +72,9 @@ def load_codec_config(path: str | Path | None, overrides: list[str] | None) -> C
     apply_overrides(config, overrides)
     if config.batch_size < 1 or config.crop_seconds <= 0:
         raise ConfigError("batch_size/crop_seconds", "must be positive")
+    if config.model.architecture not in ARCHITECTURES:
+        raise ConfigError("model.architecture", f"{config.model.architecture!r} is not one of "
+                          f"{', '.join(ARCHITECTURES)}")
     return config
 
 

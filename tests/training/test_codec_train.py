@@ -120,3 +120,8 @@ def test_a_corpus_at_another_rate_is_one_clear_error(corpus, tmp_path, capsys):
 def test_an_unknown_setting_is_refused():
     with pytest.raises(ConfigError, match="model.chanels"):
         load_codec_config(None, ["model.chanels=8"])
+
+
+def test_an_unknown_architecture_is_one_line_naming_the_field():
+    with pytest.raises(ConfigError, match="model.architecture.*'wavenet' is not one of seanet"):
+        load_codec_config(None, ["model.architecture=wavenet"])
