@@ -34,6 +34,7 @@ def cmd_corpus_prepare(args: argparse.Namespace) -> None:
         max_pieces_per_source=args.max_pieces_per_source,
         force=args.force,
         representation=args.representation,
+        arrangement=args.arrangement,
     )
 
 
@@ -311,6 +312,8 @@ def cmd_live(args: argparse.Namespace) -> None:
         "backing_channels": args.backing_channels,
         "backing_velocity": args.backing_velocity,
         "backing_ports": args.backing_ports or None,
+        "backing_programs": args.backing_programs,
+        "listen_ms": args.listen_ms,
         "density": args.density,
         "cc.density": args.density_cc,
         "loop_bars": args.loop_bars,
@@ -350,7 +353,12 @@ def cmd_eval(args: argparse.Namespace) -> None:
     critic = None if args.no_critic else load_critic(args.critic)
     out = Path(args.out)
     progress = not args.no_progress
-    if args.compare:
+    if args.compare and load_bundle(args.compare[0]).plugin == "backing":
+        from cadenza.eval.backing import evaluate_backing  # the first, the others beside it
+
+        evaluate_backing(args.compare[0], out, data=args.data, seed=args.seed,
+                         progress=progress, compare=args.compare[1:])
+    elif args.compare:
         evaluate_many(args.compare, out, data=args.data, settings=settings, critic=critic,
                       progress=progress)
     else:
@@ -407,6 +415,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["performance", "parts"],
         default="performance",
         help="performance events (default), or parts on a grid for the backing model",
+    )
+    prepare.add_argument(
+        "--arrangement",
+        choices=["satb", "bass-chords"],
+        default="satb",
+        help="parts: a chorale's alto, tenor and bass (default), or its harmony as bass + chords",
     )
     prepare.add_argument("--no-augment", action="store_true", help="no transposition/time-stretch")
     prepare.add_argument("--force", action="store_true", help="rebuild even if cached")
@@ -542,8 +556,14 @@ def build_parser() -> argparse.ArgumentParser:
     backing.add_argument("--backing-velocity", metavar="80",
                          help="note-on velocity, for every part or one per part (default 80)")
     backing.add_argument("--backing-ports", action="store_true",
-                         help="each part on a virtual port of its own (NAME part 1, ...), "
-                         "not NAME out")
+                         help="each part on a virtual port of its own, named after it "
+                         "(NAME alto, ...), not NAME out")
+    backing.add_argument("--backing-programs", metavar="48,48,32",
+                         help="a General MIDI program (0-127) per part, sent at start "
+                         "(default: the bundle's)")
+    backing.add_argument("--listen-ms", metavar="10",
+                         help="how long past a grid point the backing waits for your note of it "
+                         "before it plays (0..50; 0: on the grid point)")
     backing.add_argument("--density", type=float,
                          help="-3 (sparse) .. +3 (busy): bias on the backing's note-ons")
     backing.add_argument("--density-cc", type=int, help="a CC that turns the density knob")

@@ -4,12 +4,17 @@ A piece is a player's part and up to `parts` backing parts (e.g. the soprano of 
 its alto, tenor and bass) on a grid of `steps_per_quarter` steps a quarter note. Every step of
 the grid is one frame of tokens, in ascending token order:
 
-    STEP(position in bar)  backing offs  backing ons  player offs  player ons
+    STEP(position in bar)  player offs  player ons  backing offs  backing ons
 
-The backing comes before the player in its frame. Live, what the player plays on a step reaches
-the model when that step sounds, too late for the backing that sounds with it; so the backing of
-a step is generated from the player's notes up to the step before, and the model is trained on
-exactly that order (the interleaving of Anticipatory Music Transformer, with no anticipation).
+The player comes before the backing in its frame ("listen, then play"): the backing of a step is
+chosen knowing the player's note of that step, so that it harmonises it. Live, the engine waits
+for the player's notes of a step (a few milliseconds past its grid point at most) before it
+generates the step's backing and sends it (cadenza.realtime.backing).
+
+Bundles made before December 2026 have the other order (`order: backing-first`: the backing of a
+step before the player's notes of it, chosen from the player's notes up to the step before);
+they still play, on the grid point, hearing the player one step late.
+
 The position tokens tell the model where the bar lines are, which the live engine takes from
 its clock. Frames are in ascending token order, so a generator stays in the training
 distribution by only allowing tokens above the last one of the frame.
@@ -27,28 +32,62 @@ PITCHES = 128
 STEP, OFF, ON, PLAYER_OFF, PLAYER_ON = "step", "off", "on", "player_off", "player_on"
 
 
+PLAYER_FIRST, BACKING_FIRST = "player-first", "backing-first"
+ORDERS = (PLAYER_FIRST, BACKING_FIRST)
+SATB_NAMES = ("alto", "tenor", "bass")
+
+
+# A part's General MIDI program (0-based) by its name, when neither the bundle nor the player
+# names one: strings for inner voices and chords, an acoustic bass for the bass.
+PROGRAMS_BY_NAME = {"soprano": 52, "alto": 48, "tenor": 48, "bass": 32, "chords": 48}
+
+
+def default_names(parts: int) -> tuple[str, ...]:
+    return SATB_NAMES if parts == 3 else tuple(f"part {k + 1}" for k in range(parts))
+
+
+def default_programs(names: tuple[str, ...]) -> list[int]:
+    return [PROGRAMS_BY_NAME.get(name, 0) for name in names]
+
+
 @dataclass(frozen=True)
 class PartsCodec:
-    """Token layout: STEP(0..positions-1) | OFF(part, pitch) | ON(part, pitch) | player OFF(pitch)
-    | player ON(pitch)."""
+    """Token layout: STEP(0..positions-1), then (player-first) player OFF(pitch) | player
+    ON(pitch) | OFF(part, pitch) | ON(part, pitch); backing-first puts the player's after."""
 
     parts: int = 3
     steps_per_quarter: int = 4
     positions: int = 32  # position tokens: the steps of the longest bar kept (8 quarters)
+    order: str = PLAYER_FIRST
+    names: tuple[str, ...] = SATB_NAMES  # each backing part's name, highest first
 
     kind = "parts"
 
+    def __post_init__(self) -> None:
+        if self.order not in ORDERS:
+            raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {self.order!r}")
+        if len(self.names) != self.parts:
+            raise ValueError(f"{self.parts} parts need {self.parts} names, got {self.names!r}")
+
+    @property
+    def player_first(self) -> bool:
+        return self.order == PLAYER_FIRST
+
     @property
     def off_base(self) -> int:
-        return self.positions
+        return self.positions + (2 * PITCHES if self.player_first else 0)
 
     @property
     def on_base(self) -> int:
-        return self.positions + self.parts * PITCHES
+        return self.off_base + self.parts * PITCHES
+
+    @property
+    def backing_end(self) -> int:
+        return self.on_base + self.parts * PITCHES
 
     @property
     def player_off_base(self) -> int:
-        return self.positions + 2 * self.parts * PITCHES
+        return self.positions if self.player_first else self.backing_end
 
     @property
     def player_on_base(self) -> int:
@@ -56,7 +95,7 @@ class PartsCodec:
 
     @property
     def vocab_size(self) -> int:
-        return self.player_on_base + PITCHES
+        return self.positions + 2 * (self.parts + 1) * PITCHES
 
     def step(self, position: int) -> int:
         return min(max(int(position), 0), self.positions - 1)
@@ -78,11 +117,11 @@ class PartsCodec:
         token = int(token)
         if not 0 <= token < self.vocab_size:
             raise ValueError(f"token {token} is outside the vocabulary of {self.vocab_size}")
-        if token < self.off_base:
+        if token < self.positions:
             return STEP, -1, token
-        if token < self.on_base:
+        if self.off_base <= token < self.on_base:
             return OFF, *divmod(token - self.off_base, PITCHES)
-        if token < self.player_off_base:
+        if self.on_base <= token < self.backing_end:
             return ON, *divmod(token - self.on_base, PITCHES)
         if token < self.player_on_base:
             return PLAYER_OFF, -1, token - self.player_off_base
@@ -92,14 +131,17 @@ class PartsCodec:
         """Each backing part's lowest and highest note-on pitch in `tokens` ((0, 127) for a
         part that never plays): the registers a model trained on them knows."""
         tokens = np.asarray(tokens, dtype=np.int64)
-        ons = tokens[(tokens >= self.on_base) & (tokens < self.player_off_base)] - self.on_base
+        ons = tokens[(tokens >= self.on_base) & (tokens < self.backing_end)] - self.on_base
         part, pitch = np.divmod(ons, PITCHES)
         return [(int(pitch[part == k].min()), int(pitch[part == k].max()))
                 if np.any(part == k) else (0, PITCHES - 1) for k in range(self.parts)]
 
     def is_backing(self, tokens: np.ndarray) -> np.ndarray:
         tokens = np.asarray(tokens)
-        return (tokens >= self.off_base) & (tokens < self.player_off_base)
+        return (tokens >= self.off_base) & (tokens < self.backing_end)
+
+    def is_step(self, tokens: np.ndarray) -> np.ndarray:
+        return np.asarray(tokens) < self.positions
 
     def to_dict(self) -> dict:
         return {
@@ -107,14 +149,21 @@ class PartsCodec:
             "parts": self.parts,
             "steps_per_quarter": self.steps_per_quarter,
             "positions": self.positions,
+            "order": self.order,
+            "names": list(self.names),
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> PartsCodec:
+        """A representation section; without `order` it is a bundle or corpus made before the
+        player came first (backing-first)."""
+        parts = int(data.get("parts", 3))
         return cls(
-            parts=int(data.get("parts", 3)),
+            parts=parts,
             steps_per_quarter=int(data.get("steps_per_quarter", 4)),
             positions=int(data.get("positions", 32)),
+            order=str(data.get("order", BACKING_FIRST)),
+            names=tuple(str(n) for n in data.get("names", default_names(parts))),
         )
 
     # --- pieces <-> tokens --------------------------------------------------------------

@@ -28,17 +28,35 @@ def test_the_token_ranges_do_not_overlap_and_fill_the_vocabulary():
         CODEC.describe(CODEC.vocab_size)
 
 
-def test_a_frame_is_the_step_then_the_backing_then_the_player_in_ascending_order():
+def test_a_frame_is_the_step_then_the_player_then_the_backing_in_ascending_order():
     player = grid_notes((0, 4, 72))
     bass = grid_notes((0, 2, 48), (2, 4, 50))
     tokens = CODEC.encode(player, [grid_notes(), grid_notes(), bass], np.array([0]), np.array([16]))
-    frames = np.split(tokens, np.flatnonzero(tokens < CODEC.off_base)[1:])
+    frames = np.split(tokens, np.flatnonzero(CODEC.is_step(tokens))[1:])
     assert len(frames) == 5  # steps 0..4: the last notes end on step 4
-    assert frames[0].tolist() == [CODEC.step(0), CODEC.on(2, 48), CODEC.player_on(72)]
+    assert frames[0].tolist() == [CODEC.step(0), CODEC.player_on(72), CODEC.on(2, 48)]
     assert frames[2].tolist() == [CODEC.step(2), CODEC.off(2, 48), CODEC.on(2, 50)]
-    assert frames[4].tolist() == [CODEC.step(4), CODEC.off(2, 50), CODEC.player_off(72)]
+    assert frames[4].tolist() == [CODEC.step(4), CODEC.player_off(72), CODEC.off(2, 50)]
     for frame in frames:
         assert np.all(np.diff(frame) > 0)
+
+
+def test_the_order_before_december_puts_the_backing_first():
+    old = PartsCodec(order="backing-first")
+    assert PartsCodec.from_dict({"kind": "parts", "parts": 3}) == old  # no order: the old one
+    player, alto = grid_notes((0, 4, 72)), grid_notes((0, 4, 64))
+    tokens = old.encode(player, [alto, grid_notes(), grid_notes()], np.array([0]), np.array([16]))
+    assert tokens[:3].tolist() == [old.step(0), old.on(0, 64), old.player_on(72)]
+    assert [old.describe(t)[0] for t in range(old.vocab_size)] == sorted(
+        (CODEC.describe(t)[0] for t in range(CODEC.vocab_size)), key=[
+            STEP, OFF, ON, "player_off", PLAYER_ON].index)
+
+
+def test_a_representation_round_trips_with_its_part_names():
+    codec = PartsCodec(parts=2, names=("bass", "chords"))
+    assert PartsCodec.from_dict(codec.to_dict()) == codec
+    with pytest.raises(ValueError, match="2 parts need 2 names"):
+        PartsCodec(parts=2)
 
 
 def test_positions_count_from_each_bar_line_and_back_from_the_first():

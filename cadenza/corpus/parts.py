@@ -18,9 +18,13 @@ from cadenza.corpus.prepare import TRANSPOSITIONS
 from cadenza.corpus.sources import Piece, music21_data
 from cadenza.midi import parse_midi_bytes, performed_notes
 from cadenza.parts import PartsCodec
-from cadenza.pianoroll import fitted_meter, grid_piece, quantize, read_meter
+from cadenza.pianoroll import fitted_meter, grid_piece, make_grid_notes, quantize, read_meter
 
 PARTS = PartsCodec()
+# Bass and chord comping under a melody: the chorales' harmony re-voiced (see bass_and_chords).
+BASS_CHORDS = PartsCodec(parts=2, names=("bass", "chords"))
+ARRANGEMENTS = {"satb": PARTS, "bass-chords": BASS_CHORDS}
+CHORD_LOW = 55  # the comping's register: each pitch class once, G3..F#4 (close position)
 EXCERPT_BARS = 8  # about 512 tokens of chorale
 HOP_BARS = 4
 
@@ -82,6 +86,31 @@ def choose_parts(parts: list[np.ndarray], backing: int) -> list[np.ndarray]:
     return player + rest
 
 
+def bass_and_chords(parts: list[np.ndarray], steps_per_quarter: int) -> list[np.ndarray]:
+    """A chorale's voices (highest first) as a melody, a bass and a chord part: the melody is the
+    highest voice, the bass the lowest, the chords every pitch class the voices sound at each
+    beat, voiced in close position from CHORD_LOW; a pitch common to the next beat's chord is
+    held. A beat with one pitch class or none has no chord."""
+    melody, bass = parts[0], parts[-1]
+    steps = max((int(p["end"].max()) for p in parts if len(p)), default=0) + 1
+    beats = np.arange(0, steps, steps_per_quarter)
+    chords: list[set[int]] = []
+    for beat in beats:
+        classes = {int(n["pitch"]) % 12 for p in parts for n in p
+                   if n["start"] <= beat < n["end"]}
+        chords.append({CHORD_LOW + (pc - CHORD_LOW) % 12 for pc in classes}
+                      if len(classes) > 1 else set())
+    items: list[tuple[int, int, int]] = []
+    started: dict[int, int] = {}
+    for i, chord in enumerate([*chords, set()]):
+        at = int(beats[i]) if i < len(beats) else steps
+        for pitch in [q for q in started if q not in chord]:
+            items.append((started.pop(pitch), at, pitch))
+        for pitch in chord - started.keys():
+            started[pitch] = at
+    return [melody, bass, make_grid_notes(sorted(items), 80)]
+
+
 def encode_parts(
     parts: list[np.ndarray],
     bar_starts: np.ndarray,
@@ -119,26 +148,32 @@ def encode_parts(
 
 def encode_parts_piece(
     task: tuple[int, Piece, bool],
+    arrangement: str = "satb",
 ) -> tuple[int, list[np.ndarray] | None, str | None]:
     """In a worker, as `encode_piece` for events: (index, token arrays, None), or (index, None,
     why it was skipped)."""
     from cadenza.corpus.prepare import skip_reason
 
+    codec = ARRANGEMENTS[arrangement]
     index, piece, augment = task
     try:
-        read = read_parts(piece, PARTS.steps_per_quarter)
-        parts, bar_starts, bar_steps = (
-            choose_parts(read.parts, PARTS.parts),
-            read.bar_starts,
-            read.bar_steps,
-        )
+        read = read_parts(piece, codec.steps_per_quarter)
+        bar_starts, bar_steps = read.bar_starts, read.bar_steps
+        if arrangement == "bass-chords":
+            parts = choose_parts(read.parts, PARTS.parts)
+            if len(parts) < 3:
+                return index, None, f"{len(parts)} part(s): no harmony to re-voice"
+            parts = bass_and_chords(parts, codec.steps_per_quarter)
+        else:
+            parts = choose_parts(read.parts, codec.parts)
         if len(parts) < 2:
             return index, None, f"{len(parts)} part(s): a backing needs a player's and another"
         # One transposition in seven without the player, chosen by the piece (stable).
         withheld = zlib.crc32(piece.id.encode()) % len(TRANSPOSITIONS) if augment else None
         return (
             index,
-            encode_parts(parts, bar_starts, bar_steps, augment=augment, withheld=withheld),
+            encode_parts(parts, bar_starts, bar_steps, codec, augment=augment,
+                         withheld=withheld),
             None,
         )
     except Exception as e:  # music21 raises anything from its parsers on odd scores

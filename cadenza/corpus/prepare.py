@@ -9,6 +9,7 @@ Plain .npy, never pickles, so a corpus downloaded from someone else is only ever
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -144,6 +145,7 @@ def prepare_corpus(
     progress: bool = True,
     force: bool = False,
     representation: str = "performance",
+    arrangement: str = "satb",
 ) -> CorpusSummary:
     """Parse, split, augment (train only) and encode every piece of `source` (one source
     string or several) into `out_dir`, each sequence labelled with its piece's style.
@@ -152,7 +154,8 @@ def prepare_corpus(
     most N of each, chosen by a hash of the piece id (see `cap_pieces`).
     `representation` is "performance" (Magenta's events) or "parts" (a player's part and
     backing parts on a grid, `cadenza.parts`, for the backing model: augmented by
-    transposition only).
+    transposition only); `arrangement` says which parts: "satb" (a chorale's alto, tenor and
+    bass) or "bass-chords" (its harmony re-voiced as a bass line and chords).
     Returns at once when `out_dir` already holds this corpus (same sources, pieces, options
     and representation) unless `force`. A piece that fails to parse is skipped and listed
     with its reason. `progress` shows a progress bar and prints the summary at the end.
@@ -165,9 +168,13 @@ def prepare_corpus(
     if representation == "performance":
         encode, codec = encode_piece, PERFORMANCE
     elif representation == "parts":
-        from cadenza.corpus.parts import PARTS, encode_parts_piece
+        from cadenza.corpus.parts import ARRANGEMENTS, encode_parts_piece
 
-        encode, codec = encode_parts_piece, PARTS
+        if arrangement not in ARRANGEMENTS:
+            raise CadenzaError(f"--arrangement: {arrangement!r} is not one of "
+                               f"{', '.join(ARRANGEMENTS)}")
+        encode = functools.partial(encode_parts_piece, arrangement=arrangement)
+        codec = ARRANGEMENTS[arrangement]
     else:
         raise CadenzaError(f"--representation: {representation!r} is not performance or parts")
     # One source keeps exactly the key it always had, so corpora prepared before stay valid.

@@ -10,11 +10,14 @@ beat the pitch classes its parts sound are compared with those of the real lower
 - consonance: the share of the backing's pitch classes on a beat that are consonant with the
   player's note there (unison, third, fifth, sixth, octave; a fourth counts as dissonant, as
   over a bass), on beats where the player sounds one note. Bach's own lower voices are the
-  reference: the backing chooses a beat's notes before it hears the player's note of that beat.
+  reference;
+- moves: each part's note-ons per beat (Bach's voices as reference): a backing that sounds
+  right by holding one chord still would show here.
 
-The baseline is the same bundle with the soprano withheld (it was trained with the player left
-out of one piece in seven, so it plays sensibly without one): what the backing gets right without
-listening. Ours must be clearly higher.
+Rows: the bundle as it plays live (listening: each step's backing knows the player's note of it);
+the same bundle hearing the player a step late (what planning each step ahead gives, the design
+before December); the player withheld (what it gets right without listening at all); any
+bundles to compare; and references that say what the figures mean.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class BeatAgreement:
     offbeat_recall: float = 0.0
     real_notes: int = 0  # the real lower voices' notes, to compare `notes` with
     consonance: float | None = None  # generated pitch classes consonant with the player's
+    moves: list[float] | None = None  # each part's note-ons per beat
 
 
 def pitch_classes_on_beats(parts: list[np.ndarray], beats: np.ndarray) -> list[set[int]]:
@@ -90,6 +94,8 @@ def consonance(generated: list[np.ndarray], player: np.ndarray, beats: np.ndarra
 
 REFERENCES = ("reference: 3 random pitch classes a beat", "reference: the player's notes",
               "reference: the real lower voices")
+LISTENING, LATE, WITHHELD = ("with the player", "with the player heard a step late",
+                             "player withheld")
 
 
 def random_notes(steps: int, per_beat: int, rng: np.random.Generator) -> np.ndarray:
@@ -97,6 +103,36 @@ def random_notes(steps: int, per_beat: int, rng: np.random.Generator) -> np.ndar
     items = [(start, start + per_beat, 60 + int(pc))
              for start in range(0, steps, per_beat) for pc in rng.choice(12, 3, replace=False)]
     return make_grid_notes(items, 80)
+
+
+class _Tally:
+    """Running sums of one row's figures over the pieces."""
+
+    def __init__(self) -> None:
+        self.sums = np.zeros(10)  # agree, recall, beats, notes, off-agree, off-recall, off-beats,
+        #                           real notes, consonant, consonance counted
+        self.onsets: np.ndarray | None = None  # per part
+        self.beats = 0
+
+    def add(self, notes: list[np.ndarray], real: list[np.ndarray], player: np.ndarray,
+            beats: np.ndarray, offbeats: np.ndarray, *, generated: bool = True,
+            consonant: bool = True) -> None:
+        for first, when in ((0, beats), (4, offbeats)):
+            self.sums[first : first + 3] += beat_agreement(notes, real, when)
+        self.sums[3] += sum(len(p) for p in notes) if generated else 0
+        self.sums[7] += sum(len(p) for p in real)
+        if consonant:
+            self.sums[8:10] += consonance(notes, player, beats)
+        if generated:
+            onsets = np.array([len(p) for p in notes], dtype=np.float64)
+            self.onsets = onsets if self.onsets is None else self.onsets + onsets
+            self.beats += len(beats)
+
+    def result(self) -> BeatAgreement:
+        a, r, n, notes, oa, orc, on, real_notes, c, cn = self.sums
+        moves = None if self.onsets is None else (self.onsets / max(self.beats, 1)).tolist()
+        return BeatAgreement(a / max(n, 1), r / max(n, 1), int(n), int(notes), oa / max(on, 1),
+                             orc / max(on, 1), int(real_notes), c / cn if cn else None, moves)
 
 
 def check_backing(
@@ -107,8 +143,10 @@ def check_backing(
     seed: int = 0,
     pieces: int | None = None,
     progress: bool = True,
+    compare: dict[str, BackingTransformer] | None = None,
 ) -> dict[str, BeatAgreement]:
-    """Agreement per beat with the real lower voices: with the player's part, and without."""
+    """Agreement per beat with the real lower voices: listening, a step late, without the
+    player, each bundle of `compare` (name -> generator, as many parts), and the references."""
     tokens, offsets = load_split(Path(corpus), split)
     codec = generator.parts
     representation = corpus_representation(corpus)
@@ -116,60 +154,53 @@ def check_backing(
         raise ConfigError("--data", f"{corpus} is not a parts corpus of this bundle's layout")
     sequences = [np.asarray(tokens[a:b]) for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
     sequences = sequences[:pieces] if pieces else sequences
-    totals = {name: [0.0, 0.0, 0, 0, 0.0, 0.0, 0, 0, 0, 0]
-              for name in ("with the player", "player withheld", *REFERENCES)}
+    players: list[tuple[str, BackingTransformer, bool, bool]] = [
+        (LISTENING, generator, False, True)]
+    if generator.listens:
+        players.append((LATE, generator, True, True))
+    players.append((WITHHELD, generator, False, False))
+    players += [(name, other, False, True) for name, other in (compare or {}).items()]
+    tallies = {name: _Tally() for name in [name for name, *_ in players] + list(REFERENCES)}
     rng = np.random.default_rng(seed)
     for sequence in tqdm(sequences, desc="backing check", unit="piece", disable=not progress):
-        positions = sequence[sequence < codec.off_base].astype(np.int64)
+        positions = sequence[codec.is_step(sequence)].astype(np.int64)
         player, real = codec.decode(sequence)
         if len(player) == 0:
             continue
         per_beat = codec.steps_per_quarter
         beats = np.flatnonzero(positions % per_beat == 0)
         offbeats = np.flatnonzero(positions % per_beat == per_beat // 2)
-        for name, given in (("with the player", player), ("player withheld", player[:0])):
-            generator.seed(seed)
-            generator.reset()
-            generated = accompany(generator, given, positions)
-            total = totals[name]
-            for first, when in ((0, beats), (4, offbeats)):
-                agree, recall, counted = beat_agreement(generated, real, when)
-                total[first] += agree
-                total[first + 1] += recall
-                total[first + 2] += counted
-            total[3] += sum(len(p) for p in generated)
-            total[7] += sum(len(p) for p in real)
-            total[8:10] = np.add(total[8:10], consonance(generated, player, beats)).tolist()
+        for name, backing, late, heard in players:
+            backing.seed(seed)
+            backing.reset()
+            given = player if heard else player[:0]
+            generated = accompany(backing, given, positions, lag=int(late))
+            tallies[name].add(generated, real, player, beats, offbeats)
         # What the figures mean: three pitch classes drawn at random on every beat, the
         # player's own pitch class (a chorale's soprano note is mostly in its chord), and
         # Bach's lower voices themselves.
         randomly = random_notes(len(positions), per_beat, rng)
         for name, notes in zip(REFERENCES, ([randomly], [player], real), strict=True):
-            total = totals[name]
-            for first, when in ((0, beats), (4, offbeats)):
-                agree, recall, counted = beat_agreement(notes, real, when)
-                total[first : first + 3] = [total[first] + agree, total[first + 1] + recall,
-                                            total[first + 2] + counted]
-            total[7] += sum(len(p) for p in real)
-            if name != REFERENCES[1]:  # the melody's consonance with itself says nothing
-                total[8:10] = np.add(total[8:10], consonance(notes, player, beats)).tolist()
-    return {
-        name: BeatAgreement(a / max(n, 1), r / max(n, 1), n, notes, oa / max(on, 1),
-                            orc / max(on, 1), real_notes, c / cn if cn else None)
-        for name, (a, r, n, notes, oa, orc, on, real_notes, c, cn) in totals.items()
-    }
+            tallies[name].add(notes, real, player, beats, offbeats,
+                              generated=name == REFERENCES[2],
+                              consonant=name != REFERENCES[1])  # the melody with itself
+    return {name: tally.result() for name, tally in tallies.items()}
 
 
-def backing_table(results: dict[str, BeatAgreement]) -> str:
+def backing_table(results: dict[str, BeatAgreement], names: tuple[str, ...] = ()) -> str:
+    """The figures as a Markdown table; `names` head the note-ons-per-beat column's parts."""
+    parts = "/".join(names) if names else "per part"
     lines = [
-        "| backing | agreement on the beat | recall on the beat | agreement half a beat "
-        "later | recall half a beat later | consonant with the player | beats | notes (real) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| backing | consonant with the player | agreement on the beat | recall on the beat | "
+        "agreement half a beat later | recall half a beat later | note-ons per beat "
+        f"({parts}) | beats | notes (real) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
         consonant = "–" if r.consonance is None else f"{r.consonance:.3f}"
-        lines.append(f"| {name} | {r.agreement:.3f} | {r.recall:.3f} | "
-                     f"{r.offbeat_agreement:.3f} | {r.offbeat_recall:.3f} | {consonant} | "
+        moves = "–" if r.moves is None else " / ".join(f"{m:.2f}" for m in r.moves)
+        lines.append(f"| {name} | {consonant} | {r.agreement:.3f} | {r.recall:.3f} | "
+                     f"{r.offbeat_agreement:.3f} | {r.offbeat_recall:.3f} | {moves} | "
                      f"{r.beats} | {r.notes} ({r.real_notes}) |")
     return "\n".join(lines)
 
@@ -181,15 +212,24 @@ def evaluate_backing(
     data: str | Path | None = None,
     seed: int = 0,
     progress: bool = True,
+    compare: list[str | Path] = (),
 ) -> dict[str, BeatAgreement]:
     """`cadenza eval` of a backing bundle: the check on its corpus's test split, written to
-    `out/report.md` and `out/results.json`."""
+    `out/report.md` and `out/results.json`; `compare`: other backing bundles (as many parts)
+    played under the same players, a row each."""
     from cadenza.eval.report import corpus_of
     from cadenza.plugins.base import load_generator
 
     generator = load_generator(bundle_path, plugin="backing", seed=seed)
     corpus = corpus_of(generator.bundle, data)
-    results = check_backing(generator, corpus, seed=seed, progress=progress)
+    others = {}
+    for path in compare:
+        other = load_generator(path, plugin="backing", seed=seed)
+        if other.parts.parts != generator.parts.parts:
+            raise ConfigError("--compare", f"{path} plays {other.parts.parts} parts, "
+                              f"{generator.bundle.path} {generator.parts.parts}")
+        others[f"{other.bundle.name} ({other.bundle.path})"] = other
+    results = check_backing(generator, corpus, seed=seed, progress=progress, compare=others)
     out.mkdir(parents=True, exist_ok=True)
     training = generator.bundle.training
     lines = [
@@ -198,7 +238,7 @@ def evaluate_backing(
         f"Corpus `{corpus}` (test split); held-out NLL {training.get('test_nll', '–')} "
         f"nats/token (bigram baseline {training.get('test_nll_bigram_baseline', '–')}).",
         "",
-        backing_table(results),
+        backing_table(results, generator.parts.names),
         "",
     ]
     (out / "report.md").write_text("\n".join(lines))
@@ -206,5 +246,5 @@ def evaluate_backing(
         json.dumps({k: vars(v) for k, v in results.items()}, indent=1) + "\n"
     )
     if progress:
-        print(backing_table(results))
+        print(backing_table(results, generator.parts.names))
     return results

@@ -22,7 +22,7 @@ from cadenza.export import (
     store_weights_float16,
     training_record,
 )
-from cadenza.parts import PartsCodec
+from cadenza.parts import PartsCodec, default_programs
 from cadenza.plugins.transformer import KVCache
 from cadenza.training.transformer import MusicTransformer, TransformerPrefill, TransformerStep
 
@@ -152,7 +152,9 @@ def export_transformer(checkpoint: dict, out_dir: str | Path, name: str | None =
                    "max_abs_logit_diff": float(f"{worst:.3g}")},
     }
     if representation.get("kind") == "parts":
-        manifest["backing"] = {"ranges": backing_ranges(representation, config["data"])}
+        codec = PartsCodec.from_dict(representation)
+        manifest["backing"] = {"ranges": backing_ranges(representation, config["data"]),
+                               "programs": default_programs(codec.names)}
     return write_bundle(out_dir, manifest, exported)
 
 

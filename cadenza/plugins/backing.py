@@ -1,12 +1,14 @@
 """The `backing` plugin: a Music Transformer over parts on a grid, backing a player.
 
 The bundle is a transformer bundle (`prefill` and cached `step` graphs, as `transformer`)
-whose vocabulary is `cadenza.parts`: one frame of tokens per grid step, the backing parts' notes
-before the player's. Live, each step goes in two halves: `play_step` opens the step's frame and
-samples the backing's note-offs and note-ons (before the step sounds), `hear` closes it with what
-the player played on that step (once it has). Sampling happens on the host over the backing
-tokens that keep the frame valid (ascending, an off only for a sounding note, an on only for a
-silent one) plus "end of the backing": the mass of every other token.
+whose vocabulary is `cadenza.parts`: one frame of tokens per grid step. A step goes in three
+calls: `open_step` starts its frame, `hear` adds the player's note-offs and note-ons on it, and
+`play` samples the backing's note-offs and note-ons. A bundle whose frames put the player first
+(`listens`) is called open, hear, play: the backing of a step knows the player's note of it.
+An older bundle (backing first) is called open, play, hear: its backing is chosen before the
+player's notes of the step. Sampling happens on the host over the backing tokens that keep the
+frame valid (ascending, an off only for a sounding note, an on only for a silent one) plus "end
+of the backing": the mass of every other token.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from cadenza.bundle import Bundle
 from cadenza.errors import BundleError
-from cadenza.parts import OFF, ON, PLAYER_OFF, PLAYER_ON, PartsCodec
+from cadenza.parts import OFF, ON, PLAYER_OFF, PLAYER_ON, PartsCodec, default_programs
 from cadenza.pianoroll import make_grid_notes
 from cadenza.plugins.sampling import sample
 from cadenza.plugins.transformer import MusicTransformer
@@ -36,7 +38,11 @@ class BackingTransformer(MusicTransformer):
                 bundle.path / "manifest.yaml",
                 f"field 'representation.kind' is {representation.get('kind')!r}, not 'parts'",
             )
-        self.parts = PartsCodec.from_dict(representation)
+        try:
+            self.parts = PartsCodec.from_dict(representation)
+        except (TypeError, ValueError) as error:
+            raise BundleError(bundle.path / "manifest.yaml",
+                              f"field 'representation': {error}") from None
         self.density = 0.0  # a bias on note-ons, in log-odds: above 0 busier, below sparser
         self.max_voices = 4  # notes one part holds at once
         # A backing note held this long (at density 0; longer when sparser) ends: chorale
@@ -51,9 +57,10 @@ class BackingTransformer(MusicTransformer):
                 f"{self.parts.vocab_size}",
             )
         is_on = np.zeros(self.vocab_size, dtype=bool)
-        is_on[self.parts.on_base : self.parts.player_off_base] = True
+        is_on[self.parts.on_base : self.parts.backing_end] = True
         self._is_on = is_on
         self.ranges = part_ranges(bundle, self.parts.parts)
+        self.programs = part_programs(bundle, self.parts.names)
         # Each part's note-ons inside its register (the rest of its 128 pitches never start)
         in_range = np.zeros(self.vocab_size, dtype=bool)
         for part, (low, high) in enumerate(self.ranges):
@@ -66,8 +73,15 @@ class BackingTransformer(MusicTransformer):
         self.sounding: list[set[int]] = [set() for _ in range(self.parts.parts)]
         self.player_sounding: set[int] = set()
         self._pending: list[int] = []  # offs to write into the next frame (after a silence)
+        self._last_fed = 0
+        self._played = False  # the open step's backing is played (a frame takes no more)
         self._enter_all()
         super().reset()
+
+    @property
+    def listens(self) -> bool:
+        """The player's notes of a step come before its backing (hear, then play)."""
+        return self.parts.player_first
 
     def prime(self, events, conditions=None) -> None:
         super().prime(events, conditions)
@@ -77,6 +91,7 @@ class BackingTransformer(MusicTransformer):
         self._pending = []
         for token in self.history:
             self._track(int(token))
+        self._last_fed = int(self.history[-1]) if len(self.history) else 0
         self._silent_steps = [0 if held else self.parts.steps_per_quarter for held in self.sounding]
 
     def _track(self, token: int) -> None:
@@ -95,31 +110,48 @@ class BackingTransformer(MusicTransformer):
     def _feed(self, event: int) -> None:
         super()._feed(event)
         self._track(event)
+        self._last_fed = event
 
     def snapshot(self) -> tuple:
         sounding = [set(held) for held in self.sounding]
         mine = (sounding, set(self.player_sounding), list(self._pending), list(self._silent_steps),
-                dict(self._held_steps))
+                dict(self._held_steps), self._last_fed)
         return super().snapshot(), mine
 
     def restore(self, state: tuple) -> None:
-        inner, (sounding, player, pending, silent, held) = state
+        inner, (sounding, player, pending, silent, held, last) = state
         super().restore(inner)
         self.sounding, self.player_sounding, self._pending = sounding, player, pending
-        self._silent_steps, self._held_steps = silent, dict(held)
+        self._silent_steps, self._held_steps, self._last_fed = silent, dict(held), last
 
     # --- a step of the grid ---------------------------------------------------------------
-    def play_step(self, position: int, forced: Iterable[Change] | None = None) -> list[Change]:
-        """Open the frame of a step at `position` in its bar, and sample the backing's changes
-        on it (or take `forced` ones: a loop replaying what it played). Returns the changes,
-        note-offs first."""
+    def open_step(self, position: int) -> None:
+        """Start the frame of a step at `position` in its bar."""
         self._feed(self.parts.step(position))
-        changes: list[Change] = []
-        for token in sorted(self._pending):
-            self._feed(token)
-        self._pending = []
+        self._played = False
         for note in self._held_steps:
             self._held_steps[note] += 1
+
+    def play_step(self, position: int, forced: Iterable[Change] | None = None,
+                  offs: Iterable[int] = (), ons: Iterable[int] = ()) -> list[Change]:
+        """A whole step in the bundle's order: open it, hear the player's `offs` and `ons` on it
+        and play (a backing-first bundle plays, then hears: its backing does not know them)."""
+        self.open_step(position)
+        if self.listens:
+            self.hear(offs, ons)
+            return self.play(forced)
+        changes = self.play(forced)
+        self.hear(offs, ons)
+        return changes
+
+    def play(self, forced: Iterable[Change] | None = None) -> list[Change]:
+        """Sample the backing's changes on the open step (or take `forced` ones: a loop
+        replaying what it played). Returns the changes, note-offs first."""
+        self._played = True
+        changes: list[Change] = []
+        for token in sorted(self._pending):  # the notes a silence ended, heard to end here
+            self._feed(token)
+        self._pending = []
         if forced is None:
             # Notes held past the limit end first on this step (the frame's smallest tokens:
             # other note-offs of lower-numbered parts wait for the next step).
@@ -144,7 +176,7 @@ class BackingTransformer(MusicTransformer):
         ]
         rest = self.parts.steps_per_quarter * 2.0 ** -self.density  # sparser: longer rests
         self._entering = [part for part, n in enumerate(self._silent_steps) if n > rest]
-        last = max((self._token_of(c) for c in changes), default=self.parts.off_base - 1)
+        last = max(self._last_fed, self.parts.off_base - 1)
         while len(changes) < MAX_CHANGES:
             token = self._sample_backing(last)
             if token is None:
@@ -155,7 +187,10 @@ class BackingTransformer(MusicTransformer):
         return changes
 
     def hear(self, offs: Iterable[int] = (), ons: Iterable[int] = ()) -> None:
-        """Close the current step's frame with the player's note-offs and note-ons on it."""
+        """The player's note-offs and note-ons on the open step."""
+        if self.listens and self._played:
+            raise RuntimeError("this bundle hears the player's notes of a step before it plays "
+                               "it: call open_step, hear, then play (or play_step)")
         ons = set(int(p) for p in ons)
         ending = {int(p) for p in offs} | ons  # a repeated key ends its sounding note first
         tokens = [self.parts.player_off(p) for p in sorted(ending & self.player_sounding)]
@@ -217,7 +252,7 @@ class BackingTransformer(MusicTransformer):
         candidates = np.flatnonzero(allowed)
         logits = self.logits.astype(np.float64)
         rest = np.ones(self.vocab_size, dtype=bool)
-        rest[p.off_base : p.player_off_base] = False  # every non-backing token means "end"
+        rest[p.off_base : p.backing_end] = False  # every non-backing token means "end"
         end = float(np.logaddexp.reduce(logits[rest]))
         scores = logits[candidates] + self.density * self._is_on[candidates]
         choice = sample(np.append(scores, end), self.knobs, self.rng)
@@ -241,15 +276,32 @@ def part_ranges(bundle: Bundle, parts: int) -> list[tuple[int, int]]:
     return [(low, high) for low, high in ranges]
 
 
+def part_programs(bundle: Bundle, names: tuple[str, ...]) -> list[int]:
+    """The bundle's `backing.programs` (a General MIDI program 0..127 per part), else each
+    part's default by its name (strings for inner voices, a bass for the bass)."""
+    programs = bundle.manifest.get("backing", {}).get("programs")
+    if programs is None:
+        return default_programs(names)
+    if not (isinstance(programs, list) and len(programs) == len(names)
+            and all(isinstance(x, int) and 0 <= x <= 127 for x in programs)):
+        raise BundleError(
+            bundle.path / "manifest.yaml",
+            f"field 'backing.programs' must be {len(names)} programs in 0..127, got {programs!r}",
+        )
+    return list(programs)
+
+
 def accompany(
     generator: BackingTransformer,
     player: np.ndarray,
     positions: np.ndarray,
     *,
     velocity: int = 80,
+    lag: int = 0,
 ) -> list[np.ndarray]:
-    """Backing parts (grid notes per part) for a player's grid notes, step by step as live:
-    each step's backing is sampled before the player's notes on that step are heard.
+    """Backing parts (grid notes per part) for a player's grid notes, step by step as live
+    (a listening bundle hears the player's notes of a step before it plays it; with `lag` 1
+    it hears them a step late, as a loop that plans each step ahead has them).
     `positions` is each step's position in its bar; notes still sounding at the end close there."""
     starts: dict[tuple[int, int], int] = {}
     found: list[list[tuple[int, int, int]]] = [[] for _ in range(generator.parts.parts)]
@@ -260,12 +312,14 @@ def accompany(
         offs[int(note["end"])].append(int(note["pitch"]))
     steps = len(positions)
     for t in range(steps):
-        for part, pitch, on in generator.play_step(int(positions[t])):
+        heard = t - lag
+        changes = generator.play_step(int(positions[t]), None, offs.get(heard, ()),
+                                      ons.get(heard, ()))
+        for part, pitch, on in changes:
             if on:
                 starts[(part, pitch)] = t
             elif (part, pitch) in starts:
                 found[part].append((starts.pop((part, pitch)), t, pitch))
-        generator.hear(offs.get(t, ()), ons.get(t, ()))
     for (part, pitch), start in starts.items():
         found[part].append((start, steps, pitch))
     generator.silence()

@@ -4,24 +4,34 @@ grid, its note changes sent at the grid's deadlines, the player's notes heard st
 Timing. Step n sounds at its grid point, read off the current BeatGrid each time (origin +
 k x step seconds: the DAW clock's fitted line, Link's timeline or the internal tempo), never by
 adding step lengths: nothing drifts however long it plays, and a tempo change or a new clock
-estimate moves the next step at once. Half a step before step n sounds, once the player's notes
-of step n-1 are all in, the loop closes step n-1's frame with them (`hear`), opens step n's
-(`play_step`) and schedules its changes at step n's deadline: one action a step, 1-5 ms of
-model work with half a step (62 ms at 120 BPM) to spare. A step whose deadline is too close to
-meet when its turn comes (the machine stalled, the clock has only just started) is played as a
-rest: nothing sounds late, and the model knows what sounded. A DAW's first clock may follow its
-Start within a millisecond, too soon to generate: so while stopped, the downbeat a Start plays
-first is generated in advance ("armed", the model's state kept to rewind to if something else
-comes first), and a Start only has to schedule it.
+estimate moves the next step at once.
 
-Player notes are quantised to the nearest step: a note belongs to step n when it came before
-the midpoint between steps n and n+1, and a note that comes after its step's frame was closed
-goes to the next open frame.
+Listen, then play (a bundle whose frames put the player first, `generator.listens`). Half a step
+before step n sounds, the loop opens its frame (one model step, ahead of time). It then waits
+for the player: the first note-on that comes after that point is the player's note of step n,
+and the loop hears it, generates step n's backing and sends it at once (early notes: at the grid
+point; late ones: a few milliseconds after the note, which a listener hears as together). A
+step on which the player plays nothing waits `listen` seconds past its grid point at most, then
+plays with what it heard. The grid sets every deadline; only sends wait for the player.
+
+Plan ahead (an older backing-first bundle, or `listen=None`). Half a step before step n sounds,
+once the player's notes of step n-1 are all in, the loop closes step n-1's frame with them
+(`hear`), opens step n's (`play_step`) and schedules its changes at step n's deadline: the
+backing of a step does not know the player's note of it. A step whose deadline is too close to
+meet when its turn comes is played as a rest. A DAW's first clock may follow its Start within a
+millisecond, too soon to generate: so while stopped, the downbeat a Start plays first is
+generated in advance ("armed", the model's state kept to rewind to if something else comes
+first), and a Start only has to schedule it.
+
+Player notes are quantised to the nearest step: a note belongs to step n when it came after the
+midpoint between steps n-1 and n, and a note that comes after its step's frame was closed goes
+to the next open frame (listening, a frame closes when its backing plays: a note later than the
+listen window is heard on the next step, as late as it came).
 
 Nothing here reads a clock or sleeps: `poll(now)` does what is due at `now` and says when it
 is next due, so the soak benchmark runs this same code on simulated time. The control thread
-calls poll/player/start/stop; silence(), toggle_loop(), mutate() and the density may come from
-any thread (a knob, a key).
+calls poll/player/start/stop (and poll again as soon as a player's note comes in); silence(),
+toggle_loop(), mutate() and the density may come from any thread (a knob, a key).
 """
 
 from __future__ import annotations
@@ -50,8 +60,14 @@ class BackingGenerator(Protocol):
 
     sounding: list[set[int]]
     density: float
+    listens: bool  # the player's notes of a step come before its backing
 
-    def play_step(self, position: int, forced: Iterable[Change] | None = None) -> list[Change]: ...
+    def play_step(self, position: int, forced: Iterable[Change] | None = None,
+                  offs: Iterable[int] = (), ons: Iterable[int] = ()) -> list[Change]: ...
+
+    def open_step(self, position: int) -> None: ...
+
+    def play(self, forced: Iterable[Change] | None = None) -> list[Change]: ...
 
     def hear(self, offs: Iterable[int] = (), ons: Iterable[int] = ()) -> None: ...
 
@@ -153,8 +169,12 @@ class BackingLoop:
         velocities: Sequence[int],
         steps_per_quarter: int,
         loop_bars: int = 0,
+        listen: float | None = 0.01,
     ):
         self.generator = generator
+        # Seconds past a step's grid point that a listening bundle waits for the player's note
+        # of it; None: plan every step ahead, as a backing-first bundle must.
+        self.listen = listen
         self.output = output
         self.grid = grid  # the current grid; None while there is none (a stopped DAW)
         self.channels = list(channels)  # wire channel (0..15) of each part
@@ -180,6 +200,9 @@ class BackingLoop:
         self._count_bar = True  # the next step (re)sets the bar number from the grid
         # The downbeat generated while stopped: (model state before it, (sounding, changes)).
         self._armed: tuple[object, tuple[frozenset[Note], list[Change]]] | None = None
+        # Listening: the step opened and waiting for the player (deadline, position, the
+        # backing sounding as it opened, whether it is replayed, the note-ons that count).
+        self._waiting: tuple[float, int, frozenset[Note] | None, int, float] | None = None
         # For the status line and the benchmarks.
         self.bar = 0
         self.position = 0
@@ -203,6 +226,7 @@ class BackingLoop:
         self._deferred = []
         self._replay = None
         self._count_bar = True
+        self._waiting = None
 
     def stop(self) -> None:
         """Every backing note ends now and nothing more of it is sent; the model hears them end
@@ -213,6 +237,7 @@ class BackingLoop:
         self._last = None
         self._player.clear()
         self._replay = None
+        self._waiting = None
         self.record.break_bar()
 
     def relocate(self) -> None:
@@ -244,6 +269,11 @@ class BackingLoop:
 
     def set_style(self, style: str | None) -> None:
         self._style = (style,)  # a tuple: None is a style too ("any")
+
+    @property
+    def listening(self) -> bool:
+        """Each step waits for the player's note of it (listen, then play)."""
+        return self.listen is not None and self.generator.listens
 
     @property
     def loop_bars(self) -> int:
@@ -279,6 +309,12 @@ class BackingLoop:
             return None
         step = grid.seconds_per_beat / self.steps_per_quarter
         while True:
+            if self._waiting is not None:  # a step opened, listening for the player
+                until = self._waiting[0] + (self.listen or 0.0)
+                if now < until and not self._heard_onset():
+                    return until
+                self._play_waiting(now, grid.beats_per_bar * self.steps_per_quarter)
+                continue
             deadline = self._next_deadline(grid, now, step)
             if now < deadline - step / 2:
                 return deadline - step / 2
@@ -306,15 +342,27 @@ class BackingLoop:
         position = round(beat * self.steps_per_quarter) % steps_per_bar
         with self.lock:
             self._requests()
-            if self._open and self._last is not None:  # close the last step's frame with
-                self._hear((self._last + deadline) / 2)  # what the player played on it
+            if self.listening:
+                self._open_step(deadline, position, now, steps_per_bar)
+                self._last = deadline
+                self._count(beat, position, grid.beats_per_bar, False)
+                return
+            boundary = deadline - step / 2 if self._last is None else (self._last + deadline) / 2
+            backing_first = not self.generator.listens
+            if backing_first and self._open and self._last is not None:
+                self._hear(boundary)  # close the last step's frame with what the player played
             changes = self._armed_changes(position, deadline, now, steps_per_bar)
             late = False
             if changes is None:
                 late = deadline < now + LATE_MARGIN
                 sounding = self._sounding() if position == 0 else None
                 forced = [] if late else self._replayed(position, sounding)
-                changes = self.generator.play_step(position, forced)
+                if backing_first:
+                    changes = self.generator.play_step(position, forced)
+                else:  # a listening bundle planned ahead: it hears the last step's notes here
+                    self.generator.open_step(position)
+                    self._hear(boundary)
+                    changes = self.generator.play(forced)
                 if self._replay is None:
                     self.record.record(position, sounding, changes, steps_per_bar)
             self._open = True
@@ -323,10 +371,47 @@ class BackingLoop:
         self._count(beat, position, grid.beats_per_bar, late)
         self.last_deadline = deadline
 
+    def _open_step(self, deadline: float, position: int, now: float, steps_per_bar: int) -> None:
+        """Listening: open the step's frame ahead of time and wait for the player; a replayed
+        step is played at once (the loop does not listen)."""
+        sounding = self._sounding() if position == 0 else None
+        forced = self._replayed(position, sounding)
+        self.generator.open_step(position)
+        self._waiting = (deadline, position, sounding, forced is not None, now)
+        if forced is not None:
+            self._hear(now)
+            self._finish(deadline, position, sounding, self.generator.play(forced), steps_per_bar)
+            self._waiting = None
+
+    def _heard_onset(self) -> bool:
+        """A note-on came in since the waiting step opened: the player's note of it."""
+        opened = self._waiting[4] if self._waiting else math.inf
+        return any(on and t >= opened for t, _, on in self._player)
+
+    def _play_waiting(self, now: float, steps_per_bar: int) -> None:
+        """Hear what the player played and play the waiting step now (as a rest if the machine
+        stalled far past it: nothing sounds that late)."""
+        deadline, position, sounding, _, _ = self._waiting
+        with self.lock:
+            self._waiting = None
+            self._hear(math.inf)
+            late = now > deadline + (self.listen or 0.0) + LATE_MARGIN
+            changes = self.generator.play([] if late else None)
+            self.rests += late
+            self._finish(deadline, position, sounding, changes, steps_per_bar)
+
+    def _finish(self, deadline: float, position: int, sounding: frozenset[Note] | None,
+                changes: list[Change], steps_per_bar: int) -> None:
+        if self._replay is None:
+            self.record.record(position, sounding, changes, steps_per_bar)
+        self._send(deadline, changes)
+        self.last_deadline = deadline
+
     def _arm(self) -> None:
         """Stopped: generate the downbeat a Start will play first, keeping the state to rewind
-        to. Not while a loop would replay it instead."""
-        if self._open or (self.looping and self.record.full):
+        to. Not while a loop would replay it instead, nor when listening (the downbeat then
+        waits for the player anyway: opening it is one model step)."""
+        if self._open or (self.looping and self.record.full) or self.listening:
             return
         with self.lock:
             self._requests()  # a request (a silence, another model) rewinds an armed step

@@ -25,6 +25,7 @@ QUANTIZE = ("none", "beat", "bar")
 ON_INTERRUPT = ("stop", "overlap")
 TEMPERATURE_RANGE = (0.1, 2.0)  # Magenta's temperature knob range
 MAX_ANSWER_BARS = 64
+LISTEN_MS_RANGE = (0.0, 50.0)  # how long past a grid point a listening backing waits
 DENSITY_RANGE = (-3.0, 3.0)  # log-odds bias on the backing's note-ons: sparser .. busier
 MAX_LOOP_BARS = 16
 DRUM_CHANNEL = 10  # General MIDI's percussion channel: never a default backing channel
@@ -119,7 +120,12 @@ class LiveConfig:
     # output_channel (which carries the passthrough), skipping 10, General MIDI's drums.
     backing_channels: tuple[int, ...] | None = None
     backing_velocity: tuple[int, ...] = (80,)  # one for every part, or one per part
-    backing_ports: bool = False  # each part on a virtual port of its own: "<port_name> part N"
+    backing_ports: bool = False  # each part on a virtual port of its own: "<port_name> <part>"
+    # General MIDI programs (0..127), one per part, sent at start; None: the bundle's own.
+    backing_programs: tuple[int, ...] | None = None
+    # A listening backing waits this long past a step's grid point for the player's note of
+    # it (then plays at once with what it heard); 0: it plays on the grid point.
+    listen_ms: float = 10.0
     density: float = 0.0  # bias on the backing's note-ons (log-odds): -3 sparse .. +3 busy
     loop_bars: int = 0  # repeat the last N bars of the backing; 0: off (generate on)
     cc: CCMap = field(default_factory=CCMap)
@@ -154,6 +160,15 @@ class LiveConfig:
             raise ConfigError("backing_velocity", f"the bundle has {parts} backing parts, got "
                               f"{len(velocities)} velocities")
         return list(velocities)
+
+    def backing_program_list(self, programs: list[int]) -> list[int]:
+        """The programs to send, one per part: the bundle's `programs` unless given."""
+        if self.backing_programs is None:
+            return list(programs)
+        if len(self.backing_programs) != len(programs):
+            raise ConfigError("backing_programs", f"the bundle has {len(programs)} backing "
+                              f"parts, got {len(self.backing_programs)} programs")
+        return list(self.backing_programs)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -331,6 +346,8 @@ RULES: dict[str, Rule] = {
     "backing_channels": _optional(_list_of(_integer(1, 16), unique=True)),
     "backing_velocity": _list_of(_integer(1, 127)),
     "backing_ports": _flag,
+    "backing_programs": _optional(_list_of(_integer(0, 127))),
+    "listen_ms": _number(*LISTEN_MS_RANGE),
     "density": _number(*DENSITY_RANGE),
     "loop_bars": _integer(0, MAX_LOOP_BARS),
 }

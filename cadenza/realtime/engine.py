@@ -145,6 +145,7 @@ class LiveEngine:
             velocities=self.config.backing_velocities(parts),
             steps_per_quarter=self.generator.parts.steps_per_quarter,
             loop_bars=self.config.loop_bars,
+            listen=self.config.listen_ms / 1000,
         )
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -169,6 +170,7 @@ class LiveEngine:
             self._pulses = self.clock_sender.deadlines(first)
             self._next_pulse = next(self._pulses)
         if self.backing is not None:
+            self._send_programs()
             if self.clock is None:  # else the DAW's Start or Continue starts it
                 self.backing.start(0.0 if self.link is None else None)
             return
@@ -176,13 +178,23 @@ class LiveEngine:
         if self.config.mode == "accompany":
             self.performer.continuous(time.perf_counter() + 0.05)
 
+    def _send_programs(self) -> None:
+        """Each backing part's program on its channel (the bundle's, or the player's choice)."""
+        programs = self.config.backing_program_list(self.generator.programs)
+        now = time.perf_counter()
+        self.scheduler.schedule_many(
+            (now, [PROGRAM | channel, program])
+            for channel, program in zip(self.backing.channels, programs, strict=True)
+        )
+
     def run(self) -> None:
         """The control loop, until stop() or a fatal error; always ends every note."""
         self.start()
         try:
             while not self.stop_requested.is_set():
                 self.step(time.perf_counter())
-                time.sleep(self._pause())
+                # Woken early by the player's input: a listening backing answers it at once.
+                self.midi_in.wait(self._pause())
                 if self.stats.error is not None:
                     break
         finally:
@@ -455,6 +467,7 @@ class LiveEngine:
                 generator.density = self.generator.density
                 self.backing.swap(generator)
                 self.generator = generator
+                self._send_programs()
                 return
             if hasattr(generator, "codec") and not hasattr(generator, "play_step"):
                 generator.knobs = self.generator.knobs

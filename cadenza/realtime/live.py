@@ -85,6 +85,7 @@ def open_engine(config: LiveConfig) -> LiveEngine:
     if backing:  # a channel or velocity per part, checked before any port opens
         config.backing_channel_indices(generator.parts.parts)
         config.backing_velocities(generator.parts.parts)
+        config.backing_program_list(generator.programs)
     if config.style is not None:
         try:
             generator.set_style(config.style)
@@ -98,7 +99,8 @@ def open_engine(config: LiveConfig) -> LiveEngine:
             channels = config.backing_channel_indices(generator.parts.parts)
             routes = {}
             for part, channel in enumerate(channels):
-                routes[channel] = open_output(None, virtual_name=f"{name} part {part + 1}",
+                part_name = generator.parts.names[part]
+                routes[channel] = open_output(None, virtual_name=f"{name} {part_name}",
                                               client_name=name)
                 opened.append(routes[channel])
             midi_out = ChannelRouter(midi_out, routes)
@@ -124,8 +126,11 @@ def run_live(config: LiveConfig) -> LiveEngine:
     if not config.quiet:
         channels = f"channel {config.output_channel}"
         if engine.backing is not None:
-            parts = ", ".join(str(channel + 1) for channel in engine.backing.channels)
-            channels += f"; backing parts on channels {parts}"
+            names = engine.generator.parts.names
+            programs = config.backing_program_list(engine.generator.programs)
+            parts = ", ".join(f"{name} on {channel + 1} (program {program})" for name, channel,
+                              program in zip(names, engine.backing.channels, programs, strict=True))
+            channels += f"; backing parts: {parts}"
             if config.follow_clock:
                 channels += ", from the DAW's Start"
         print(

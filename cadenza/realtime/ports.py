@@ -319,6 +319,7 @@ class MidiInput(_Port):
         self.capacity = capacity
         self.dropped = 0
         self._queue: collections.deque[tuple[float, bytes]] = collections.deque(maxlen=capacity)
+        self._arrived = threading.Event()  # set by the callback: wakes a reader that waits
         self._callback: Callable = self._on_message  # one bound method, to find it again below
         self._held_callbacks: list[tuple] = []
 
@@ -331,6 +332,7 @@ class MidiInput(_Port):
         if len(queue) == self.capacity:
             self.dropped += 1
         queue.append((stamp, bytes(event[0])))
+        self._arrived.set()
 
     def _start_callback(self) -> None:
         self._midi.set_callback(self._callback)
@@ -365,6 +367,11 @@ class MidiInput(_Port):
             return self._queue.popleft()
         except IndexError:
             return None
+
+    def wait(self, timeout: float) -> None:
+        """Sleep up to `timeout` seconds, or until an event comes in (then drain it)."""
+        if self._arrived.wait(timeout):
+            self._arrived.clear()
 
     def drain(self) -> list[tuple[float, bytes]]:
         """Every waiting event, oldest first."""

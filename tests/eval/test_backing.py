@@ -10,7 +10,10 @@ import pytest
 
 from cadenza.errors import ConfigError
 from cadenza.eval.backing import (
+    LATE,
+    LISTENING,
     REFERENCES,
+    WITHHELD,
     beat_agreement,
     check_backing,
     consonance,
@@ -46,11 +49,13 @@ def test_consonance_counts_the_backings_pitch_classes_against_the_players_one_no
 def test_the_check_reports_with_and_without_the_player(tiny_backing_bundle, tiny_parts_corpus):
     generator = load_generator(tiny_backing_bundle, seed=0)
     results = check_backing(generator, tiny_parts_corpus, split="train", pieces=3, progress=False)
-    assert set(results) == {"with the player", "player withheld", *REFERENCES}
+    assert set(results) == {LISTENING, LATE, WITHHELD, *REFERENCES}
     assert results["reference: the player's notes"].notes == 0  # what the figures mean
     assert results["reference: the player's notes"].consonance is None
     real = results["reference: the real lower voices"]
     assert real.agreement == real.recall == 1.0 and 0.5 < real.consonance < 1.0
+    assert len(real.moves) == 3 and all(0.0 < m < 2.0 for m in real.moves)  # Bach's voices
+    assert results[LISTENING].moves is not None and len(results[LISTENING].moves) == 3
     for figures in results.values():
         assert figures.beats > 0
         assert 0.0 <= figures.agreement <= 1.0 and 0.0 <= figures.recall <= 1.0
@@ -66,3 +71,13 @@ def test_evaluate_writes_the_report(tiny_backing_bundle, tiny_parts_corpus, tmp_
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["with the player"]["beats"] == results["player withheld"]["beats"]
     assert "| with the player |" in (tmp_path / "report.md").read_text()
+
+
+def test_another_bundle_is_compared_under_the_same_players(tiny_backing_bundle,
+                                                            tiny_parts_corpus, tmp_path: Path):
+    evaluate_backing(tiny_backing_bundle, tmp_path, data=tiny_parts_corpus, progress=False,
+                     compare=[tiny_backing_bundle])
+    results = json.loads((tmp_path / "results.json").read_text())
+    (other,) = [name for name in results if name.startswith("tiny-backing (")]
+    # The same bundle and seed under the same players: the same figures.
+    assert results[other] == results[LISTENING]

@@ -49,7 +49,8 @@ def test_every_step_keeps_its_frame_valid(backing: BackingTransformer):
     sounding: list[set[int]] = [set() for _ in range(3)]
     offs = ons = 0
     for t in range(256):
-        changes = backing.play_step(t % 16)
+        changes = backing.play_step(t % 16, None, offs=[60] if t % 4 == 3 else [],
+                                    ons=[60] if t % 4 == 0 else [])
         tokens = [backing._token_of(c) for c in changes]
         assert tokens == sorted(set(tokens))  # ascending: offs, then ons, part by part
         for part, pitch, on in changes:
@@ -63,19 +64,35 @@ def test_every_step_keeps_its_frame_valid(backing: BackingTransformer):
                 offs += 1
         assert sounding == backing.sounding
         assert all(len(held) <= backing.max_voices for held in sounding)
-        backing.hear(offs=[60] if t % 4 == 3 else [], ons=[60] if t % 4 == 0 else [])
     assert ons > 0 and offs > 0
 
 
 def test_the_player_is_heard_as_played(backing: BackingTransformer):
-    backing.play_step(0)
+    backing.open_step(0)
     backing.hear(ons=[72, 76])
     assert backing.player_sounding == {72, 76}
-    backing.play_step(1)
+    backing.play()
+    backing.open_step(1)
     backing.hear(offs=[72], ons=[76])  # a repeated key: its note ends, then starts again
     assert backing.player_sounding == {76}
-    tail = [backing.parts.describe(t) for t in list(backing.history)[-3:]]
-    assert [kind for kind, _, _ in tail] == ["player_off", "player_off", "player_on"]
+    tail = [backing.parts.describe(t) for t in list(backing.history)[-4:]]
+    assert [kind for kind, _, _ in tail] == ["step", "player_off", "player_off", "player_on"]
+
+
+def test_the_player_of_a_step_is_heard_before_its_backing(backing: BackingTransformer):
+    assert backing.listens
+    backing.density = 3.0
+    backing.play_step(0, None, ons=[72])
+    frame = [backing.parts.describe(t)[0] for t in backing.history]
+    assert frame[:2] == ["step", "player_on"]
+    assert set(frame[2:]) <= {"on", "off"} and frame[2:]  # the backing comes after
+
+
+def test_hearing_after_playing_a_step_is_refused(backing: BackingTransformer):
+    backing.open_step(0)
+    backing.play()
+    with pytest.raises(RuntimeError, match="before it plays"):
+        backing.hear(ons=[72])
 
 
 def test_silence_ends_every_backing_note_and_the_model_hears_it(backing: BackingTransformer):
@@ -127,7 +144,6 @@ def test_plays_far_past_its_context_without_a_pause(backing: BackingTransformer)
     steps = 10 * backing.cache.size
     for t in range(steps):
         backing.play_step(t % 16)
-        backing.hear()
     assert backing.cache.next_position > steps  # the window slid many times
     assert len(backing.history) == backing.cache.size - 1
 
@@ -161,4 +177,41 @@ def test_a_bad_register_is_one_line(tiny_backing_bundle: Path, tmp_path, ranges)
     bundle = shutil.copytree(tiny_backing_bundle, tmp_path / "bad")
     edit_manifest(bundle, lambda m: m["backing"].update(ranges=ranges))
     with pytest.raises(BundleError, match=r"backing\.ranges' must be 3 \[low, high\] pitch"):
+        load_generator(bundle)
+
+
+def test_a_bundle_made_before_the_player_came_first_plays_backing_first(
+    tiny_backing_bundle: Path, tmp_path
+):
+    bundle = shutil.copytree(tiny_backing_bundle, tmp_path / "old")
+    edit_manifest(bundle, lambda m: m["representation"].pop("order"))
+    backing = load_generator(bundle, seed=3)
+    assert not backing.listens
+    backing.density = 3.0
+    backing.play_step(0, None, ons=[72])
+    kinds = [backing.parts.describe(t)[0] for t in backing.history]
+    assert kinds[0] == "step" and kinds[-1] == "player_on"  # the player after the backing
+    assert set(kinds[1:-1]) <= {"on", "off"}
+
+
+def test_each_part_has_a_name_and_a_program(backing: BackingTransformer, tiny_backing_bundle,
+                                             tmp_path):
+    assert backing.parts.names == ("alto", "tenor", "bass")
+    assert backing.programs == [48, 48, 32]
+    bundle = shutil.copytree(tiny_backing_bundle, tmp_path / "programs")
+    edit_manifest(bundle, lambda m: m["backing"].update(programs=[52, 52, 33]))
+    assert load_generator(bundle).programs == [52, 52, 33]
+
+
+@pytest.mark.parametrize("section, value, message", [
+    ("backing", {"programs": [52, 52]}, r"backing\.programs' must be 3 programs in 0\.\.127"),
+    ("backing", {"programs": [52, 52, 128]}, r"backing\.programs' must be 3 programs"),
+    ("representation", {"order": "sideways"}, r"representation': order must be one of"),
+    ("representation", {"names": ["alto"]}, r"representation': 3 parts need 3 names"),
+])
+def test_a_bad_part_setting_is_one_line(tiny_backing_bundle: Path, tmp_path, section, value,
+                                        message):
+    bundle = shutil.copytree(tiny_backing_bundle, tmp_path / "bad")
+    edit_manifest(bundle, lambda m: m[section].update(value))
+    with pytest.raises(BundleError, match=message):
         load_generator(bundle)

@@ -43,13 +43,14 @@ class Sink:
                 for t, m in self.events if m[0] & 0xF0 == 0x90]
 
 
-def make_loop(bundle, *, density=2.0, seed=5, loop_bars=0, grid=None):
+def make_loop(bundle, *, density=2.0, seed=5, loop_bars=0, grid=None, listen=None):
+    """A loop that plans every step ahead (listen None), or listens for `listen` seconds."""
     generator = load_generator(bundle, seed=seed)
     generator.density = density
     sink = Sink()
     grid = grid or BeatGrid(BPM, T0)
     loop = BackingLoop(generator, sink, lambda: grid, channels=CHANNELS, velocities=[80] * 3,
-                       steps_per_quarter=4, loop_bars=loop_bars)
+                       steps_per_quarter=4, loop_bars=loop_bars, listen=listen)
     return loop, sink
 
 
@@ -129,6 +130,14 @@ def test_a_stall_of_over_a_bar_goes_on_from_now(tiny_backing_bundle):
 
 
 # --- the player -----------------------------------------------------------------------------
+def test_planned_ahead_the_player_is_heard_a_step_late(tiny_backing_bundle):
+    loop, _ = make_loop(tiny_backing_bundle)
+    loop.start(0.0)
+    run(loop, at(6), player=[(at(2.0), [0x90, 60, 90])])
+    heard = frames(loop.generator)
+    assert heard[2] == [] and heard[3] == [(PLAYER_ON, 60)]  # step 3's backing knows it
+
+
 def test_player_notes_go_to_the_nearest_step(tiny_backing_bundle):
     loop, _ = make_loop(tiny_backing_bundle)
     loop.start(0.0)
@@ -139,7 +148,7 @@ def test_player_notes_go_to_the_nearest_step(tiny_backing_bundle):
         (at(7.45), [0x90, 64, 0]),  # a note-on of velocity 0 ends a note: step 7
     ]
     run(loop, at(10), player=played)
-    heard = frames(loop.generator)
+    heard = frames(loop.generator)[1:]  # planned ahead, frame n + 1 holds step n's notes
     assert heard[2] == [(PLAYER_ON, 60)]
     assert heard[5] == [(PLAYER_OFF, 60), (PLAYER_ON, 62)]
     assert heard[7] == []  # 64 never sounded: nothing to end
@@ -149,10 +158,10 @@ def test_player_notes_go_to_the_nearest_step(tiny_backing_bundle):
 def test_a_note_after_its_frame_closed_goes_to_the_next_open_frame(tiny_backing_bundle):
     loop, _ = make_loop(tiny_backing_bundle)
     loop.start(0.0)
-    run(loop, at(4))  # step 3's frame closed half a step before step 4
+    run(loop, at(4))  # step 3's notes went into step 4's frame half a step before step 4
     loop.player(at(3.1), [0x90, 65, 90])  # stamped in step 3, drained too late for it
     run(loop, at(6), now=at(4))
-    assert frames(loop.generator)[4] == [(PLAYER_ON, 65)]
+    assert frames(loop.generator)[5] == [(PLAYER_ON, 65)]
 
 
 def test_a_note_shorter_than_a_step_lasts_the_step(tiny_backing_bundle):
@@ -160,7 +169,7 @@ def test_a_note_shorter_than_a_step_lasts_the_step(tiny_backing_bundle):
     loop.start(0.0)
     run(loop, at(8), player=[(at(3.0), [0x90, 70, 90]), (at(3.2), [0x80, 70, 0])])
     heard = frames(loop.generator)
-    assert heard[3] == [(PLAYER_ON, 70)] and heard[4] == [(PLAYER_OFF, 70)]
+    assert heard[4] == [(PLAYER_ON, 70)] and heard[5] == [(PLAYER_OFF, 70)]
 
 
 def test_a_flood_of_player_notes_is_bounded(tiny_backing_bundle):
@@ -302,3 +311,77 @@ def test_continue_starts_at_the_song_position(tiny_backing_bundle):
     run(loop, at(26), now=at(24))
     assert loop.steps == 2 and loop.bar == 2 and loop.beat_in_bar == 3
     assert frames(loop.generator) and loop.position == 26 % 16
+
+
+# --- listen, then play ----------------------------------------------------------------------
+LISTEN = 0.01
+
+
+def test_listening_plays_a_step_the_moment_the_players_note_of_it_comes(tiny_backing_bundle):
+    loop, sink = make_loop(tiny_backing_bundle, listen=LISTEN, density=3.0)
+    loop.start(0.0)
+    run(loop, at(4.9))
+    assert loop.last_deadline == pytest.approx(at(4))  # step 5 is open, waiting
+    count = len(sink.events)
+    loop.player(at(5) + 0.003, [0x90, 67, 90])  # 3 ms late
+    loop.poll(at(5) + 0.0031)
+    assert loop.last_deadline == pytest.approx(at(5))  # played at once, on its deadline
+    heard = frames(loop.generator)
+    assert heard[5] == [(PLAYER_ON, 67)]
+    kinds = [loop.generator.parts.describe(t)[0] for t in loop.generator.history]
+    last_step = len(kinds) - 1 - kinds[::-1].index("step")
+    assert kinds[last_step + 1] == "player_on"  # the backing of step 5 came after it
+    assert all(t == pytest.approx(at(5)) for t, _ in sink.events[count:])
+
+
+def test_a_step_with_no_note_waits_the_listen_window_then_plays(tiny_backing_bundle):
+    loop, _ = make_loop(tiny_backing_bundle, listen=LISTEN)
+    loop.start(0.0)
+    run(loop, at(4.9))
+    assert loop.poll(at(5) + 0.004) == pytest.approx(at(5) + LISTEN)  # when it next looks
+    assert loop.last_deadline == pytest.approx(at(4))
+    loop.poll(at(5) + LISTEN)
+    assert loop.last_deadline == pytest.approx(at(5)) and loop.rests == 0
+
+
+def test_an_early_note_is_heard_and_its_step_still_sounds_on_the_grid(tiny_backing_bundle):
+    loop, sink = make_loop(tiny_backing_bundle, listen=LISTEN, density=3.0)
+    loop.start(0.0)
+    run(loop, at(8), player=[(at(5) - 0.02, [0x90, 72, 90])])  # 20 ms early
+    assert frames(loop.generator)[5] == [(PLAYER_ON, 72)]
+    steps = np.array([(t - T0) / STEP_SECONDS for t, _ in sink.events])
+    assert len(steps) and np.abs(steps - np.round(steps)).max() * STEP_SECONDS < 1e-9
+
+
+def test_a_note_later_than_the_window_is_heard_on_the_next_step(tiny_backing_bundle):
+    loop, _ = make_loop(tiny_backing_bundle, listen=LISTEN)
+    loop.start(0.0)
+    run(loop, at(8), player=[(at(5) + 0.03, [0x90, 72, 90])])  # 30 ms late
+    heard = frames(loop.generator)
+    assert heard[5] == [] and heard[6] == [(PLAYER_ON, 72)]
+
+
+def test_listening_keeps_every_step_and_a_stall_is_a_rest(tiny_backing_bundle):
+    loop, _ = make_loop(tiny_backing_bundle, listen=LISTEN)
+    loop.start(0.0)
+    run(loop, at(100))
+    assert loop.steps == 101 and loop.rests == 0
+    loop.poll(at(103.3))  # the control thread comes back three steps late
+    assert loop.rests >= 1
+    run(loop, at(120), now=at(103.3))
+    assert loop.last_deadline == pytest.approx(at(119))  # step 120 still listens
+
+
+def test_a_backing_first_bundle_plans_ahead_even_when_asked_to_listen(tiny_backing_bundle,
+                                                                       tmp_path):
+    import shutil
+
+    from tests.test_bundle import edit_manifest
+
+    bundle = shutil.copytree(tiny_backing_bundle, tmp_path / "old")
+    edit_manifest(bundle, lambda m: m["representation"].pop("order"))
+    loop, _ = make_loop(bundle, listen=LISTEN)
+    assert not loop.listening
+    loop.start(0.0)
+    run(loop, at(4.9))
+    assert loop.last_deadline == pytest.approx(at(5))  # step 5 was planned half a step ahead

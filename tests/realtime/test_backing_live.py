@@ -128,7 +128,7 @@ def test_backing_plays_on_the_daws_grid_and_stops_with_it(
     passed = [m[1] for _, m in note_ons(sent) if m[0] & 0x0F == 0]
     assert passed == [MELODY[k % len(MELODY)] for k in range(len(passed))] and len(passed) > 20
     parts = running.engine.generator.parts
-    player = {parts.describe(token)[2] for token in heard if token >= parts.player_on_base}
+    player = {pitch for kind, _, pitch in map(parts.describe, heard) if kind == "player_on"}
     assert player and player <= set(MELODY)
     # All of it arrived; with Stop every note ended at once, and nothing else came after it
     # (the next step was due over 80 ms after the Stop), though the clock went on.
@@ -157,7 +157,7 @@ def test_continue_plays_from_the_song_position(tiny_backing_bundle, make_player)
                 daw.send([0xFB])
         wait_for(lambda: engine.backing.steps > 0)
         parts = engine.generator.parts
-        steps = [parts.describe(t)[2] for t in engine.generator.history if t < parts.off_base]
+        steps = [parts.describe(t)[2] for t in engine.generator.history if parts.is_step(t)]
     assert steps[:3] == [5, 6, 7]  # 37 % 16: no downbeat armed and left in the model's context
 
 
@@ -217,7 +217,8 @@ def test_knobs_keys_and_ccs_of_the_backing(tiny_backing_bundle, player, recorder
 def test_a_port_per_part(tiny_backing_bundle, player, make_recorder):
     with RunningEngine(tiny_backing_bundle, mode="backing", backing_ports=True, density=3.0,
                        bpm=200.0, passthrough=True) as running:
-        parts = [make_recorder().connect(f"{running.name} part {k}") for k in (1, 2, 3)]
+        names = ("alto", "tenor", "bass")
+        parts = [make_recorder().connect(f"{running.name} {name}") for name in names]
         main = make_recorder().connect(f"{running.name} out")
         player.connect(f"{running.name} in")
         time.sleep(0.2)
@@ -235,15 +236,15 @@ def test_a_failing_generator_stops_the_engine_with_every_note_ended(tiny_backing
                                                                     recorder):
     with RunningEngine(tiny_backing_bundle, mode="backing", bpm=200.0, density=3.0) as running:
         generator = running.engine.generator
-        play_step, calls = generator.play_step, []
+        play, calls = generator.play, []
 
-        def failing(position, forced=None):
-            calls.append(position)
+        def failing(forced=None):
+            calls.append(forced)
             if len(calls) > 24:
                 raise RuntimeError("the model fell over")
-            return play_step(position, forced)
+            return play(forced)
 
-        generator.play_step = failing
+        generator.play = failing
         recorder.connect(f"{running.name} out")
         running.thread.join(timeout=10)
         assert not running.thread.is_alive()
@@ -269,6 +270,9 @@ def test_a_signal_leaves_no_backing_note_sounding(tiny_backing_bundle, player, r
     (["--backing-channels", "2,3"], ["backing_channels", "3 backing parts", "2 channels"]),
     (["--backing-channels", "2,3,17"], ["backing_channels", "1..16"]),
     (["--backing-velocity", "80,90"], ["backing_velocity", "3 backing parts"]),
+    (["--backing-programs", "48,48"], ["backing_programs", "3 backing parts", "2 programs"]),
+    (["--backing-programs", "48,48,128"], ["backing_programs", "0..127"]),
+    (["--listen-ms", "80"], ["listen_ms", "0..50"]),
     (["--density", "5"], ["density", "-3..3"]),
     (["--loop-bars", "-1"], ["loop_bars", "0..16"]),
 ])
@@ -290,3 +294,82 @@ def wait_for(condition, timeout: float = ARRIVAL_TIMEOUT) -> None:
     while not condition():
         assert time.monotonic() < give_up, "the engine never got there"
         time.sleep(0.01)
+
+
+def melody_of_a_chorale(bars: int) -> list[tuple[int, int, int]]:
+    """(start, end, pitch) in 16ths of a real chorale's soprano from its first bar line (a
+    test-split piece, which the shipped model never trained on)."""
+    from cadenza.corpus.parts import choose_parts, read_parts
+    from cadenza.corpus.prepare import split_of
+    from cadenza.corpus.sources import resolve_source
+
+    piece = next(p for p in resolve_source("music21:bach") if split_of(p.id) == "test")
+    read = read_parts(piece)
+    soprano, first = choose_parts(read.parts, 3)[0], int(read.bar_starts[0])
+    return [(int(n["start"]) - first, int(n["end"]) - first, int(n["pitch"])) for n in soprano
+            if first <= n["start"] < first + 16 * bars]
+
+
+def test_the_backing_plays_in_the_melodys_harmony_with_each_parts_program(
+    make_player, make_recorder
+):
+    """The shipped bundle under a DAW: clock, Start, a chorale's melody; on every beat the
+    parts sound notes consonant with the melody's, each part on its channel after its program,
+    and Stop ends every note."""
+    melody = melody_of_a_chorale(bars=6)
+    daw = make_player().open_virtual(unique("daw"))
+    sixteenth = 6  # pulses
+    starts = {(start * sixteenth, pitch) for start, _, pitch in melody}
+    offs = {(end * sixteenth, pitch) for _, end, pitch in melody}
+    length = max(end for _, end, _ in melody) * sixteenth
+    with RunningEngine(None, mode="backing", input_port=daw.port_name, follow_clock=True,
+                       backing_programs=(52, 49, 33)) as running:
+        out = make_recorder().connect(f"{running.name} out")
+        time.sleep(0.3)
+        first = time.perf_counter() + 0.01
+        for k in range(96 + length + 24):  # a bar of clock stopped, the melody, a beat more
+            while time.perf_counter() < first + k * PULSE:
+                time.sleep(0.0002)
+            song = k - 96
+            if song == -1:
+                daw.send([CLOCK])
+                daw.send([START])
+                continue
+            for pitch in sorted(p for s, p in offs if s == song):
+                daw.send([0x80, pitch, 0])
+            for pitch in sorted(p for s, p in starts if s == song):
+                daw.send([0x90, pitch, 90])
+            daw.send([CLOCK])
+            if song == length:
+                daw.send([STOP])
+        downbeat = first + 96 * PULSE
+        time.sleep(0.2)
+        arrived = list(out.events)
+    programs = [m for _, m in arrived if m[0] & 0xF0 == 0xC0]
+    assert programs == [[0xC1, 52], [0xC2, 49], [0xC3, 33]]
+    ons = note_ons(arrived)
+    assert {m[0] & 0x0F for _, m in ons} <= {1, 2, 3} and len(ons) > 20
+    kinds = [m[0] & 0xF0 for _, m in arrived]
+    assert kinds.index(0x90) > max(i for i, kind in enumerate(kinds) if kind == 0xC0)
+    assert sounding_after([m for _, m in arrived]) == {}  # Stop ended every note
+    # On each beat, 30 ms after it (the backing answers within a few ms of the melody's note):
+    # the melody's one note against the pitch classes the parts sound.
+    sounding: dict[tuple[int, int], float] = {}
+    spans = []
+    for t, m in arrived:
+        key = (m[0] & 0x0F, m[1])
+        if m[0] & 0xF0 == 0x90 and m[2] > 0:
+            sounding[key] = t
+        elif m[0] & 0xF0 in (0x80, 0x90) and key in sounding:
+            spans.append((sounding.pop(key), t, m[1]))
+    beat_seconds = 24 * PULSE
+    consonant = counted = 0
+    for beat in range(length // 24):
+        at = downbeat + beat * beat_seconds + 0.03
+        tune = [p for s, e, p in melody if s <= 4 * beat < e]
+        classes = {p % 12 for start, end, p in spans if start <= at < end}
+        if len(tune) == 1 and classes:
+            consonant += sum((tune[0] - pc) % 12 in (0, 3, 4, 7, 8, 9) for pc in classes)
+            counted += len(classes)
+    assert counted > 20
+    assert consonant / counted > 0.6, consonant / counted  # random pitch classes: 0.5

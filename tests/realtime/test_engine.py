@@ -53,7 +53,7 @@ class RunningEngine:
         self.name = unique("cadenza")
         config = load_live_config(None, {"port_name": self.name, "quiet": True, "seed": 11,
                                          "silence_seconds": 0.3, **settings})
-        config.bundle = str(bundle)
+        config.bundle = None if bundle is None else str(bundle)  # None: the shipped one
         self.engine = open_engine(config)
         self.thread = threading.Thread(target=self.engine.run, daemon=True)
 
