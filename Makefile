@@ -72,11 +72,17 @@ models: $(VENV)/.dev
 	$(BIN)/cadenza train transformer --config configs/transformer.yaml
 	$(BIN)/cadenza export runs/transformer/best.pt -o models/transformer \
 		--name bach-chorales-transformer
-	# The backing model: the chorales as soprano (the player) over alto, tenor and bass.
+	# The backing models: the chorales as soprano (the player) over alto, tenor and bass; and
+	# their harmony re-voiced as a bass line and chords under the melody.
 	$(BIN)/cadenza corpus prepare music21:bach --representation parts \
 		-o data/corpus/bach-parts-excerpts
 	$(BIN)/cadenza train transformer --config configs/backing.yaml
 	$(BIN)/cadenza export runs/backing/best.pt -o models/backing --name bach-chorales-backing
+	$(BIN)/cadenza corpus prepare music21:bach --representation parts --arrangement bass-chords \
+		-o data/corpus/bach-bass-chords
+	$(BIN)/cadenza train transformer --config configs/backing-chords.yaml
+	$(BIN)/cadenza export runs/backing-chords/best.pt -o models/backing-chords \
+		--name bach-bass-and-chords
 	# The VAE reads the pieces onto a bar grid itself (cached in data/vae/), one core.
 	nice -n 10 $(BIN)/cadenza train vae --config configs/vae.yaml
 	$(BIN)/cadenza export runs/vae/best.pt -o models/vae --name bach-folk-vae
@@ -88,6 +94,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/live_latency.py
 	$(BIN)/python benchmarks/vae_latency.py
 	$(BIN)/python benchmarks/backing_soak.py
+	$(BIN)/python benchmarks/backing_latency.py
 	$(BIN)/python benchmarks/audio_rtf.py
 
 clean:

@@ -182,13 +182,16 @@ def soak(args: argparse.Namespace) -> dict:
             stamp = T0 + pulse * period + rng.uniform(-jitter, jitter)
         for t, message in player.due(now):
             loop.player(t, message)
-        steps = loop.steps
+        played = loop.last_deadline
         began = time.perf_counter()
         due = loop.poll(now)
-        if loop.steps > steps:
-            compute[steps] = time.perf_counter() - began
-            n = round((loop.last_deadline - start) / step)
-            if steps == 0:  # both naive schedulers start where cadenza started
+        # A step played (listening, a step opens in one poll and plays in a later one).
+        if loop.last_deadline != played:
+            n = round((loop.last_deadline - start) / step)  # the step's number on the grid
+            if n >= len(compute):
+                break
+            compute[n] += time.perf_counter() - began
+            if played is None:  # both naive schedulers start where cadenza started
                 base = t64 = loop.last_deadline
                 step32 = np.float32(60.0 / (spq * follower.bpm))  # the tempo measured at Start
             else:

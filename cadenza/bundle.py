@@ -137,8 +137,11 @@ def _validate(manifest: Any, where: Path, exists) -> None:
 
 
 def load_bundle(path: str | Path) -> Bundle:
-    """Open and validate a bundle directory or .zip; raises BundleError naming the problem."""
+    """Open and validate a bundle directory or .zip (or a shipped bundle by its folder name,
+    e.g. `backing-chords`); raises BundleError naming the problem."""
     path = Path(path)
+    if not path.exists() and len(path.parts) == 1:
+        path = next((d / path for d in models_dirs() if (d / path / MANIFEST).is_file()), path)
     if not path.exists():
         raise BundleError(path, "no such bundle (a directory or .zip holding manifest.yaml)")
     if path.is_dir():

@@ -314,6 +314,7 @@ def cmd_live(args: argparse.Namespace) -> None:
         "backing_ports": args.backing_ports or None,
         "backing_programs": args.backing_programs,
         "listen_ms": args.listen_ms,
+        "harmony": args.harmony,
         "density": args.density,
         "cc.density": args.density_cc,
         "loop_bars": args.loop_bars,
@@ -564,6 +565,9 @@ def build_parser() -> argparse.ArgumentParser:
     backing.add_argument("--listen-ms", metavar="10",
                          help="how long past a grid point the backing waits for your note of it "
                          "before it plays (0..50; 0: on the grid point)")
+    backing.add_argument("--harmony", metavar="1",
+                         help="0..4: how far the backing leans on what sounds with your note in "
+                         "the music it learnt (default: the bundle's, 1)")
     backing.add_argument("--density", type=float,
                          help="-3 (sparse) .. +3 (busy): bias on the backing's note-ons")
     backing.add_argument("--density-cc", type=int, help="a CC that turns the density knob")

@@ -22,6 +22,7 @@ distribution by only allowing tokens above the last one of the frame.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -245,6 +246,26 @@ class PartsCodec:
             return make_grid_notes(((a, max(b, a + 1), p) for a, b, p in sorted(items)), velocity)
 
         return as_notes(found[-1]), [as_notes(found[p]) for p in range(self.parts)]
+
+
+def harmony_intervals(codec: PartsCodec, sequences: Iterable[np.ndarray]) -> list[float]:
+    """How much likelier than chance each interval is between the player's note on a beat and a
+    backing note sounding with it, learnt from `sequences` (a corpus split): log(12 x P(the
+    interval (player - backing) mod 12)), on beats where the player sounds one note. Positive for
+    what the corpus sounds together (unisons, thirds, fifths, sixths in a chorale), negative for
+    what it avoids. The plugin's harmony knob leans the backing's choices on it."""
+    counts = np.ones(12)  # add-one: an interval never seen is unlikely, not impossible
+    for sequence in sequences:
+        player, backing = codec.decode(sequence)
+        steps = int(max((int(n["end"].max()) for n in (player, *backing) if len(n)), default=0))
+        for beat in range(0, steps, codec.steps_per_quarter):
+            melody = player[(player["start"] <= beat) & (player["end"] > beat)]
+            if len(melody) != 1:
+                continue
+            for notes in backing:
+                under = notes[(notes["start"] <= beat) & (notes["end"] > beat)]
+                np.add.at(counts, (int(melody["pitch"][0]) - under["pitch"].astype(int)) % 12, 1)
+    return [round(float(x), 3) for x in np.log(12 * counts / counts.sum())]
 
 
 def _monophonic_per_pitch(notes: np.ndarray) -> np.ndarray:

@@ -93,6 +93,19 @@ def test_missing_bundle_and_missing_manifest(tmp_path):
         load_bundle(tmp_path)
 
 
+def test_a_shipped_bundle_is_found_by_its_name(tmp_path, monkeypatch):
+    shipped = tmp_path / "models" / "mine"
+    shipped.mkdir(parents=True)
+    (shipped / "manifest.yaml").write_text("format: cadenza-bundle/1\n")
+    monkeypatch.setenv("CADENZA_MODELS", str(tmp_path / "models"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(BundleError) as found:  # found, then validated: not a whole bundle
+        load_bundle("mine")
+    assert str(shipped) in str(found.value) and "no such bundle" not in str(found.value)
+    with pytest.raises(BundleError, match="no such bundle"):
+        load_bundle("theirs")
+
+
 def test_unknown_plugin_is_named(bundle_copy):
     edit_manifest(bundle_copy, lambda m: m.update(plugin="theremin"))
     with pytest.raises(BundleError, match="no installed plugin 'theremin'"):

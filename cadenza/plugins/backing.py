@@ -25,6 +25,7 @@ from cadenza.plugins.sampling import sample
 from cadenza.plugins.transformer import MusicTransformer
 
 MAX_CHANGES = 16  # backing notes started or ended on one step, at most
+DEFAULT_HARMONY = 1.0  # the harmony knob's starting value, chosen by the check (see README)
 Change = tuple[int, int, bool]  # (part, pitch, True for a note-on)
 
 
@@ -61,6 +62,10 @@ class BackingTransformer(MusicTransformer):
         self._is_on = is_on
         self.ranges = part_ranges(bundle, self.parts.parts)
         self.programs = part_programs(bundle, self.parts.names)
+        # The harmony knob: how far the backing's choices lean on the bundle's interval table
+        # (what the training music sounds with the player's note); 0 leaves the model alone.
+        self.intervals = harmony_table(bundle)
+        self.harmony = DEFAULT_HARMONY if self.intervals is not None else 0.0
         # Each part's note-ons inside its register (the rest of its 128 pitches never start)
         in_range = np.zeros(self.vocab_size, dtype=bool)
         for part, (low, high) in enumerate(self.ranges):
@@ -74,6 +79,7 @@ class BackingTransformer(MusicTransformer):
         self.player_sounding: set[int] = set()
         self._pending: list[int] = []  # offs to write into the next frame (after a silence)
         self._last_fed = 0
+        self._bias: np.ndarray | None = None
         self._played = False  # the open step's backing is played (a frame takes no more)
         self._enter_all()
         super().reset()
@@ -176,6 +182,7 @@ class BackingTransformer(MusicTransformer):
         ]
         rest = self.parts.steps_per_quarter * 2.0 ** -self.density  # sparser: longer rests
         self._entering = [part for part, n in enumerate(self._silent_steps) if n > rest]
+        self._bias = self._harmony_bias()
         last = max(self._last_fed, self.parts.off_base - 1)
         while len(changes) < MAX_CHANGES:
             token = self._sample_backing(last)
@@ -213,6 +220,20 @@ class BackingTransformer(MusicTransformer):
         self._silent_steps = [self.parts.steps_per_quarter] * self.parts.parts
 
     # --- sampling -------------------------------------------------------------------------
+    def _harmony_bias(self) -> np.ndarray | None:
+        """Log-odds added to the backing's tokens on this step: a note-on by how well its pitch
+        goes with the player's sounding notes (the interval table, times the harmony knob), a
+        held note's note-off by how badly it now does. None with no player note or no knob."""
+        if not self.harmony or self.intervals is None or not self.player_sounding:
+            return None
+        pitches = np.arange(128)
+        fit = np.mean([self.intervals[(p - pitches) % 12] for p in self.player_sounding], axis=0)
+        bias = np.zeros(self.vocab_size)
+        for part in range(self.parts.parts):
+            bias[self.parts.on(part, 0) : self.parts.on(part, 127) + 1] = self.harmony * fit
+            bias[self.parts.off(part, 0) : self.parts.off(part, 127) + 1] = -self.harmony * fit
+        return bias
+
     def _token_of(self, change: Change) -> int:
         part, pitch, on = change
         return self.parts.on(part, pitch) if on else self.parts.off(part, pitch)
@@ -248,6 +269,8 @@ class BackingTransformer(MusicTransformer):
                 entry[base : base + 128] = allowed[base : base + 128]
                 candidates = np.flatnonzero(entry)
                 scores = self.logits.astype(np.float64)[candidates]
+                if self._bias is not None:
+                    scores = scores + self._bias[candidates]
                 return int(candidates[sample(scores, self.knobs, self.rng)])
         candidates = np.flatnonzero(allowed)
         logits = self.logits.astype(np.float64)
@@ -255,6 +278,8 @@ class BackingTransformer(MusicTransformer):
         rest[p.off_base : p.backing_end] = False  # every non-backing token means "end"
         end = float(np.logaddexp.reduce(logits[rest]))
         scores = logits[candidates] + self.density * self._is_on[candidates]
+        if self._bias is not None:
+            scores = scores + self._bias[candidates]
         choice = sample(np.append(scores, end), self.knobs, self.rng)
         return None if choice >= len(candidates) else int(candidates[choice])
 
@@ -274,6 +299,20 @@ def part_ranges(bundle: Bundle, parts: int) -> list[tuple[int, int]]:
             f"got {ranges!r}",
         )
     return [(low, high) for low, high in ranges]
+
+
+def harmony_table(bundle: Bundle) -> np.ndarray | None:
+    """The bundle's `backing.harmony`: 12 log-odds, one per interval (player - backing) mod 12
+    (None for a bundle made before it)."""
+    table = bundle.manifest.get("backing", {}).get("harmony")
+    if table is None:
+        return None
+    if not (isinstance(table, list) and len(table) == 12
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) <= 20
+                    for x in table)):
+        raise BundleError(bundle.path / "manifest.yaml",
+                          f"field 'backing.harmony' must be 12 numbers in -20..20, got {table!r}")
+    return np.array(table, dtype=np.float64)
 
 
 def part_programs(bundle: Bundle, names: tuple[str, ...]) -> list[int]:

@@ -26,6 +26,7 @@ ON_INTERRUPT = ("stop", "overlap")
 TEMPERATURE_RANGE = (0.1, 2.0)  # Magenta's temperature knob range
 MAX_ANSWER_BARS = 64
 LISTEN_MS_RANGE = (0.0, 50.0)  # how long past a grid point a listening backing waits
+HARMONY_RANGE = (0.0, 4.0)  # how far the backing leans on its interval table (0: not at all)
 DENSITY_RANGE = (-3.0, 3.0)  # log-odds bias on the backing's note-ons: sparser .. busier
 MAX_LOOP_BARS = 16
 DRUM_CHANNEL = 10  # General MIDI's percussion channel: never a default backing channel
@@ -126,6 +127,8 @@ class LiveConfig:
     # A listening backing waits this long past a step's grid point for the player's note of
     # it (then plays at once with what it heard); 0: it plays on the grid point.
     listen_ms: float = 10.0
+    # How far the backing leans on what goes with the player's note (None: the bundle's own).
+    harmony: float | None = None
     density: float = 0.0  # bias on the backing's note-ons (log-odds): -3 sparse .. +3 busy
     loop_bars: int = 0  # repeat the last N bars of the backing; 0: off (generate on)
     cc: CCMap = field(default_factory=CCMap)
@@ -348,6 +351,7 @@ RULES: dict[str, Rule] = {
     "backing_ports": _flag,
     "backing_programs": _optional(_list_of(_integer(0, 127))),
     "listen_ms": _number(*LISTEN_MS_RANGE),
+    "harmony": _optional(_number(*HARMONY_RANGE)),
     "density": _number(*DENSITY_RANGE),
     "loop_bars": _integer(0, MAX_LOOP_BARS),
 }

@@ -84,6 +84,8 @@ class LiveEngine:
         generator.knobs.top_p = config.top_p
         if config.mode == "backing":
             generator.density = config.density
+            if config.harmony is not None:
+                generator.harmony = config.harmony
         self.midi_in = midi_in
         self.midi_out = midi_out
         self.stats = EngineStats()
@@ -465,6 +467,7 @@ class LiveEngine:
                     continue
                 generator.knobs = self.generator.knobs
                 generator.density = self.generator.density
+                generator.harmony = self.generator.harmony
                 self.backing.swap(generator)
                 self.generator = generator
                 self._send_programs()

@@ -215,3 +215,32 @@ def test_a_bad_part_setting_is_one_line(tiny_backing_bundle: Path, tmp_path, sec
     edit_manifest(bundle, lambda m: m[section].update(value))
     with pytest.raises(BundleError, match=message):
         load_generator(bundle)
+
+
+def test_the_harmony_knob_leans_the_backing_on_the_players_note(tiny_backing_bundle, soprano):
+    from cadenza.eval.backing import consonance
+
+    player, positions = soprano
+    beats = np.flatnonzero(positions % 4 == 0)
+    shares = {}
+    for harmony in (0.0, 4.0):
+        backing = load_generator(tiny_backing_bundle, seed=7)
+        assert backing.intervals is not None and len(backing.intervals) == 12
+        backing.harmony = harmony
+        consonant, counted = consonance(accompany(backing, player, positions), player, beats)
+        shares[harmony] = consonant / counted
+    assert shares[4.0] > shares[0.0] + 0.1, shares
+
+
+def test_the_interval_table_is_what_the_corpus_sounds_together(tiny_backing_bundle):
+    table = load_generator(tiny_backing_bundle).intervals
+    consonant, dissonant = table[[0, 3, 4, 7, 8, 9]], table[[1, 2, 6, 10, 11]]
+    assert consonant.min() > dissonant.max()  # a chorale's soprano over its lower voices
+
+
+@pytest.mark.parametrize("table", [[0.5] * 11, [0.5] * 11 + ["x"], [0.5] * 11 + [99.0]])
+def test_a_bad_interval_table_is_one_line(tiny_backing_bundle: Path, tmp_path, table):
+    bundle = shutil.copytree(tiny_backing_bundle, tmp_path / "bad")
+    edit_manifest(bundle, lambda m: m["backing"].update(harmony=table))
+    with pytest.raises(BundleError, match=r"backing\.harmony' must be 12 numbers"):
+        load_generator(bundle)
