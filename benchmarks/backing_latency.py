@@ -8,9 +8,10 @@ arrives with perf_counter, so both notes are timed by one clock after the same t
 each melody note-on on a beat, the first backing note-on within a 16th of it: its arrival
 minus the melody note's (negative: the backing came first).
 
-Side by side in the same run: listening (each step waits up to --listen-ms for the player's
-note of it, then plays at once; the December design) and the design before it, which plans each
-step half a step ahead and plays it on the grid point without the player's note of it.
+Side by side in the same run: listening (a step on which the model expects the player's note
+waits up to --listen-ms for it, then plays at once; the December design) and the design before
+it, which plans each step half a step ahead and plays it on the grid point without the player's
+note of it.
 
     python benchmarks/backing_latency.py [--beats 96] [--bpm 100] [--period 256]
 
@@ -140,6 +141,8 @@ def measure(melody: list[int], bpm: float, listen_ms: float | None) -> dict:
             delays.append(near.min() - t)
     return {"listen": listen_ms, "beats": len(player), "answered": len(delays),
             "delays": np.array(delays), "rests": engine.backing.rests,
+            "steps": engine.backing.steps, "listened": engine.backing.listened,
+            "in_time": engine.backing.heard_in_time,
             "bundle": engine.generator.bundle.name}
 
 
@@ -160,14 +163,16 @@ def main() -> None:
           f"it, both at one JACK client in another process ({args.period}-frame cycle = "
           f"{args.period / 48:.2f} ms), {args.bpm:g} BPM, bundle {results[0]['bundle']}; ms "
           "(negative: the backing came first).\n")
-    print("| design | beats with a backing note-on | p50 | p99 | max | min | rests |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("| design | beats with a backing note-on | p50 | p99 | max | min | steps that listened "
+          "(heard the player in time) | rests |")
+    print("|---|---|---:|---:|---:|---:|---|---:|")
     for r in results:
         design = (f"listen, then play (window {r['listen']:g} ms)" if r["listen"] is not None
                   else "planned ahead, on the grid point (before December)")
         d = r["delays"]
         print(f"| {design} | {r['answered']} / {r['beats']} | {ms(d, 50)} | {ms(d, 99)} | "
-              f"{ms(d)} | {np.min(d) * 1e3 if len(d) else float('nan'):.2f} | {r['rests']} |")
+              f"{ms(d)} | {np.min(d) * 1e3 if len(d) else float('nan'):.2f} | "
+              f"{r['listened']} of {r['steps']} ({r['in_time']}) | {r['rests']} |")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,15 @@ import numpy as np
 
 from cadenza.bundle import Bundle
 from cadenza.errors import BundleError
-from cadenza.parts import OFF, ON, PLAYER_OFF, PLAYER_ON, PartsCodec, default_programs
+from cadenza.parts import (
+    OFF,
+    ON,
+    PITCHES,
+    PLAYER_OFF,
+    PLAYER_ON,
+    PartsCodec,
+    default_programs,
+)
 from cadenza.pianoroll import make_grid_notes
 from cadenza.plugins.sampling import sample
 from cadenza.plugins.transformer import MusicTransformer
@@ -137,6 +145,16 @@ class BackingTransformer(MusicTransformer):
         self._played = False
         for note in self._held_steps:
             self._held_steps[note] += 1
+
+    def onset_probability(self) -> float:
+        """On an open step of a listening bundle, before hearing it: how likely the model finds
+        it that the player starts a note on this step (a beat of a melody: high; the 16th after
+        a held note: low). The live loop waits for the player only where it is likely."""
+        p = self.parts
+        logits = self.logits.astype(np.float64)
+        total = np.logaddexp.reduce(logits)
+        onsets = np.logaddexp.reduce(logits[p.player_on_base : p.player_on_base + PITCHES])
+        return float(np.exp(onsets - total))
 
     def play_step(self, position: int, forced: Iterable[Change] | None = None,
                   offs: Iterable[int] = (), ons: Iterable[int] = ()) -> list[Change]:

@@ -7,12 +7,14 @@ adding step lengths: nothing drifts however long it plays, and a tempo change or
 estimate moves the next step at once.
 
 Listen, then play (a bundle whose frames put the player first, `generator.listens`). Half a step
-before step n sounds, the loop opens its frame (one model step, ahead of time). It then waits
-for the player: the first note-on that comes after that point is the player's note of step n,
-and the loop hears it, generates step n's backing and sends it at once (early notes: at the grid
-point; late ones: a few milliseconds after the note, which a listener hears as together). A
-step on which the player plays nothing waits `listen` seconds past its grid point at most, then
-plays with what it heard. The grid sets every deadline; only sends wait for the player.
+before step n sounds, the loop opens its frame (one model step, ahead of time). If the model
+finds a player's note-on on step n likely (a beat of the melody), the loop waits for the
+player: the first note-on that comes after that point is the player's note of step n, and the
+loop hears it, generates step n's backing and sends it at once (early notes: at the grid point;
+late ones: a few milliseconds after the note, which a listener hears as together). A step on
+which the player then plays nothing waits `listen` seconds past its grid point at most, then
+plays with what it heard. A step the player is unlikely to start a note on is played at once,
+on its grid point. The grid sets every deadline; only sends wait for the player.
 
 Plan ahead (an older backing-first bundle, or `listen=None`). Half a step before step n sounds,
 once the player's notes of step n-1 are all in, the loop closes step n-1's frame with them
@@ -47,6 +49,9 @@ from cadenza.realtime.clock import BeatGrid
 
 NOTE_OFF, NOTE_ON = 0x80, 0x90
 LATE_MARGIN = 0.01  # seconds: a step due sooner than this when prepared is played as a rest
+# Listening, a step waits for the player only if the model gives a player's note-on on it at
+# least this probability; others play on the grid point, planned half a step ahead.
+LISTEN_ABOVE = 0.1
 ARMED_MARGIN = 0.001  # ... or, generated in advance, when it is to be scheduled
 MAX_PLAYER_NOTES = 1024  # unheard player notes kept (a flood costs no memory)
 DEFAULT_LOOP_BARS = 2  # the loop's length when looping is switched on with none set
@@ -66,6 +71,8 @@ class BackingGenerator(Protocol):
                   offs: Iterable[int] = (), ons: Iterable[int] = ()) -> list[Change]: ...
 
     def open_step(self, position: int) -> None: ...
+
+    def onset_probability(self) -> float: ...
 
     def play(self, forced: Iterable[Change] | None = None) -> list[Change]: ...
 
@@ -170,8 +177,10 @@ class BackingLoop:
         steps_per_quarter: int,
         loop_bars: int = 0,
         listen: float | None = 0.01,
+        listen_above: float = LISTEN_ABOVE,
     ):
         self.generator = generator
+        self.listen_above = listen_above  # the onset probability a step waits for the player at
         # Seconds past a step's grid point that a listening bundle waits for the player's note
         # of it; None: plan every step ahead, as a backing-first bundle must.
         self.listen = listen
@@ -201,13 +210,15 @@ class BackingLoop:
         # The downbeat generated while stopped: (model state before it, (sounding, changes)).
         self._armed: tuple[object, tuple[frozenset[Note], list[Change]]] | None = None
         # Listening: the step opened and waiting for the player (deadline, position, the
-        # backing sounding as it opened, whether it is replayed, the note-ons that count).
-        self._waiting: tuple[float, int, frozenset[Note] | None, int, float] | None = None
+        # backing sounding as it opened, when it opened: the player's note-ons after count).
+        self._waiting: tuple[float, int, frozenset[Note] | None, float] | None = None
         # For the status line and the benchmarks.
         self.bar = 0
         self.position = 0
         self.steps = 0
         self.rests = 0  # steps whose deadline was too close: played as rests
+        self.listened = 0  # steps that waited for the player (listening)
+        self.heard_in_time = 0  # ... of which the player's note came within the window
         self.notes_sent = 0
         self.last_deadline: float | None = None
         self.bpm: float | None = None  # the tempo of the grid it plays on
@@ -377,22 +388,26 @@ class BackingLoop:
         sounding = self._sounding() if position == 0 else None
         forced = self._replayed(position, sounding)
         self.generator.open_step(position)
-        self._waiting = (deadline, position, sounding, forced is not None, now)
-        if forced is not None:
-            self._hear(now)
-            self._finish(deadline, position, sounding, self.generator.play(forced), steps_per_bar)
-            self._waiting = None
+        if forced is None and self.generator.onset_probability() >= self.listen_above:
+            self._waiting = (deadline, position, sounding, now)
+            self.listened += 1
+            return
+        # Replayed, or a step the player is unlikely to start a note on: planned now, played
+        # on the grid point (a note the player does start on it is heard on the next step).
+        self._hear(now)
+        self._finish(deadline, position, sounding, self.generator.play(forced), steps_per_bar)
 
     def _heard_onset(self) -> bool:
         """A note-on came in since the waiting step opened: the player's note of it."""
-        opened = self._waiting[4] if self._waiting else math.inf
+        opened = self._waiting[3] if self._waiting else math.inf
         return any(on and t >= opened for t, _, on in self._player)
 
     def _play_waiting(self, now: float, steps_per_bar: int) -> None:
         """Hear what the player played and play the waiting step now (as a rest if the machine
         stalled far past it: nothing sounds that late)."""
-        deadline, position, sounding, _, _ = self._waiting
+        deadline, position, sounding, _ = self._waiting
         with self.lock:
+            self.heard_in_time += self._heard_onset()
             self._waiting = None
             self._hear(math.inf)
             late = now > deadline + (self.listen or 0.0) + LATE_MARGIN

@@ -43,14 +43,17 @@ class Sink:
                 for t, m in self.events if m[0] & 0xF0 == 0x90]
 
 
-def make_loop(bundle, *, density=2.0, seed=5, loop_bars=0, grid=None, listen=None):
-    """A loop that plans every step ahead (listen None), or listens for `listen` seconds."""
+def make_loop(bundle, *, density=2.0, seed=5, loop_bars=0, grid=None, listen=None,
+              listen_above=0.0):
+    """A loop that plans every step ahead (listen None), or listens for `listen` seconds (on
+    every step: the tiny model's guess of the player is no test's business)."""
     generator = load_generator(bundle, seed=seed)
     generator.density = density
     sink = Sink()
     grid = grid or BeatGrid(BPM, T0)
     loop = BackingLoop(generator, sink, lambda: grid, channels=CHANNELS, velocities=[80] * 3,
-                       steps_per_quarter=4, loop_bars=loop_bars, listen=listen)
+                       steps_per_quarter=4, loop_bars=loop_bars, listen=listen,
+                       listen_above=listen_above)
     return loop, sink
 
 
@@ -370,6 +373,28 @@ def test_listening_keeps_every_step_and_a_stall_is_a_rest(tiny_backing_bundle):
     assert loop.rests >= 1
     run(loop, at(120), now=at(103.3))
     assert loop.last_deadline == pytest.approx(at(119))  # step 120 still listens
+
+
+def test_a_step_the_player_is_unlikely_to_play_on_sounds_on_the_grid_point(tiny_backing_bundle):
+    loop, _ = make_loop(tiny_backing_bundle, listen=LISTEN, listen_above=1.01)  # none likely
+    loop.start(0.0)
+    run(loop, at(4.9), player=[(at(3) + 0.002, [0x90, 72, 90])])
+    assert loop.last_deadline == pytest.approx(at(5))  # planned half a step ahead
+    assert loop.listened == 0
+    assert frames(loop.generator)[4] == [(PLAYER_ON, 72)]  # heard on the next step
+
+
+def test_the_model_says_how_likely_the_player_is_to_start_a_note(tiny_backing_bundle):
+    generator = load_generator(tiny_backing_bundle, seed=1)
+    generator.open_step(0)
+    chance = generator.onset_probability()
+    generator.hear(ons=[67])
+    generator.play()
+    assert 0.0 < chance < 1.0
+    loop, _ = make_loop(tiny_backing_bundle, listen=LISTEN, listen_above=0.0)
+    loop.start(0.0)
+    run(loop, at(8), player=[(at(4) + 0.002, [0x90, 72, 90])])
+    assert loop.listened == 9 and loop.heard_in_time == 1  # steps 0..8 waited; step 4 heard
 
 
 def test_a_backing_first_bundle_plans_ahead_even_when_asked_to_listen(tiny_backing_bundle,

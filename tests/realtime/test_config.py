@@ -70,6 +70,9 @@ backing_velocity: [90, 70, 80]
 backing_ports: true
 density: -1.5
 loop_bars: 4
+backing_programs: [52, 52, 33]
+listen_ms: 6
+harmony: 2.5
 cc: {temperature: 21, answer_length: 22, panic: 23, mutate: 24, density: 25, loop: 26}
 """
     )
@@ -84,6 +87,8 @@ cc: {temperature: 21, answer_length: 22, panic: 23, mutate: 24, density: 25, loo
     assert config.backing_channels == (3, 4, 5) and config.backing_velocity == (90, 70, 80)
     assert config.backing_ports and config.density == -1.5 and config.loop_bars == 4
     assert (config.cc.density, config.cc.loop) == (25, 26)
+    assert config.backing_programs == (52, 52, 33)
+    assert config.listen_ms == 6.0 and config.harmony == 2.5
 
 
 def test_overrides_win_over_the_file(live_yaml):
@@ -148,6 +153,9 @@ def test_dashed_names_are_accepted(live_yaml):
         ("density: 3.5", "live.yaml: density: must be -3..3, got 3.5"),
         ("density: busy", "live.yaml: density: expected a number, got 'busy'"),
         ("loop_bars: 17", "live.yaml: loop_bars: must be 0..16, got 17"),
+        ("backing_programs: [48, 128]", "live.yaml: backing_programs: must be 0..127, got 128"),
+        ("listen_ms: -1", "live.yaml: listen_ms: must be 0..50, got -1"),
+        ("harmony: 9", "live.yaml: harmony: must be 0..4, got 9"),
         ("loop_bars: 1.5", "live.yaml: loop_bars: expected a whole number, got 1.5"),
         ("cc: {density: 64}", "live.yaml: cc.density: 64 is the sustain pedal"),
         ("cc: {density: 20, loop: 20}", "live.yaml: cc.loop: CC 20 is already cc.density"),
