@@ -268,6 +268,28 @@ def harmony_intervals(codec: PartsCodec, sequences: Iterable[np.ndarray]) -> lis
     return [round(float(x), 3) for x in np.log(12 * counts / counts.sum())]
 
 
+def part_voices(codec: PartsCodec, sequences: Iterable[np.ndarray],
+                share: float = 0.99) -> list[int]:
+    """How many notes each backing part sounds at once in `sequences` (a corpus split): the
+    count that covers `share` of the steps on which it sounds (a chorale's voice: 1; chords: 3
+    or 4). The plugin holds each part to it: a voice ends its note before it starts another."""
+    histograms = np.zeros((codec.parts, 129), dtype=np.int64)
+    for sequence in sequences:
+        _, backing = codec.decode(sequence)
+        for part, notes in enumerate(backing):
+            if not len(notes):
+                continue
+            sounding = np.zeros(int(notes["end"].max()) + 1, dtype=np.int64)
+            np.add.at(sounding, notes["start"].astype(np.int64), 1)
+            np.add.at(sounding, notes["end"].astype(np.int64), -1)
+            histograms[part] += np.bincount(np.cumsum(sounding), minlength=129)[:129]
+    voices = []
+    for counts in histograms[:, 1:]:
+        covered = np.cumsum(counts) / max(counts.sum(), 1)
+        voices.append(int(np.searchsorted(covered, share) + 1) if counts.sum() else 1)
+    return voices
+
+
 def _monophonic_per_pitch(notes: np.ndarray) -> np.ndarray:
     """Notes of one part with no two of one pitch overlapping: an onset of a sounding pitch
     ends the earlier note there (as a MIDI note-on of a sounding key does)."""

@@ -7,7 +7,7 @@ import pytest
 
 from cadenza.corpus.parts import choose_parts, read_parts
 from cadenza.corpus.sources import resolve_source
-from cadenza.parts import OFF, ON, PLAYER_ON, STEP, PartsCodec
+from cadenza.parts import OFF, ON, PLAYER_ON, STEP, PartsCodec, harmony_intervals, part_voices
 from cadenza.pianoroll import make_grid_notes
 
 CODEC = PartsCodec()
@@ -106,3 +106,22 @@ def test_pitch_ranges_are_each_parts_lowest_and_highest_note():
     backing = [grid_notes((0, 2, 64), (2, 4, 67)), grid_notes((0, 4, 55)), grid_notes()]
     tokens = CODEC.encode(player, backing, np.array([0]), np.array([16]))
     assert CODEC.pitch_ranges(tokens) == [(64, 67), (55, 55), (0, 127)]  # a silent part: all
+
+
+def test_the_voices_of_parts_are_counted_as_they_sound():
+    codec = PartsCodec(parts=2, names=("bass", "chords"))
+    bass = grid_notes((0, 4, 40), (4, 8, 43))
+    chords = grid_notes((0, 8, 60), (0, 8, 64), (0, 4, 67), (4, 8, 69))
+    tokens = codec.encode(grid_notes((0, 8, 72)), [bass, chords], np.array([0]), np.array([16]))
+    assert part_voices(codec, [tokens]) == [1, 3]
+
+
+def test_the_harmony_table_counts_intervals_under_the_players_note_on_beats():
+    melody = grid_notes((0, 8, 72))  # C
+    lower = grid_notes((0, 4, 64), (4, 8, 61))  # E (a major third below), then C# (a seventh)
+    tokens = CODEC.encode(melody, [lower, grid_notes(), grid_notes()], np.array([0]),
+                          np.array([16]))
+    table = np.array(harmony_intervals(CODEC, [tokens]))
+    # One beat each: 72 - 64 = 8, 72 - 61 = 11 (mod 12); every other interval unseen.
+    assert table[8] == table[11] == table.max()
+    assert np.all(np.delete(table, [8, 11]) < table[8])

@@ -22,7 +22,7 @@ from cadenza.export import (
     store_weights_float16,
     training_record,
 )
-from cadenza.parts import PartsCodec, default_programs, harmony_intervals
+from cadenza.parts import PartsCodec, default_programs, harmony_intervals, part_voices
 from cadenza.plugins.transformer import KVCache
 from cadenza.training.transformer import MusicTransformer, TransformerPrefill, TransformerStep
 
@@ -155,22 +155,24 @@ def export_transformer(checkpoint: dict, out_dir: str | Path, name: str | None =
         codec = PartsCodec.from_dict(representation)
         manifest["backing"] = {"ranges": backing_ranges(representation, config["data"]),
                                "programs": default_programs(codec.names),
-                               "harmony": backing_harmony(codec, config["data"])}
+                               **backing_statistics(codec, config["data"])}
     return write_bundle(out_dir, manifest, exported)
 
 
-HARMONY_SEQUENCES = 2000  # training sequences the harmony table is counted on (enough: 12 cells)
+HARMONY_SEQUENCES = 2000  # training sequences the backing's statistics are counted on
 
 
-def backing_harmony(codec: PartsCodec, corpus: str) -> list[float]:
-    """The interval table of the player's notes against the backing's on the beats of the
-    training split (`cadenza.parts.harmony_intervals`), from an even sample of its sequences."""
+def backing_statistics(codec: PartsCodec, corpus: str) -> dict[str, list]:
+    """From an even sample of the training split's sequences: the interval table of the
+    player's notes against the backing's on the beats (`harmony`) and the notes each part
+    sounds at once (`voices`), see cadenza.parts."""
     from cadenza.corpus.prepare import load_split
 
     tokens, offsets = load_split(Path(corpus), "train")
     every = max(1, (len(offsets) - 1) // HARMONY_SEQUENCES)
-    return harmony_intervals(codec, (np.asarray(tokens[offsets[i]:offsets[i + 1]])
-                                     for i in range(0, len(offsets) - 1, every)))
+    sample = [np.asarray(tokens[offsets[i]:offsets[i + 1]])
+              for i in range(0, len(offsets) - 1, every)]
+    return {"harmony": harmony_intervals(codec, sample), "voices": part_voices(codec, sample)}
 
 
 def backing_ranges(representation: dict, corpus: str) -> list[list[int]]:

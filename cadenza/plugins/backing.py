@@ -53,7 +53,6 @@ class BackingTransformer(MusicTransformer):
             raise BundleError(bundle.path / "manifest.yaml",
                               f"field 'representation': {error}") from None
         self.density = 0.0  # a bias on note-ons, in log-odds: above 0 busier, below sparser
-        self.max_voices = 4  # notes one part holds at once
         # A backing note held this long (at density 0; longer when sparser) ends: chorale
         # voices hold 99% of their notes 3 beats or less, and a model that lost its way can
         # otherwise hold one for the rest of the piece (see play_step).
@@ -70,6 +69,7 @@ class BackingTransformer(MusicTransformer):
         self._is_on = is_on
         self.ranges = part_ranges(bundle, self.parts.parts)
         self.programs = part_programs(bundle, self.parts.names)
+        self.voices = part_voice_limits(bundle, self.parts.parts)  # notes a part holds at once
         # The harmony knob: how far the backing's choices lean on the bundle's interval table
         # (what the training music sounds with the player's note); 0 leaves the model alone.
         self.intervals = harmony_table(bundle)
@@ -273,7 +273,7 @@ class BackingTransformer(MusicTransformer):
         for part, held in enumerate(self.sounding):
             for pitch in held:
                 allowed[p.off(part, pitch)] = True
-            if len(held) < self.max_voices:
+            if len(held) < self.voices[part]:
                 base = p.on(part, 0)
                 allowed[base : base + 128] = self._in_range[base : base + 128]
                 for pitch in held:
@@ -317,6 +317,20 @@ def part_ranges(bundle: Bundle, parts: int) -> list[tuple[int, int]]:
             f"got {ranges!r}",
         )
     return [(low, high) for low, high in ranges]
+
+
+def part_voice_limits(bundle: Bundle, parts: int) -> list[int]:
+    """The bundle's `backing.voices`: how many notes each part sounds at once, as trained (a
+    bundle made before them: 4 each)."""
+    voices = bundle.manifest.get("backing", {}).get("voices")
+    if voices is None:
+        return [4] * parts
+    if not (isinstance(voices, list) and len(voices) == parts
+            and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 16
+                    for v in voices)):
+        raise BundleError(bundle.path / "manifest.yaml",
+                          f"field 'backing.voices' must be {parts} counts in 1..16, got {voices!r}")
+    return list(voices)
 
 
 def harmony_table(bundle: Bundle) -> np.ndarray | None:

@@ -63,7 +63,7 @@ def test_every_step_keeps_its_frame_valid(backing: BackingTransformer):
                 sounding[part].discard(pitch)
                 offs += 1
         assert sounding == backing.sounding
-        assert all(len(held) <= backing.max_voices for held in sounding)
+        assert all(len(held) <= n for held, n in zip(sounding, backing.voices, strict=True))
     assert ons > 0 and offs > 0
 
 
@@ -243,4 +243,21 @@ def test_a_bad_interval_table_is_one_line(tiny_backing_bundle: Path, tmp_path, t
     bundle = shutil.copytree(tiny_backing_bundle, tmp_path / "bad")
     edit_manifest(bundle, lambda m: m["backing"].update(harmony=table))
     with pytest.raises(BundleError, match=r"backing\.harmony' must be 12 numbers"):
+        load_generator(bundle)
+
+
+def test_a_chorale_voice_sounds_one_note_at_a_time(backing: BackingTransformer, soprano):
+    assert backing.voices == [1, 1, 1]  # as the training chorales' voices
+    player, positions = soprano
+    backing.density = 3.0  # busy: it would stack notes if it could
+    for notes in accompany(backing, player, positions):
+        ordered = np.sort(notes, order="start")
+        assert np.all(ordered["end"][:-1] <= ordered["start"][1:])
+
+
+@pytest.mark.parametrize("voices", [[1, 1], [1, 1, 0], [1, 1, True]])
+def test_a_bad_voice_count_is_one_line(tiny_backing_bundle: Path, tmp_path, voices):
+    bundle = shutil.copytree(tiny_backing_bundle, tmp_path / "bad")
+    edit_manifest(bundle, lambda m: m["backing"].update(voices=voices))
+    with pytest.raises(BundleError, match=r"backing\.voices' must be 3 counts in 1\.\.16"):
         load_generator(bundle)
