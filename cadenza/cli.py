@@ -358,7 +358,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         from cadenza.eval.backing import evaluate_backing  # the first, the others beside it
 
         evaluate_backing(args.compare[0], out, data=args.data, seed=args.seed,
-                         progress=progress, compare=args.compare[1:])
+                         progress=progress, compare=args.compare[1:], harmony=args.harmony)
     elif args.compare:
         evaluate_many(args.compare, out, data=args.data, settings=settings, critic=critic,
                       progress=progress)
@@ -373,7 +373,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
         if load_bundle(bundle).plugin == "backing":  # parts, not events: its own check
             from cadenza.eval.backing import evaluate_backing
 
-            evaluate_backing(bundle, out, data=args.data, seed=args.seed, progress=progress)
+            evaluate_backing(bundle, out, data=args.data, seed=args.seed, progress=progress,
+                             harmony=args.harmony)
             print(f"{out / 'report.md'}: the report")
             return
         evaluate_bundle(bundle, out, data=args.data, settings=settings, critic=critic,
@@ -625,6 +626,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--critic", help="style critic bundle (default: the shipped one)")
     evaluate.add_argument("--no-critic", action="store_true", help="no style column")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bars")
+    evaluate.add_argument("--harmony", type=float,
+                          help="a backing bundle's harmony knob, 0..4 (default: its own)")
     evaluate.add_argument("-o", "--out", required=True, help="folder for the report")
     evaluate.set_defaults(func=cmd_eval)
 

@@ -77,6 +77,11 @@ def test_generate_backs_a_melody_with_parts_on_their_channels(
     assert_one_line_usage_error(cadenza(*common), "--primer", "melody")
 
 
+def test_eval_of_a_backing_bundle_takes_its_harmony_knob(tiny_backing_bundle, tmp_path):
+    result = cadenza("eval", str(tiny_backing_bundle), "--harmony", "9", "-o", str(tmp_path))
+    assert_one_line_usage_error(result, "--harmony", "0..4")
+
+
 def test_generate_without_a_primer_is_deterministic_with_a_seed(tiny_bundle, tmp_path):
     outs = [tmp_path / f"{i}.mid" for i in range(2)]
     for out in outs:

@@ -33,7 +33,7 @@ from cadenza.corpus.prepare import corpus_representation, load_split
 from cadenza.errors import ConfigError
 from cadenza.parts import PartsCodec
 from cadenza.pianoroll import make_grid_notes
-from cadenza.plugins.backing import BackingTransformer, accompany
+from cadenza.plugins.backing import HARMONY_RANGE, BackingTransformer, accompany
 
 
 @dataclass
@@ -199,9 +199,10 @@ def backing_table(results: dict[str, BeatAgreement], names: tuple[str, ...] = ()
     for name, r in results.items():
         consonant = "–" if r.consonance is None else f"{r.consonance:.3f}"
         moves = "–" if r.moves is None else " / ".join(f"{m:.2f}" for m in r.moves)
+        notes = "–" if r.moves is None else f"{r.notes} ({r.real_notes})"
         lines.append(f"| {name} | {consonant} | {r.agreement:.3f} | {r.recall:.3f} | "
                      f"{r.offbeat_agreement:.3f} | {r.offbeat_recall:.3f} | {moves} | "
-                     f"{r.beats} | {r.notes} ({r.real_notes}) |")
+                     f"{r.beats} | {notes} |")
     return "\n".join(lines)
 
 
@@ -213,14 +214,21 @@ def evaluate_backing(
     seed: int = 0,
     progress: bool = True,
     compare: list[str | Path] = (),
+    harmony: float | None = None,
 ) -> dict[str, BeatAgreement]:
     """`cadenza eval` of a backing bundle: the check on its corpus's test split, written to
     `out/report.md` and `out/results.json`; `compare`: other backing bundles (as many parts)
-    played under the same players, a row each."""
+    played under the same players, a row each; `harmony`: the bundle's harmony knob (None: its
+    default)."""
     from cadenza.eval.report import corpus_of
     from cadenza.plugins.base import load_generator
 
     generator = load_generator(bundle_path, plugin="backing", seed=seed)
+    if harmony is not None:
+        low, high = HARMONY_RANGE
+        if not low <= harmony <= high:
+            raise ConfigError("--harmony", f"must be {low:g}..{high:g}, got {harmony:g}")
+        generator.harmony = harmony
     corpus = corpus_of(generator.bundle, data)
     others = {}
     for path in compare:
@@ -236,7 +244,9 @@ def evaluate_backing(
         f"# {generator.bundle.name}: backing under held-out players",
         "",
         f"Corpus `{corpus}` (test split); held-out NLL {training.get('test_nll', '–')} "
-        f"nats/token (bigram baseline {training.get('test_nll_bigram_baseline', '–')}).",
+        f"nats/token (bigram baseline {training.get('test_nll_bigram_baseline', '–')}); "
+        f"temperature {generator.knobs.temperature:g}, harmony {generator.harmony:g}, density "
+        f"{generator.density:g}, seed {seed}.",
         "",
         backing_table(results, generator.parts.names),
         "",

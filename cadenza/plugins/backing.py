@@ -33,7 +33,8 @@ from cadenza.plugins.sampling import sample
 from cadenza.plugins.transformer import MusicTransformer
 
 MAX_CHANGES = 16  # backing notes started or ended on one step, at most
-DEFAULT_HARMONY = 1.0  # the harmony knob's starting value, chosen by the check (see README)
+DEFAULT_HARMONY = 1.0  # the harmony knob's starting value, chosen by the check (docs/BACKING.md)
+HARMONY_RANGE = (0.0, 4.0)  # the knob's range: 0 leaves the model alone
 Change = tuple[int, int, bool]  # (part, pitch, True for a note-on)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from cadenza.errors import ConfigError, read_settings
 from cadenza.midi import SUSTAIN_CC
+from cadenza.plugins.backing import HARMONY_RANGE
 from cadenza.realtime.clock import BeatGrid
 
 MODES = ("call-response", "accompany", "backing")
@@ -26,7 +27,6 @@ ON_INTERRUPT = ("stop", "overlap")
 TEMPERATURE_RANGE = (0.1, 2.0)  # Magenta's temperature knob range
 MAX_ANSWER_BARS = 64
 LISTEN_MS_RANGE = (0.0, 50.0)  # how long past a grid point a listening backing waits
-HARMONY_RANGE = (0.0, 4.0)  # how far the backing leans on its interval table (0: not at all)
 DENSITY_RANGE = (-3.0, 3.0)  # log-odds bias on the backing's note-ons: sparser .. busier
 MAX_LOOP_BARS = 16
 DRUM_CHANNEL = 10  # General MIDI's percussion channel: never a default backing channel
