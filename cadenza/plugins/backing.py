@@ -147,15 +147,17 @@ class BackingTransformer(MusicTransformer):
         for note in self._held_steps:
             self._held_steps[note] += 1
 
-    def onset_probability(self) -> float:
+    def player_probability(self) -> float:
         """On an open step of a listening bundle, before hearing it: how likely the model finds
-        it that the player starts a note on this step (a beat of a melody: high; the 16th after
-        a held note: low). The live loop waits for the player only where it is likely."""
+        it that the player ends or starts a note on this step (a beat of a melody: high; the
+        16th after a held note: low). The live loop waits for the player only where it is
+        likely. (A note-off counts: a melody's note that ends on a beat is followed by the next
+        one, and a frame has the player's note-offs before its note-ons.)"""
         p = self.parts
         logits = self.logits.astype(np.float64)
         total = np.logaddexp.reduce(logits)
-        onsets = np.logaddexp.reduce(logits[p.player_on_base : p.player_on_base + PITCHES])
-        return float(np.exp(onsets - total))
+        played = np.logaddexp.reduce(logits[p.player_off_base : p.player_on_base + PITCHES])
+        return float(np.exp(played - total))
 
     def play_step(self, position: int, forced: Iterable[Change] | None = None,
                   offs: Iterable[int] = (), ons: Iterable[int] = ()) -> list[Change]:

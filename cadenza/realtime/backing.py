@@ -49,8 +49,9 @@ from cadenza.realtime.clock import BeatGrid
 
 NOTE_OFF, NOTE_ON = 0x80, 0x90
 LATE_MARGIN = 0.01  # seconds: a step due sooner than this when prepared is played as a rest
-# Listening, a step waits for the player only if the model gives a player's note-on on it at
-# least this probability; others play on the grid point, planned half a step ahead.
+# Listening, a step waits for the player only if the model gives the player's playing on it
+# (a note-off or note-on) at least this probability; others play on the grid point, planned
+# half a step ahead.
 LISTEN_ABOVE = 0.1
 ARMED_MARGIN = 0.001  # ... or, generated in advance, when it is to be scheduled
 MAX_PLAYER_NOTES = 1024  # unheard player notes kept (a flood costs no memory)
@@ -72,7 +73,7 @@ class BackingGenerator(Protocol):
 
     def open_step(self, position: int) -> None: ...
 
-    def onset_probability(self) -> float: ...
+    def player_probability(self) -> float: ...
 
     def play(self, forced: Iterable[Change] | None = None) -> list[Change]: ...
 
@@ -180,7 +181,7 @@ class BackingLoop:
         listen_above: float = LISTEN_ABOVE,
     ):
         self.generator = generator
-        self.listen_above = listen_above  # the onset probability a step waits for the player at
+        self.listen_above = listen_above  # how likely the player's note must be for a step to wait
         # Seconds past a step's grid point that a listening bundle waits for the player's note
         # of it; None: plan every step ahead, as a backing-first bundle must.
         self.listen = listen
@@ -388,7 +389,7 @@ class BackingLoop:
         sounding = self._sounding() if position == 0 else None
         forced = self._replayed(position, sounding)
         self.generator.open_step(position)
-        if forced is None and self.generator.onset_probability() >= self.listen_above:
+        if forced is None and self.generator.player_probability() >= self.listen_above:
             self._waiting = (deadline, position, sounding, now)
             self.listened += 1
             return

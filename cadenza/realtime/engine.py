@@ -323,11 +323,14 @@ class LiveEngine:
 
     def _follow_transport(self, t: float, status: int) -> None:
         """The DAW's Start plays the backing from bar 1, Continue from the song position, Stop
-        ends every backing note at once."""
+        ends every backing note at once. Start and Continue send each part's program again: a
+        DAW track or synth connected since Cadenza started has missed the first ones."""
         backing, clock = self.backing, self.clock
         if status == START:
+            self._send_programs()
             backing.start(0.0)
         elif status == CONTINUE:
+            self._send_programs()
             backing.start(clock.beat_position(t))
         elif status == STOP:
             backing.stop()

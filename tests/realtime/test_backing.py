@@ -387,7 +387,7 @@ def test_a_step_the_player_is_unlikely_to_play_on_sounds_on_the_grid_point(tiny_
 def test_the_model_says_how_likely_the_player_is_to_start_a_note(tiny_backing_bundle):
     generator = load_generator(tiny_backing_bundle, seed=1)
     generator.open_step(0)
-    chance = generator.onset_probability()
+    chance = generator.player_probability()
     generator.hear(ons=[67])
     generator.play()
     assert 0.0 < chance < 1.0
