@@ -1,9 +1,10 @@
 """How soon the backing plays with the player: the player's note-on on a beat -> the first
 backing note-on of that beat, through JACK.
 
-A DAW client sends 24 ppqn MIDI clock, Start, and a chorale's melody (from the test split) on
-the beats into `cadenza live --mode backing` (the shipped bundle, following the clock). A
-recording client in another process listens to both the DAW and Cadenza and stamps what
+A DAW client (a process of its own) plays a chorale's melody (from the test split), a note a
+beat on the engine's grid, into `cadenza live --mode backing` (the shipped bundle, at --bpm;
+following a DAW's clock only moves where the grid comes from). A recording client in another
+process listens to both the DAW and Cadenza and stamps what
 arrives with perf_counter, so both notes are timed by one clock after the same transport. For
 each melody note-on on a beat, the first backing note-on within a 16th of it: its arrival
 minus the melody note's (negative: the backing came first).
@@ -21,6 +22,7 @@ It starts its own JACK server (named, so it touches no running JACK session) and
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import threading
@@ -35,10 +37,6 @@ from cadenza.corpus.sources import resolve_source
 from cadenza.realtime.config import load_live_config
 from cadenza.realtime.jack import stop_jack
 from cadenza.realtime.live import open_engine
-from cadenza.realtime.ports import open_output
-
-PPQN = 24
-CLOCK, START, STOP = 0xF8, 0xFA, 0xFC
 
 # The receiving client listens to two ports at once (the DAW's and Cadenza's), in a child
 # process so that the engine's threads cannot delay its callback.
@@ -88,48 +86,59 @@ def melody_on_beats(beats: int) -> list[int]:
     return pitches
 
 
-def play_the_daw(daw, melody: list[int], bpm: float) -> None:
-    """A bar of clock stopped, Start, the melody a beat a note (released just before the
-    next), Stop, half a bar of clock."""
-    pulse = 60.0 / bpm / PPQN
-    first = time.perf_counter() + 0.01
-    pre, playing = 4 * PPQN, len(melody) * PPQN
-    for k in range(pre + playing + 2 * PPQN):
-        while time.perf_counter() < first + k * pulse:
-            time.sleep(0.0002)
-        song = k - pre
-        if 0 <= song < playing and song % PPQN == PPQN - 1:
-            daw.send([0x80, melody[song // PPQN], 0])
-        daw.send([CLOCK])  # a note on the beat goes right after its pulse
-        if song == -1:
-            daw.send([START])
-        elif 0 <= song < playing and song % PPQN == 0:
-            daw.send([0x90, melody[song // PPQN], 90])
-        elif song == playing:
-            daw.send([STOP])
+# The DAW, a client in a process of its own (as a DAW is): the melody a note a beat on the
+# engine's grid (each released 20 ms before the next), from the time it is given.
+DAW = """
+import json, sys, time, rtmidi
+melody, beat = json.loads(sys.argv[1]), 60.0 / float(sys.argv[2])
+midi = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bench-daw")
+midi.open_virtual_port("daw")
+print("ready", flush=True)
+first = float(sys.stdin.readline())
+def at(t):
+    while (left := t - time.perf_counter()) > 0:
+        time.sleep(left)
+for k, pitch in enumerate(melody):
+    at(first + k * beat)
+    midi.send_message([0x90, pitch, 90])
+    at(first + (k + 1) * beat - 0.02)
+    midi.send_message([0x80, pitch, 0])
+time.sleep(0.1)
+print("done", flush=True)
+"""
+
+
+def start_the_daw(melody: list[int], bpm: float) -> subprocess.Popen:
+    daw = subprocess.Popen([sys.executable, "-c", DAW, json.dumps(melody), str(bpm)], text=True,
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert daw.stdout.readline().strip() == "ready"
+    return daw
 
 
 def measure(melody: list[int], bpm: float, listen_ms: float | None) -> dict:
     config = load_live_config(None, {
-        "mode": "backing", "quiet": True, "seed": 1, "follow_clock": True,
+        "mode": "backing", "quiet": True, "seed": 1, "bpm": bpm,
         "port_name": "bench-cadenza", "input_channel": 1, "listen_ms": listen_ms or 0.0})
     engine = open_engine(config)
     if listen_ms is None:
         engine.backing.listen = None  # the design before December: planned half a step ahead
-    daw = open_output(None, virtual_name="daw", client_name="bench-daw")
+    daw = start_the_daw(melody, bpm)
     thread = threading.Thread(target=engine.run, daemon=True)
     thread.start()
     subprocess.run(["jack_connect", "bench-daw:daw", engine.midi_in.name], check=True)
     receiver = receive_both("bench-daw:daw", engine.midi_out.name)
     time.sleep(0.3)
     try:
-        play_the_daw(daw, melody, bpm)
+        first = engine.grid.time_of_beat(8)  # two bars in: the backing has found its feet
+        daw.stdin.write(f"{first!r}\n")
+        daw.stdin.flush()
+        assert daw.stdout.readline().strip() == "done"
         time.sleep(0.3)
     finally:
         engine.stop()
         thread.join(timeout=10)
         arrived = recording(receiver)
-        daw.close()
+        daw.communicate(timeout=10)
         engine.close_ports()
     player = [t for t, m in arrived if m[0] == 0x90 and m[2] > 0]
     backing = np.array([t for t, m in arrived if m[0] & 0xF0 == 0x90 and m[0] & 0x0F and m[2]])
@@ -142,7 +151,7 @@ def measure(melody: list[int], bpm: float, listen_ms: float | None) -> dict:
     return {"listen": listen_ms, "beats": len(player), "answered": len(delays),
             "delays": np.array(delays), "rests": engine.backing.rests,
             "steps": engine.backing.steps, "listened": engine.backing.listened,
-            "in_time": engine.backing.heard_in_time,
+            "in_time": engine.backing.heard_in_time, "foreseen": engine.backing.foreseen,
             "bundle": engine.generator.bundle.name}
 
 
@@ -164,7 +173,7 @@ def main() -> None:
           f"{args.period / 48:.2f} ms), {args.bpm:g} BPM, bundle {results[0]['bundle']}; ms "
           "(negative: the backing came first).\n")
     print("| design | beats with a backing note-on | p50 | p99 | max | min | steps that listened "
-          "(heard the player in time) | rests |")
+          "(heard the player in time; foreseen) | rests |")
     print("|---|---|---:|---:|---:|---:|---|---:|")
     for r in results:
         design = (f"listen, then play (window {r['listen']:g} ms)" if r["listen"] is not None
@@ -172,7 +181,8 @@ def main() -> None:
         d = r["delays"]
         print(f"| {design} | {r['answered']} / {r['beats']} | {ms(d, 50)} | {ms(d, 99)} | "
               f"{ms(d)} | {np.min(d) * 1e3 if len(d) else float('nan'):.2f} | "
-              f"{r['listened']} of {r['steps']} ({r['in_time']}) | {r['rests']} |")
+              f"{r['listened']} of {r['steps']} ({r['in_time']}; {r['foreseen']}) | "
+              f"{r['rests']} |")
 
 
 if __name__ == "__main__":

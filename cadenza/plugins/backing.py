@@ -13,7 +13,7 @@ of the backing": the mass of every other token.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -130,14 +130,18 @@ class BackingTransformer(MusicTransformer):
     def snapshot(self) -> tuple:
         sounding = [set(held) for held in self.sounding]
         mine = (sounding, set(self.player_sounding), list(self._pending), list(self._silent_steps),
-                dict(self._held_steps), self._last_fed)
+                dict(self._held_steps), self._last_fed, self._played,
+                self.rng.bit_generator.state)
         return super().snapshot(), mine
 
     def restore(self, state: tuple) -> None:
-        inner, (sounding, player, pending, silent, held, last) = state
+        inner, (sounding, player, pending, silent, held, last, played, rng) = state
         super().restore(inner)
-        self.sounding, self.player_sounding, self._pending = sounding, player, pending
-        self._silent_steps, self._held_steps, self._last_fed = silent, dict(held), last
+        self.sounding = [set(h) for h in sounding]
+        self.player_sounding, self._pending = set(player), list(pending)
+        self._silent_steps, self._held_steps, self._last_fed = list(silent), dict(held), last
+        self._played = played
+        self.rng.bit_generator.state = rng
 
     # --- a step of the grid ---------------------------------------------------------------
     def open_step(self, position: int) -> None:
@@ -171,30 +175,37 @@ class BackingTransformer(MusicTransformer):
         self.hear(offs, ons)
         return changes
 
-    def play(self, forced: Iterable[Change] | None = None) -> list[Change]:
+    def play(self, forced: Iterable[Change] | None = None,
+             emit: Callable[[Change], None] | None = None) -> list[Change]:
         """Sample the backing's changes on the open step (or take `forced` ones: a loop
-        replaying what it played). Returns the changes, note-offs first."""
+        replaying what it played). Returns the changes, note-offs first; `emit` gets each one
+        as soon as it is chosen, before the model takes it in (a millisecond a change), so that
+        a live loop can send it at once."""
         self._played = True
         changes: list[Change] = []
+
+        def take(token: int) -> None:
+            change = self._change(token)
+            changes.append(change)
+            if emit is not None:
+                emit(change)
+            self._feed(token)
+
         for token in sorted(self._pending):  # the notes a silence ended, heard to end here
             self._feed(token)
         self._pending = []
-        if forced is None:
-            # Notes held past the limit end first on this step (the frame's smallest tokens:
-            # other note-offs of lower-numbered parts wait for the next step).
-            limit = self.max_hold_beats * self.parts.steps_per_quarter * 2.0 ** -self.density
-            overdue = [self.parts.off(part, pitch)
-                       for (part, pitch), held in self._held_steps.items() if held > limit]
-            for token in sorted(overdue):
-                changes.append(self._change(token))
-                self._feed(token)
         if forced is not None:
-            tokens = sorted(self._token_of(c) for c in forced)
-            for token in tokens:
+            for token in sorted(self._token_of(c) for c in forced):
                 if self._valid(token):
-                    changes.append(self._change(token))
-                    self._feed(token)
+                    take(token)
             return changes
+        # Notes held past the limit end first on this step (the frame's smallest tokens: other
+        # note-offs of lower-numbered parts wait for the next step).
+        limit = self.max_hold_beats * self.parts.steps_per_quarter * 2.0 ** -self.density
+        overdue = [self.parts.off(part, pitch)
+                   for (part, pitch), held in self._held_steps.items() if held > limit]
+        for token in sorted(overdue):
+            take(token)
         # A part silent for a beat or more (at density 0; longer when sparser) enters on this
         # step. Trained on windows that start mid-piece, the model takes a silent part for a
         # note it cannot see and waits for it to end; once the part sounds, it knows it.
@@ -209,8 +220,7 @@ class BackingTransformer(MusicTransformer):
             token = self._sample_backing(last)
             if token is None:
                 break
-            changes.append(self._change(token))
-            self._feed(token)
+            take(token)
             last = token
         return changes
 
@@ -219,12 +229,20 @@ class BackingTransformer(MusicTransformer):
         if self.listens and self._played:
             raise RuntimeError("this bundle hears the player's notes of a step before it plays "
                                "it: call open_step, hear, then play (or play_step)")
+        for token in self.player_tokens(offs, ons):
+            self._feed(token)
+
+    def player_tokens(self, offs: Iterable[int] = (), ons: Iterable[int] = ()) -> list[int]:
+        """The tokens `hear` feeds for the player's note-offs and note-ons on a step."""
         ons = set(int(p) for p in ons)
         ending = {int(p) for p in offs} | ons  # a repeated key ends its sounding note first
         tokens = [self.parts.player_off(p) for p in sorted(ending & self.player_sounding)]
-        tokens += [self.parts.player_on(p) for p in sorted(ons)]
-        for token in tokens:
-            self._feed(token)
+        return tokens + [self.parts.player_on(p) for p in sorted(ons)]
+
+    def anticipate(self, count: int) -> Anticipation:
+        """On an open step of a listening bundle: its backing, computed ahead for the `count`
+        notes the player is likeliest to play on it (see Anticipation)."""
+        return Anticipation(self, count)
 
     def silence(self) -> list[tuple[int, int]]:
         """End every backing note (a stop, a panic): returns them as (part, pitch); the model
@@ -320,6 +338,70 @@ def part_ranges(bundle: Bundle, parts: int) -> list[tuple[int, int]]:
             f"got {ranges!r}",
         )
     return [(low, high) for low, high in ranges]
+
+
+class Anticipation:
+    """The backing of an open step computed ahead, while the live loop waits for the player's
+    note of it, for the notes the player is likeliest to play: the notes the player holds end
+    (a melody; fed once, ahead, for every guess), then one of the model's `count` likeliest
+    pitches starts. One guess a `step()`, so that a note arriving meanwhile waits for one guess
+    at most. When the note comes, `take` gives its backing at once if it was foreseen; if not,
+    `hear` takes it in from the note-offs already fed, and the step is played as usual. The
+    generator is always left as it was before, RNG included, so what a foreseen note gets is
+    exactly what it would have got: anticipating changes when, never what."""
+
+    def __init__(self, generator: BackingTransformer, count: int):
+        self.generator = generator
+        self.start = generator.snapshot()
+        offs = sorted(generator.player_sounding)
+        self.off_tokens = generator.player_tokens(offs)
+        for token in self.off_tokens:
+            generator._feed(token)
+        self.after_offs = generator.snapshot()
+        parts = generator.parts
+        logits = generator.logits[parts.player_on_base : parts.player_on_base + PITCHES]
+        pitches = np.argsort(logits)[::-1][:count]
+        generator.restore(self.start)
+        # (note-offs, note-ons) of each guess, likeliest first
+        self.candidates: list[tuple[list[int], list[int]]] = [(offs, [int(q)]) for q in pitches]
+        self.pending = list(self.candidates)
+        self.ready: dict[tuple[int, ...], tuple[list[Change], object]] = {}
+
+    def step(self) -> bool:
+        """Compute the next guess's backing; whether any remain."""
+        if self.pending:
+            offs, ons = self.pending.pop(0)
+            generator = self.generator
+            tokens = generator.player_tokens(offs, ons)
+            self._feed_from_offs(tokens)
+            changes = generator.play()
+            self.ready[tuple(tokens)] = (changes, generator.snapshot())
+            generator.restore(self.start)
+        return bool(self.pending)
+
+    def take(self, offs: Iterable[int], ons: Iterable[int]) -> list[Change] | None:
+        """The foreseen backing of what the player played (the generator now past it), or
+        None: not foreseen (the generator as before)."""
+        found = self.ready.get(tuple(self.generator.player_tokens(offs, ons)))
+        if found is None:
+            return None
+        changes, state = found
+        self.generator.restore(state)
+        return list(changes)
+
+    def hear(self, offs: Iterable[int], ons: Iterable[int]) -> None:
+        """The generator hears what the player played, as `BackingTransformer.hear`, from the
+        note-offs fed ahead when they were the ones played."""
+        tokens = self.generator.player_tokens(offs, ons)
+        if tokens[: len(self.off_tokens)] == self.off_tokens:
+            self._feed_from_offs(tokens)
+        else:
+            self.generator.hear(offs, ons)
+
+    def _feed_from_offs(self, tokens: list[int]) -> None:
+        self.generator.restore(self.after_offs)
+        for token in tokens[len(self.off_tokens) :]:
+            self.generator._feed(token)
 
 
 def part_voice_limits(bundle: Bundle, parts: int) -> list[int]:

@@ -53,6 +53,13 @@ LATE_MARGIN = 0.01  # seconds: a step due sooner than this when prepared is play
 # (a note-off or note-on) at least this probability; others play on the grid point, planned
 # half a step ahead.
 LISTEN_ABOVE = 0.1
+# Listening, while a step waits for the player, its backing is computed ahead for the player's
+# likeliest notes (the model's guesses), as many as there is time for before its grid point, at
+# most ANTICIPATED: a foreseen note gets its backing with no model work. A guess takes a few ms
+# of model work (GUESS_SECONDS, measured on 2 cores with JACK running, rounded up); one is
+# begun only if it ends before the grid point, where the player's note is due.
+ANTICIPATED = 8
+GUESS_SECONDS = 0.012
 ARMED_MARGIN = 0.001  # ... or, generated in advance, when it is to be scheduled
 MAX_PLAYER_NOTES = 1024  # unheard player notes kept (a flood costs no memory)
 DEFAULT_LOOP_BARS = 2  # the loop's length when looping is switched on with none set
@@ -75,7 +82,10 @@ class BackingGenerator(Protocol):
 
     def player_probability(self) -> float: ...
 
-    def play(self, forced: Iterable[Change] | None = None) -> list[Change]: ...
+    def anticipate(self, count: int) -> Anticipated: ...
+
+    def play(self, forced: Iterable[Change] | None = None,
+             emit: Callable[[Change], None] | None = None) -> list[Change]: ...
 
     def hear(self, offs: Iterable[int] = (), ons: Iterable[int] = ()) -> None: ...
 
@@ -86,6 +96,18 @@ class BackingGenerator(Protocol):
     def snapshot(self) -> object: ...
 
     def restore(self, state: object) -> None: ...
+
+
+class Anticipated(Protocol):
+    """What the loop needs of cadenza.plugins.backing.Anticipation."""
+
+    pending: list
+
+    def step(self) -> bool: ...
+
+    def take(self, offs: Iterable[int], ons: Iterable[int]) -> list[Change] | None: ...
+
+    def hear(self, offs: Iterable[int], ons: Iterable[int]) -> None: ...
 
 
 class Output(Protocol):
@@ -213,6 +235,7 @@ class BackingLoop:
         # Listening: the step opened and waiting for the player (deadline, position, the
         # backing sounding as it opened, when it opened: the player's note-ons after count).
         self._waiting: tuple[float, int, frozenset[Note] | None, float] | None = None
+        self._anticipation: Anticipated | None = None  # its backing for the likeliest notes
         # For the status line and the benchmarks.
         self.bar = 0
         self.position = 0
@@ -220,6 +243,7 @@ class BackingLoop:
         self.rests = 0  # steps whose deadline was too close: played as rests
         self.listened = 0  # steps that waited for the player (listening)
         self.heard_in_time = 0  # ... of which the player's note came within the window
+        self.foreseen = 0  # ... and was one the backing had been computed ahead for
         self.notes_sent = 0
         self.last_deadline: float | None = None
         self.bpm: float | None = None  # the tempo of the grid it plays on
@@ -239,6 +263,7 @@ class BackingLoop:
         self._replay = None
         self._count_bar = True
         self._waiting = None
+        self._anticipation = None
 
     def stop(self) -> None:
         """Every backing note ends now and nothing more of it is sent; the model hears them end
@@ -250,6 +275,7 @@ class BackingLoop:
         self._player.clear()
         self._replay = None
         self._waiting = None
+        self._anticipation = None
         self.record.break_bar()
 
     def relocate(self) -> None:
@@ -324,6 +350,11 @@ class BackingLoop:
             if self._waiting is not None:  # a step opened, listening for the player
                 until = self._waiting[0] + (self.listen or 0.0)
                 if now < until and not self._heard_onset():
+                    guesses = self._anticipation
+                    if guesses and guesses.pending and now + GUESS_SECONDS < self._waiting[0]:
+                        with self.lock:
+                            guesses.step()
+                        return now  # due at once: the player's note first, then the next guess
                     return until
                 self._play_waiting(now, grid.beats_per_bar * self.steps_per_quarter)
                 continue
@@ -391,12 +422,13 @@ class BackingLoop:
         self.generator.open_step(position)
         if forced is None and self.generator.player_probability() >= self.listen_above:
             self._waiting = (deadline, position, sounding, now)
+            self._anticipation = self.generator.anticipate(ANTICIPATED)
             self.listened += 1
             return
         # Replayed, or a step the player is unlikely to start a note on: planned now, played
         # on the grid point (a note the player does start on it is heard on the next step).
         self._hear(now)
-        self._finish(deadline, position, sounding, self.generator.play(forced), steps_per_bar)
+        self._finish(deadline, position, sounding, self._play(deadline, forced), steps_per_bar)
 
     def _heard_onset(self) -> bool:
         """A note-on came in since the waiting step opened: the player's note of it."""
@@ -409,18 +441,29 @@ class BackingLoop:
         deadline, position, sounding, _ = self._waiting
         with self.lock:
             self.heard_in_time += self._heard_onset()
-            self._waiting = None
-            self._hear(math.inf)
+            anticipation, self._waiting, self._anticipation = self._anticipation, None, None
+            offs, ons = self._heard(math.inf)
             late = now > deadline + (self.listen or 0.0) + LATE_MARGIN
-            changes = self.generator.play([] if late else None)
+            foreseen = None if late or anticipation is None else anticipation.take(offs, ons)
+            if foreseen is not None:
+                self._send(deadline, foreseen)
+                self.foreseen += 1
+                changes = foreseen
+            else:
+                (anticipation or self.generator).hear(offs, ons)
+                changes = self._play(deadline, [] if late else None)
             self.rests += late
             self._finish(deadline, position, sounding, changes, steps_per_bar)
+
+    def _play(self, deadline: float, forced: list[Change] | None) -> list[Change]:
+        """Play the open step, each change sent the moment it is chosen (the first note-on
+        goes out while the model still takes in the ones before it)."""
+        return self.generator.play(forced, emit=lambda change: self._send(deadline, [change]))
 
     def _finish(self, deadline: float, position: int, sounding: frozenset[Note] | None,
                 changes: list[Change], steps_per_bar: int) -> None:
         if self._replay is None:
             self.record.record(position, sounding, changes, steps_per_bar)
-        self._send(deadline, changes)
         self.last_deadline = deadline
 
     def _arm(self) -> None:
@@ -506,8 +549,14 @@ class BackingLoop:
 
     def _hear(self, boundary: float) -> None:
         """Close the open frame with the player's notes that came before `boundary` (or were
-        too late for their own frame). A note struck and released within one step lasts the
-        step: its note-off goes to the next frame, as the model was trained on grid notes."""
+        too late for their own frame)."""
+        self.generator.hear(*self._heard(boundary))
+
+    def _heard(self, boundary: float) -> tuple[list[int], list[int]]:
+        """The player's note-offs and note-ons that came before `boundary` (or were too late
+        for their own frame), taken from the queue. A note struck and released within one step
+        lasts the step: its note-off goes to the next frame, as the model was trained on grid
+        notes."""
         player, offs, ons = self._player, set(self._deferred), set()
         self._deferred = []
         last: dict[int, bool] = {}
@@ -525,7 +574,7 @@ class BackingLoop:
                     self._deferred.append(pitch)
             else:
                 offs.add(pitch)
-        self.generator.hear(sorted(offs), sorted(ons))
+        return sorted(offs), sorted(ons)
 
     def _send(self, deadline: float, changes: Sequence[Change]) -> None:
         """Schedule a step's changes at its deadline, note-offs first (as play_step orders

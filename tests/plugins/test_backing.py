@@ -261,3 +261,52 @@ def test_a_bad_voice_count_is_one_line(tiny_backing_bundle: Path, tmp_path, voic
     edit_manifest(bundle, lambda m: m["backing"].update(voices=voices))
     with pytest.raises(BundleError, match=r"backing\.voices' must be 3 counts in 1\.\.16"):
         load_generator(bundle)
+
+
+def test_anticipating_changes_when_the_backing_comes_never_what_it_is(tiny_backing_bundle):
+    live, twin = (load_generator(tiny_backing_bundle, seed=4) for _ in range(2))
+    for generator in (live, twin):
+        for t in range(20):
+            generator.play_step(t % 16, None, ons=[67 + t % 3] if t % 4 == 0 else [])
+        generator.open_step(4)
+    before = list(live.history)
+    ahead = live.anticipate(3)
+    assert list(live.history) == before and len(ahead.candidates) == 3
+    while ahead.step():
+        assert list(live.history) == before  # each guess computed, then rewound
+    offs, ons = ahead.candidates[1]
+    foreseen = ahead.take(offs, ons)
+    twin.hear(offs, ons)
+    assert foreseen == twin.play()  # as if computed when the note came, RNG included
+    assert list(live.history) == list(twin.history) and live.sounding == twin.sounding
+    assert live.play_step(5) == twin.play_step(5)
+
+
+def test_a_note_not_foreseen_leaves_the_step_as_it_was(backing: BackingTransformer):
+    backing.open_step(0)
+    before = list(backing.history)
+    ahead = backing.anticipate(2)
+    while ahead.step():
+        pass
+    unlikely = next(q for q in range(128) if ([], [q]) not in ahead.candidates)
+    assert ahead.take([], [unlikely]) is None
+    assert list(backing.history) == before
+    backing.hear(ons=[unlikely])  # the step goes on as usual
+    backing.play()
+
+
+def test_a_note_not_foreseen_is_heard_from_the_note_offs_fed_ahead(tiny_backing_bundle):
+    live, twin = (load_generator(tiny_backing_bundle, seed=6) for _ in range(2))
+    for generator in (live, twin):
+        generator.play_step(0, None, ons=[67])
+        generator.open_step(1)
+    ahead = live.anticipate(2)
+    assert ahead.off_tokens == [live.parts.player_off(67)]  # the held note, fed ahead
+    while ahead.step():
+        pass
+    unlikely = next(q for q in range(128) if ([67], [q]) not in ahead.candidates)
+    assert ahead.take([67], [unlikely]) is None
+    ahead.hear([67], [unlikely])
+    twin.hear([67], [unlikely])
+    assert list(live.history) == list(twin.history)
+    assert live.play() == twin.play()

@@ -410,3 +410,16 @@ def test_a_backing_first_bundle_plans_ahead_even_when_asked_to_listen(tiny_backi
     loop.start(0.0)
     run(loop, at(4.9))
     assert loop.last_deadline == pytest.approx(at(5))  # step 5 was planned half a step ahead
+
+
+def test_a_foreseen_note_gets_its_backing_with_no_model_work(tiny_backing_bundle):
+    loop, sink = make_loop(tiny_backing_bundle, listen=LISTEN, density=3.0)
+    loop.start(0.0)
+    run(loop, at(4.9))  # step 5 is open, its guesses computed while it waited
+    guesses = loop._anticipation
+    assert guesses is not None and not guesses.pending
+    (_, (pitch,)) = guesses.candidates[0]
+    loop.player(at(5) + 0.001, [0x90, pitch, 90])
+    loop.poll(at(5) + 0.0011)
+    assert loop.foreseen == 1 and loop.last_deadline == pytest.approx(at(5))
+    assert frames(loop.generator)[5] == [(PLAYER_ON, pitch)]
