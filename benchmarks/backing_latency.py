@@ -29,7 +29,7 @@ import threading
 import time
 
 import numpy as np
-from live_latency import ms, recording, start_jack
+from live_latency import ms, receive, recording, start_jack
 
 from cadenza.corpus.parts import choose_parts, read_parts
 from cadenza.corpus.prepare import split_of
@@ -37,35 +37,6 @@ from cadenza.corpus.sources import resolve_source
 from cadenza.realtime.config import load_live_config
 from cadenza.realtime.jack import stop_jack
 from cadenza.realtime.live import open_engine
-
-# The receiving client listens to two ports at once (the DAW's and Cadenza's), in a child
-# process so that the engine's threads cannot delay its callback.
-RECEIVER = """
-import sys, time, rtmidi
-midi = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="bench-receiver")
-midi.ignore_types(timing=True)
-stamps = []
-def on_message(event, data, now=time.perf_counter, append=stamps.append):
-    append((now(), event[0]))
-midi.set_callback(on_message)
-midi.open_virtual_port("in")
-print("ready", flush=True)
-sys.stdin.readline()
-midi.cancel_callback()
-time.sleep(0.05)
-midi.close_port()
-out = [repr(t) + " " + " ".join(map(str, m)) for t, m in stamps]
-sys.stdout.write("\\n".join(out) + "\\n")
-"""
-
-
-def receive_both(*sources: str) -> subprocess.Popen:
-    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER], text=True,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    assert receiver.stdout.readline().strip() == "ready"
-    for source in sources:
-        subprocess.run(["jack_connect", source, "bench-receiver:in"], check=True)
-    return receiver
 
 
 def melody_on_beats(beats: int) -> list[int]:
@@ -126,7 +97,8 @@ def measure(melody: list[int], bpm: float, listen_ms: float | None) -> dict:
     thread = threading.Thread(target=engine.run, daemon=True)
     thread.start()
     subprocess.run(["jack_connect", "bench-daw:daw", engine.midi_in.name], check=True)
-    receiver = receive_both("bench-daw:daw", engine.midi_out.name)
+    receiver = receive("bench-daw:daw")  # and Cadenza's output, into the same port:
+    subprocess.run(["jack_connect", engine.midi_out.name, "bench-receiver:in"], check=True)
     time.sleep(0.3)
     try:
         first = engine.grid.time_of_beat(8)  # two bars in: the backing has found its feet

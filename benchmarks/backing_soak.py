@@ -4,8 +4,10 @@ The live code path on simulated time: a DAW sends 24 ppqn MIDI clock (its crysta
 off ours, each pulse stamped with up to ±`--jitter-ms` of input jitter), clock while stopped
 and then Start; the engine's ClockFollower follows it; the BackingLoop (cadenza/realtime/
 backing.py, the same class `cadenza live` runs) steps the real backing model, polled as the
-control loop polls it (up to 1 ms late); a simulated player plays a melody in eighths,
-humanised, into it. Only the clock is simulated: the loop reads no clock of its own.
+control loop polls it (up to 1 ms late; each poll's model work advances the simulated clock by
+the time it really took, so that guesses of the player's next note are limited as live); a
+simulated player plays a melody in eighths, humanised, into it. Only the clock is simulated: the
+loop reads no clock of its own.
 
 Reported: steps, rests (steps whose deadline could not be met), notes; the model's time per
 step; drift, each scheduled event's deadline against the DAW's ideal grid (its own pulses,
@@ -185,6 +187,7 @@ def soak(args: argparse.Namespace) -> dict:
         played = loop.last_deadline
         began = time.perf_counter()
         due = loop.poll(now)
+        now += time.perf_counter() - began  # the model's work takes real time on the clock
         # A step played (listening, a step opens in one poll and plays in a later one).
         if loop.last_deadline != played:
             n = round((loop.last_deadline - start) / step)  # the step's number on the grid
