@@ -45,7 +45,7 @@ demo: sysdeps $(VENV)/.runtime
 	$(BIN)/cadenza demo -o $(DEMO_OUT)
 
 test: sysdeps $(VENV)/.dev
-	$(BIN)/ruff check cadenza tests benchmarks scripts
+	$(BIN)/ruff check cadenza tests benchmarks scripts examples
 	$(BIN)/python -m pytest -q
 
 # Train the shipped default bundle on the embedded corpus (not part of CI).
@@ -54,13 +54,13 @@ models: $(VENV)/.dev
 	$(BIN)/cadenza corpus prepare music21:bach music21:palestrina music21:folk \
 		--max-pieces-per-source 500 -o data/corpus/music21-styles
 	# The style critic that `cadenza eval` runs: which of the three styles a piece sounds like.
-	$(BIN)/python -m cadenza.training.critic --data data/corpus/music21-styles -o models/style-critic
+	$(BIN)/cadenza train style-critic --data data/corpus/music21-styles --out models/style-critic
 	# The instrument critic that judges codec-lm's audio: which GM instrument a clip sounds
 	# like, and its embeddings for a Frechet distance to real clips (our FAD).
 	$(BIN)/cadenza corpus render music21:bach music21:palestrina music21:folk \
 		--max-pieces-per-source 150
-	$(BIN)/python -m cadenza.training.instrument_critic \
-		--data data/audio/music21-bach+music21-palestrina+music21-folk -o models/instrument-critic
+	$(BIN)/cadenza train instrument-critic \
+		--data data/audio/music21-bach+music21-palestrina+music21-folk --out models/instrument-critic
 	# codec-lm: the codec on the rendered clips, then the LM on its codes (the text encoder is
 	# exported into ~/.cache/cadenza on first use), one bundle of both.
 	$(BIN)/cadenza train codec --config configs/codec.yaml
@@ -76,11 +76,11 @@ models: $(VENV)/.dev
 	# their harmony re-voiced as a bass line and chords under the melody.
 	$(BIN)/cadenza corpus prepare music21:bach --representation parts \
 		-o data/corpus/bach-parts-excerpts
-	$(BIN)/cadenza train transformer --config configs/backing.yaml
+	$(BIN)/cadenza train backing --config configs/backing.yaml
 	$(BIN)/cadenza export runs/backing/best.pt -o models/backing --name bach-chorales-backing
 	$(BIN)/cadenza corpus prepare music21:bach --representation parts --arrangement bass-chords \
 		-o data/corpus/bach-bass-chords
-	$(BIN)/cadenza train transformer --config configs/backing-chords.yaml
+	$(BIN)/cadenza train backing --config configs/backing-chords.yaml
 	$(BIN)/cadenza export runs/backing-chords/best.pt -o models/backing-chords \
 		--name bach-bass-and-chords
 	# The VAE reads the pieces onto a bar grid itself (cached in data/vae/), one core.

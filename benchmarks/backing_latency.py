@@ -29,11 +29,12 @@ import threading
 import time
 
 import numpy as np
-from live_latency import ms, receive, recording, start_jack
+from common import ms, receive, recording, start_jack
 
 from cadenza.corpus.parts import choose_parts, read_parts
 from cadenza.corpus.prepare import split_of
 from cadenza.corpus.sources import resolve_source
+from cadenza.midi_status import channel_of, starts_note
 from cadenza.realtime.config import load_live_config
 from cadenza.realtime.jack import stop_jack
 from cadenza.realtime.live import open_engine
@@ -92,7 +93,7 @@ def measure(melody: list[int], bpm: float, listen_ms: float | None) -> dict:
         "port_name": "bench-cadenza", "input_channel": 1, "listen_ms": listen_ms or 0.0})
     engine = open_engine(config)
     if listen_ms is None:
-        engine.backing.listen = None  # the design before December: planned half a step ahead
+        engine.mode.backing.listen = None  # the design before December: planned half a step ahead
     daw = start_the_daw(melody, bpm)
     thread = threading.Thread(target=engine.run, daemon=True)
     thread.start()
@@ -101,7 +102,7 @@ def measure(melody: list[int], bpm: float, listen_ms: float | None) -> dict:
     subprocess.run(["jack_connect", engine.midi_out.name, "bench-receiver:in"], check=True)
     time.sleep(0.3)
     try:
-        first = engine.grid.time_of_beat(8)  # two bars in: the backing has found its feet
+        first = engine.timeline.grid.time_of_beat(8)  # two bars in: the backing has found its feet
         daw.stdin.write(f"{first!r}\n")
         daw.stdin.flush()
         assert daw.stdout.readline().strip() == "done"
@@ -112,18 +113,19 @@ def measure(melody: list[int], bpm: float, listen_ms: float | None) -> dict:
         arrived = recording(receiver)
         daw.communicate(timeout=10)
         engine.close_ports()
-    player = [t for t, m in arrived if m[0] == 0x90 and m[2] > 0]
-    backing = np.array([t for t, m in arrived if m[0] & 0xF0 == 0x90 and m[0] & 0x0F and m[2]])
+    player = [t for t, m in arrived if starts_note(m) and channel_of(m) == 0]
+    backing = np.array([t for t, m in arrived if starts_note(m) and channel_of(m)])
     sixteenth = 60.0 / bpm / 4
     delays = []
     for t in player:
         near = backing[(backing >= t - sixteenth / 2) & (backing < t + sixteenth / 2)]
         if len(near):
             delays.append(near.min() - t)
+    backing_loop = engine.mode.backing
     return {"listen": listen_ms, "beats": len(player), "answered": len(delays),
-            "delays": np.array(delays), "rests": engine.backing.rests,
-            "steps": engine.backing.steps, "listened": engine.backing.listened,
-            "in_time": engine.backing.heard_in_time, "foreseen": engine.backing.foreseen,
+            "delays": np.array(delays), "rests": backing_loop.rests,
+            "steps": backing_loop.steps, "listened": backing_loop.listened,
+            "in_time": backing_loop.heard_in_time, "foreseen": backing_loop.foreseen,
             "bundle": engine.generator.bundle.name}
 
 

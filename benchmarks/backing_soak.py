@@ -34,9 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
+from cadenza.midi_status import CLOCK, NOTE_OFF, NOTE_ON, START
 from cadenza.plugins import load_generator
 from cadenza.realtime.backing import BackingLoop
-from cadenza.realtime.clock import CLOCK, PPQN, START, ClockFollower
+from cadenza.realtime.clock import PPQN, ClockFollower
 
 T0 = 86_400.0  # a perf_counter a day after boot: the arithmetic must hold at large times
 PRE_ROLL = 2 * 4 * PPQN  # pulses of clock while the DAW is stopped (two bars)
@@ -123,8 +124,8 @@ class Player:
         pitch = SCALE[self.degree]
         length = rng.randint(1, 3) * self.eighth - 0.03
         self.order += 2
-        heapq.heappush(self.pending, (at, self.order, [0x90, pitch, 90]))
-        heapq.heappush(self.pending, (at + length, self.order + 1, [0x80, pitch, 0]))
+        heapq.heappush(self.pending, (at, self.order, [NOTE_ON, pitch, 90]))
+        heapq.heappush(self.pending, (at + length, self.order + 1, [NOTE_OFF, pitch, 0]))
         self.played += 1
 
 

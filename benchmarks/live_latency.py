@@ -23,69 +23,27 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import threading
 import time
 
 import numpy as np
+from common import (
+    measure,
+    ms,
+    print_table,
+    receive,
+    recording,
+    shipped_symbolic_bundles,
+    start_jack,
+)
 
-from cadenza.errors import CadenzaError
-from cadenza.realtime.jack import start_dummy_jack, stop_jack
+from cadenza.midi_status import NOTE_OFF, NOTE_ON
+from cadenza.realtime.jack import stop_jack
 from cadenza.realtime.ports import open_input, open_output
 from cadenza.realtime.scheduler import NaiveScheduler, Scheduler
 
 LOOKAHEAD = 0.2  # seconds: how far ahead the feeding thread schedules
-
-# The receiving client, in a child process so that our threads cannot delay its callback.
-RECEIVER = """
-import sys, time, rtmidi
-midi = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="bench-receiver")
-stamps = []
-def on_message(event, data, now=time.perf_counter, append=stamps.append):
-    append((now(), event[0]))
-midi.set_callback(on_message)
-ports = midi.get_ports()
-midi.open_port(ports.index(sys.argv[1]), "in")
-print("ready", flush=True)
-sys.stdin.readline()
-midi.cancel_callback()
-time.sleep(0.05)
-midi.close_port()
-out = [repr(t) + " " + " ".join(map(str, m)) for t, m in stamps]
-sys.stdout.write("\\n".join(out) + "\\n")
-"""
-
-
-def start_jack(period: int) -> subprocess.Popen:
-    """A JACK server of the benchmark's own (by name: no running session is touched)."""
-    name = f"cadenza-bench-{os.getpid()}"
-    os.environ["JACK_DEFAULT_SERVER"] = name
-    os.environ["CADENZA_MIDI_API"] = "jack"
-    try:
-        return start_dummy_jack(name, period=period)
-    except CadenzaError as e:
-        sys.exit(str(e))
-
-
-def receive(port_name: str) -> subprocess.Popen:
-    """The recording JACK client, in its own process, connected to `port_name`."""
-    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, port_name], text=True,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    assert receiver.stdout.readline().strip() == "ready"
-    return receiver
-
-
-def recording(receiver: subprocess.Popen) -> list[tuple[float, list[int]]]:
-    """Stop the recording client; what it got, stamped with perf_counter."""
-    out, _ = receiver.communicate("quit\n", timeout=30)
-    stamped = []
-    for line in out.splitlines():
-        if line:
-            stamp, *data = line.split()
-            stamped.append((float(stamp), [int(b) for b in data]))
-    return stamped
-
 
 def note_events(count: int, seed: int) -> tuple[np.ndarray, list[list[int]]]:
     """Offsets (s) 2-20 ms apart and note-on/off messages, each message unique (pitch and
@@ -96,7 +54,7 @@ def note_events(count: int, seed: int) -> tuple[np.ndarray, list[list[int]]]:
     for k in range(count):
         pair = k // 2
         tag = [pair % 128, 1 + (pair // 128) % 127]
-        messages.append([0x90 if k % 2 == 0 else 0x80, *tag])
+        messages.append([NOTE_ON if k % 2 == 0 else NOTE_OFF, *tag])
     return offsets, messages
 
 
@@ -168,12 +126,6 @@ def busy_python(stop: threading.Event) -> None:
             x += 1
 
 
-def ms(values: np.ndarray, q: float | None = None) -> str:
-    if len(values) == 0:
-        return "-"
-    return f"{(values.max() if q is None else np.percentile(values, q)) * 1e3:.3f}"
-
-
 def row(result: dict, label: str) -> str:
     sent, received = result["sent"], result["received"]
     return (f"| {label} | {result['count']} | {ms(sent, 50)} | {ms(sent, 99)} | {ms(sent)} | "
@@ -191,8 +143,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--phrases", type=int, default=20, help="calls answered per bundle")
     args = parser.parse_args()
-    from answer_latency import measure, print_table, shipped_symbolic_bundles  # imports us
-
     server = start_jack(args.period)
     try:
         results = [(run(cls, args.events, args.seed), cls.__name__)

@@ -115,7 +115,7 @@ def time_transformer(bundle: Path, context: int, steps: int, recompute_steps: in
     for i in range(recompute_steps + 5):
         t0 = time.perf_counter()
         logits, _, _ = generator.prefill_session.run(None, {"tokens": window})
-        generator._sample(logits[0])
+        generator.sample_event(logits[0])
         if i >= 5:
             recomputed.append(time.perf_counter() - t0)
     return cached, recomputed

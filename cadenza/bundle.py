@@ -11,15 +11,17 @@ import sys
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from cadenza.errors import BundleError
+from cadenza.manifest import Sampling, Section
 
 FORMAT = "cadenza-bundle/1"
 MANIFEST = "manifest.yaml"
 DTYPES = {"int64", "int32", "float32", "float16", "bool"}
+SectionType = TypeVar("SectionType", bound=Section)
 
 
 @dataclass
@@ -51,6 +53,11 @@ class Bundle:
     @property
     def training(self) -> dict[str, Any]:
         return self.manifest.get("training", {})
+
+    def section(self, kind: type[SectionType]) -> SectionType:
+        """The manifest read as a typed section (a plugin's), checked: a bad field is a
+        one-line BundleError naming this manifest and the field."""
+        return kind.from_dict(self.manifest, self.path / MANIFEST)
 
     def graph_bytes(self, key: str) -> bytes:
         """The ONNX file of graph `key` (e.g. "step")."""
@@ -120,20 +127,9 @@ def _validate(manifest: Any, where: Path, exists) -> None:
                         where / MANIFEST,
                         f"field '{field_name}.shape' should list positive ints or names",
                     )
-    sampling = manifest.get("sampling", {})
-    if not isinstance(sampling, dict):
-        raise BundleError(where / MANIFEST, "field 'sampling' should be a mapping")
-    for knob, low, high in (("temperature", 0.0, 10.0), ("top_k", 0, 1 << 20), ("top_p", 0.0, 1.0)):
-        value = sampling.get(knob)
-        if value is not None and (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not low <= value <= high
-        ):
-            raise BundleError(
-                where / MANIFEST,
-                f"field 'sampling.{knob}' should be in {low}..{high}, got {value!r}",
-            )
+    # The knobs' starting values, for every bundle whatever its plugin (a plugin's own section
+    # may add knobs: codec-lm's cfg).
+    Sampling.from_dict(manifest.get("sampling", {}), where / MANIFEST, "sampling")
 
 
 def load_bundle(path: str | Path) -> Bundle:

@@ -15,11 +15,19 @@ from pathlib import Path
 import numpy as np
 
 from cadenza.midi import read_midi, write_midi
-from cadenza.notes import empty_notes, sort_notes
+from cadenza.midi_status import (
+    CONTROL_CHANGE,
+    NOTE_OFF,
+    NOTE_ON,
+    SUSTAIN_PEDAL,
+    channel_of,
+    ends_note,
+    starts_note,
+)
+from cadenza.notes import empty_notes, make_notes, sort_notes
 from cadenza.realtime.config import load_live_config
 from cadenza.realtime.jack import start_dummy_jack, stop_jack
 from cadenza.realtime.live import open_engine
-from cadenza.realtime.phrase import PhraseDetector
 from cadenza.realtime.ports import PortError, choose_api, open_input, open_output
 
 PRIMERS = Path(__file__).parent / "data" / "primers"
@@ -28,25 +36,35 @@ PRIMERS = Path(__file__).parent / "data" / "primers"
 def phrase_messages(primer: Path) -> list[tuple[float, list[int]]]:
     """The primer as a player would send it: note and pedal messages with times."""
     content = read_midi(primer)
-    events = [(n["start"], 2, [0x90, int(n["pitch"]), int(n["velocity"])]) for n in content.notes]
-    events += [(n["end"], 1, [0x80, int(n["pitch"]), 0]) for n in content.notes]
-    events += [(p["time"], 0, [0xB0, 64, int(p["value"])]) for p in content.pedal]
+    events = [(n["start"], 2, [NOTE_ON, int(n["pitch"]), int(n["velocity"])])
+              for n in content.notes]
+    events += [(n["end"], 1, [NOTE_OFF, int(n["pitch"]), 0]) for n in content.notes]
+    events += [(p["time"], 0, [CONTROL_CHANGE, SUSTAIN_PEDAL, int(p["value"])])
+               for p in content.pedal]
     return [(t, m) for t, _, m in sorted(events, key=lambda e: (e[0], e[1]))]
 
 
 def notes_of(events: list[tuple[float, list[int]]], origin: float, channel: int) -> np.ndarray:
-    """What a list of timestamped messages played, as notes timed from `origin`."""
-    detector = PhraseDetector(silence_seconds=1e-6)  # one phrase of everything
+    """What a list of timestamped messages played, as notes timed from `origin` and put on
+    `channel` (the pedal not applied; a key struck again ends its sounding note first, and a
+    note still sounding at the end lasts to the last message)."""
+    held: dict[tuple[int | None, int], tuple[float, int]] = {}  # (channel, pitch) -> on
+    played: list[tuple[float, float, int, int]] = []
     for t, message in events:
-        detector.feed(t, message)
-    phrase = detector.poll(float("inf"))
-    if phrase is None:
+        if not (starts_note(message) or ends_note(message)):
+            continue
+        key = (channel_of(message), message[1])
+        if key in held:
+            start, velocity = held.pop(key)
+            played.append((start, t, message[1], velocity))
+        if starts_note(message):
+            held[key] = (t, message[2])
+    last = max((t for t, _ in events), default=origin)
+    played += [(start, last, pitch, velocity) for (_, pitch), (start, velocity) in held.items()]
+    if not played:
         return empty_notes()
-    notes = phrase.notes.copy()
-    notes["start"] += phrase.start_time - origin
-    notes["end"] += phrase.start_time - origin
-    notes["channel"] = channel
-    return notes
+    start, end, pitch, velocity = (np.array(column) for column in zip(*played, strict=True))
+    return make_notes(start - origin, end - origin, pitch, velocity, channel)
 
 
 def run_demo(
@@ -129,7 +147,7 @@ def _perform(out_dir: Path, primer: Path, bundle: str | None, seed: int, silence
 def _report(engine, answer: list[tuple[float, list[int]]]) -> None:
     if engine.stats.error:
         print(f"engine: {engine.stats.error}")
-    ons = [t for t, m in answer if m[0] & 0xF0 == 0x90 and m[2] > 0]
+    ons = [t for t, m in answer if starts_note(m)]
     lateness = engine.scheduler.lateness_stats()
     print("latency:")
     if engine.stats.detected_at and ons:

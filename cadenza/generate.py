@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from cadenza.errors import CadenzaError
-from cadenza.plugins.performance_rnn import PerformanceRNN
+from cadenza.corpus.parts import parts_of_midi
+from cadenza.errors import CadenzaError, MidiFileError
+from cadenza.events import PERFORMANCE
+from cadenza.pianoroll import GRID_NOTE_DTYPE, Grid, read_grid_midi, to_seconds
+from cadenza.plugins.backing import BackingTransformer, accompany
+from cadenza.plugins.base import EventGenerator
+from cadenza.plugins.vae import SegmentVAE
 
 EVENTS_PER_SECOND_LIMIT = 200  # a model that never advances time must still stop
 
@@ -19,7 +25,7 @@ class Continuation:
     events: np.ndarray  # the generated events only
 
 
-def continue_primer(generator: PerformanceRNN, primer: np.ndarray, seconds: float) -> Continuation:
+def continue_primer(generator: EventGenerator, primer: np.ndarray, seconds: float) -> Continuation:
     """Prime with the primer's events, sample until `seconds` of music have been generated."""
     codec = generator.codec
     primer_events = codec.encode(primer)
@@ -39,7 +45,7 @@ def continue_primer(generator: PerformanceRNN, primer: np.ndarray, seconds: floa
 
 
 def vae_phrases(
-    generator,
+    generator: SegmentVAE,
     mode: str,
     primer: str | None,
     between: list[str] | None,
@@ -50,10 +56,6 @@ def vae_phrases(
     own bar grid (its tempo map and time signatures); the result is written on the grid at
     the primer's first tempo (the bundle's default without a primer). `between` names two
     MIDI files or `style:NAME`s; for `continue` the result is the primer, then what follows."""
-    from pathlib import Path
-
-    from cadenza.pianoroll import GRID_NOTE_DTYPE, read_grid_midi, to_seconds
-
     grid, piece, bpm = generator.grid, None, generator.default_bpm
     if primer:
         data = Path(primer).read_bytes()
@@ -80,13 +82,8 @@ def vae_phrases(
     return Continuation(notes, last * grid.step_seconds(bpm), generator.codec.encode(after))
 
 
-def _vae_code(generator, item: str) -> np.ndarray:
+def _vae_code(generator: SegmentVAE, item: str) -> np.ndarray:
     """The code of `style:NAME` (its mean code) or of a MIDI file's first segment."""
-    from pathlib import Path
-
-    from cadenza.errors import MidiFileError
-    from cadenza.pianoroll import read_grid_midi
-
     if item.startswith("style:"):
         return generator.style_code(item.removeprefix("style:"))
     path = Path(item)
@@ -98,18 +95,11 @@ def _vae_code(generator, item: str) -> np.ndarray:
     return generator.encode(generator.segments_of(piece)[0])[0]
 
 
-def backing_parts(generator, primer: str | None) -> Continuation:
+def backing_parts(generator: BackingTransformer, primer: str | None) -> Continuation:
     """The `backing` plugin on a file: the primer's highest part is the player's (a melody
     alone is one part), and the backing parts are played under it step by step, as live.
     The result holds the player's part on channel 1 and backing part k on channel k + 2, at
     the primer's tempo; `events` are the backing's notes as performance events."""
-    from pathlib import Path
-
-    from cadenza.corpus.parts import parts_of_midi
-    from cadenza.errors import MidiFileError
-    from cadenza.pianoroll import Grid, to_seconds
-    from cadenza.plugins.backing import accompany
-
     if not primer:
         raise CadenzaError("--primer: the backing plugin needs a MIDI file with a melody to back")
     path = Path(primer)
@@ -130,6 +120,4 @@ def backing_parts(generator, primer: str | None) -> Continuation:
         voices.append(seconds)
     notes = np.concatenate(voices)
     notes = notes[np.lexsort((notes["pitch"], notes["start"]))]
-    from cadenza.events import PERFORMANCE
-
     return Continuation(notes, 0.0, PERFORMANCE.encode(np.concatenate(voices[1:])))

@@ -10,16 +10,7 @@ from pathlib import Path
 
 import pytest
 
-TINY_MODEL = [
-    "model.embed_dim=16",
-    "model.hidden_size=32",
-    "model.num_layers=2",
-    "seq_len=64",
-    "batch_size=8",
-    "warmup_steps=5",
-    "seed=7",
-    "threads=1",
-]
+from tests.helpers import TINY_TRANSFORMER, TINY_VAE, tiny_config
 
 
 @pytest.fixture(scope="session")
@@ -29,14 +20,6 @@ def tiny_corpus(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("corpus")
     prepare_corpus("music21:bach", out, limit=12, augment=False, jobs=2, progress=False)
     return out
-
-
-def tiny_config(corpus: Path, out: Path, *extra: str):
-    from cadenza.training.config import load_config
-
-    return load_config(
-        None, [f"data={corpus}", f"out={out}", "max_steps=40", "eval_every=20", *TINY_MODEL, *extra]
-    )
 
 
 @pytest.fixture(scope="session")
@@ -50,26 +33,11 @@ def tiny_run(tiny_corpus: Path, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_run: Path, tmp_path_factory) -> Path:
-    from cadenza.export import export_checkpoint
+    from cadenza.export.checkpoint import export_checkpoint
 
     return export_checkpoint(
         tiny_run / "best.pt", tmp_path_factory.mktemp("bundle") / "tiny", name="tiny"
     )
-
-
-TINY_TRANSFORMER = [
-    "model.d_model=32",
-    "model.num_layers=2",
-    "model.num_heads=2",
-    "model.d_ff=64",
-    "model.max_distance=128",
-    "seq_len=127",
-    "batch_size=4",
-    "micro_batches=2",
-    "warmup_steps=5",
-    "seed=7",
-    "threads=1",
-]
 
 
 def train_tiny_transformer(corpus: Path, out: Path) -> Path:
@@ -92,7 +60,7 @@ def tiny_transformer_run(tiny_corpus: Path, tmp_path_factory) -> Path:
 
 
 def export_tiny(run: Path, tmp_path_factory, name: str) -> Path:
-    from cadenza.export import export_checkpoint
+    from cadenza.export.checkpoint import export_checkpoint
 
     return export_checkpoint(run / "best.pt", tmp_path_factory.mktemp("bundle") / name, name=name)
 
@@ -135,26 +103,6 @@ def chorale_midi(tmp_path_factory) -> Path:
     return path
 
 
-TINY_VAE = [
-    "data=music21:bach",
-    "max_pieces_per_source=32",  # the fewest chorales whose valid split has two 4/4 segments
-    "model.min_pitch=36",
-    "model.max_pitch=84",
-    "model.encoder_hidden=32",
-    "model.latent=8",
-    "model.decoder_hidden=32",
-    "model.decoder_layers=1",
-    "model.transition_hidden=32",
-    "batch_size=8",
-    "warmup_steps=5",
-    "kl_anneal_steps=20",
-    "eval_pairs=64",
-    "seed=7",
-    "threads=1",
-    "jobs=2",  # music21 parses the 32 chorales in two processes
-]
-
-
 @pytest.fixture(scope="session")
 def tiny_vae_run(tmp_path_factory) -> Path:
     """A segment VAE trained for a few seconds on 32 chorales read onto the bar grid."""
@@ -173,7 +121,7 @@ def tiny_vae_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_vae_bundle(tiny_vae_run: Path, tmp_path_factory) -> Path:
-    from cadenza.export import export_checkpoint
+    from cadenza.export.checkpoint import export_checkpoint
 
     return export_checkpoint(
         tiny_vae_run / "best.pt", tmp_path_factory.mktemp("bundle") / "tiny-vae", name="tiny-vae"

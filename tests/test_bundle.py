@@ -6,23 +6,16 @@ import shutil
 import zipfile
 
 import pytest
-import yaml
 
 from cadenza.bundle import load_bundle
 from cadenza.errors import BundleError
 from cadenza.plugins import load_generator
+from tests.helpers import edit_manifest
 
 
 @pytest.fixture
 def bundle_copy(tiny_bundle, tmp_path):
     return shutil.copytree(tiny_bundle, tmp_path / "copy")
-
-
-def edit_manifest(bundle_dir, change):
-    path = bundle_dir / "manifest.yaml"
-    manifest = yaml.safe_load(path.read_text())
-    change(manifest)
-    path.write_text(yaml.safe_dump(manifest))
 
 
 def test_exported_bundle_loads_with_its_figures(tiny_bundle):

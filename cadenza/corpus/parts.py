@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cadenza.corpus.prepare import TRANSPOSITIONS
+from cadenza.corpus.common import TRANSPOSITIONS, PieceResult, skip_reason
 from cadenza.corpus.sources import Piece, music21_data
 from cadenza.midi import parse_midi_bytes, performed_notes
 from cadenza.parts import PartsCodec
@@ -149,11 +149,9 @@ def encode_parts(
 def encode_parts_piece(
     task: tuple[int, Piece, bool],
     arrangement: str = "satb",
-) -> tuple[int, list[np.ndarray] | None, str | None]:
+) -> PieceResult:
     """In a worker, as `encode_piece` for events: (index, token arrays, None), or (index, None,
     why it was skipped)."""
-    from cadenza.corpus.prepare import skip_reason
-
     codec = ARRANGEMENTS[arrangement]
     index, piece, augment = task
     try:

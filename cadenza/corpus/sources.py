@@ -151,7 +151,7 @@ def _rank(path: Path) -> int:
 
 
 def _music21_corpus_root() -> Path:
-    try:
+    try:  # music21 is optional (the train extra) and slow to import: only when it is used
         from music21 import corpus
     except ImportError:
         raise CadenzaError(
@@ -163,7 +163,7 @@ def _music21_corpus_root() -> Path:
 # ------------------------------------------------------------------------------------------
 def music21_midi_bytes(piece: Piece) -> bytes:
     """A music21 piece as standard MIDI file bytes, by music21's own MIDI translation."""
-    from music21 import converter, midi, stream
+    from music21 import converter, midi, stream  # optional and slow to import: see above
 
     with warnings.catch_warnings():  # music21 warns per odd bar; the skip list is the report
         warnings.simplefilter("ignore")
@@ -176,7 +176,7 @@ def music21_midi_bytes(piece: Piece) -> bytes:
 
 
 def _music21_score(piece: Piece):
-    from music21 import converter, stream
+    from music21 import converter, stream  # optional and slow to import: see above
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -200,7 +200,7 @@ def music21_data(piece: Piece) -> tuple[bytes, float]:
     """A music21 piece's MIDI bytes and its pickup, from one parse (parsing is the slow part).
     When music21's MIDI writer refuses the score as parsed (some ABC meters), the corpus's
     own reader, which mends them, makes the bytes."""
-    from music21 import midi
+    from music21 import midi  # optional and slow to import: see above
 
     score = _music21_score(piece)
     pickup = _pickup(score)

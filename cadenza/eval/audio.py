@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from cadenza.bundle import Bundle, default_bundle_path, load_bundle
+from cadenza.critic_manifests import InstrumentCriticManifest
 from cadenza.errors import BundleError, CadenzaError
+from cadenza.plugins.base import create_session
 
 PLUGIN = "instrument-critic"
 GRAPH = "classify"
@@ -41,10 +43,6 @@ class MelSettings:
 
     def to_dict(self) -> dict:
         return {"kind": "log-mel", **asdict(self)}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> MelSettings:
-        return cls(**{k: values[k] for k in asdict(cls())})
 
     def frames(self, samples: int) -> int:
         return 0 if samples < self.n_fft else 1 + (samples - self.n_fft) // self.hop
@@ -117,19 +115,16 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 class InstrumentCritic:
     def __init__(self, bundle: Bundle):
-        from cadenza.plugins.base import create_session
-
         if bundle.plugin != PLUGIN:
             raise BundleError(bundle.path / "manifest.yaml",
                               f"field 'plugin' is {bundle.plugin!r}, not {PLUGIN!r}")
-        try:
-            self.instruments = [str(s) for s in bundle.manifest["model"]["instruments"]]
-            self.settings = MelSettings.from_dict(bundle.representation)
-            # One 2x pooling in time per conv block: fewer frames would pool to nothing.
-            self.min_frames = 2 ** len(bundle.manifest["model"]["channels"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise BundleError(bundle.path / "manifest.yaml",
-                              f"field 'model' or 'representation' lacks {e}") from None
+        section = bundle.section(InstrumentCriticManifest)
+        self.instruments = list(section.model.instruments)
+        mel = section.representation
+        self.settings = MelSettings(sample_rate=mel.sample_rate, n_fft=mel.n_fft, hop=mel.hop,
+                                    n_mels=mel.n_mels, floor=mel.floor)
+        # One 2x pooling in time per conv block: fewer frames would pool to nothing.
+        self.min_frames = 2 ** len(section.model.channels)
         self.bundle = bundle
         self.session = create_session(bundle, GRAPH)
 

@@ -31,8 +31,10 @@ from tqdm import tqdm
 
 from cadenza.corpus.prepare import corpus_representation, load_split
 from cadenza.errors import ConfigError
+from cadenza.eval.request import EvalRequest, corpus_of
 from cadenza.parts import PartsCodec
 from cadenza.pianoroll import make_grid_notes
+from cadenza.plugins import load_generator
 from cadenza.plugins.backing import HARMONY_RANGE, BackingTransformer, accompany
 
 
@@ -220,9 +222,6 @@ def evaluate_backing(
     `out/report.md` and `out/results.json`; `compare`: other backing bundles (as many parts)
     played under the same players, a row each; `harmony`: the bundle's harmony knob (None: its
     default)."""
-    from cadenza.eval.report import corpus_of
-    from cadenza.plugins.base import load_generator
-
     generator = load_generator(bundle_path, plugin="backing", seed=seed)
     if harmony is not None:
         low, high = HARMONY_RANGE
@@ -258,3 +257,11 @@ def evaluate_backing(
     if progress:
         print(backing_table(results, generator.parts.names))
     return results
+
+
+def evaluate(bundle: str | Path, out: Path, request: EvalRequest) -> None:
+    """The registry's evaluator of backing bundles: the check, with `request.compare`'s
+    bundles as rows beside it."""
+    evaluate_backing(bundle, out, data=request.data, seed=request.seed,
+                     progress=request.progress, compare=request.compare,
+                     harmony=request.harmony)

@@ -18,8 +18,9 @@ import numpy as np
 from tqdm import tqdm
 
 from cadenza.corpus.audio import STYLE_PHRASES, TEMPO_PHRASES, caption, load_clips
-from cadenza.errors import CadenzaError
+from cadenza.errors import CadenzaError, ConfigError
 from cadenza.eval.audio import frechet_distance, load_instrument_critic
+from cadenza.eval.request import EvalRequest
 from cadenza.plugins import load_generator
 
 DEFAULT_DATA = "data/audio/music21-bach+music21-palestrina+music21-folk"
@@ -141,3 +142,11 @@ Frechet distance on the critic's embeddings to the held-out (test) real clips: g
 real test clips through the codec {results["frechet_codec_test"]}, real valid clips
 {results["frechet_valid_test"]} (the reference).
 """
+
+
+def evaluate(bundle: str | Path, out: Path, request: EvalRequest) -> None:
+    """The registry's evaluator of codec-lm bundles: the instrument critic's check."""
+    if request.compare:
+        raise ConfigError("--compare", "codec-lm bundles are evaluated one at a time")
+    evaluate_codec_lm(bundle, out, data=request.data, seed=request.seed,
+                      progress=request.progress)

@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from cadenza.bundle import Bundle, default_bundle_path, load_bundle
+from cadenza.critic_manifests import StyleCriticManifest
 from cadenza.errors import BundleError, CadenzaError
+from cadenza.plugins.base import create_session
 
 PLUGIN = "style-critic"
 GRAPH = "classify"
@@ -21,17 +23,11 @@ GRAPH = "classify"
 
 class StyleCritic:
     def __init__(self, bundle: Bundle):
-        from cadenza.plugins.base import create_session
-
         if bundle.plugin != PLUGIN:
             raise BundleError(bundle.path / "manifest.yaml",
                               f"field 'plugin' is {bundle.plugin!r}, not {PLUGIN!r}")
-        try:
-            self.styles = [str(s) for s in bundle.manifest["model"]["styles"]]
-            self.window = int(bundle.manifest["model"]["window"])
-            self.pad = int(bundle.manifest["model"]["pad"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise BundleError(bundle.path / "manifest.yaml", f"field 'model' lacks {e}") from None
+        model = bundle.section(StyleCriticManifest).model
+        self.styles, self.window, self.pad = list(model.styles), model.window, model.pad
         self.bundle = bundle
         self.session = create_session(bundle, GRAPH)
 

@@ -10,21 +10,21 @@ two halves (by piece) and compared with each other, the figures a perfect model 
 
 from __future__ import annotations
 
-import json
-import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from cadenza.bundle import load_bundle
 from cadenza.corpus.prepare import load_split
-from cadenza.errors import CadenzaError, ConfigError
+from cadenza.errors import CadenzaError
 from cadenza.eval import metrics
-from cadenza.eval.critic import StyleCritic
+from cadenza.eval.critic import StyleCritic, load_critic
 from cadenza.eval.distances import compare_feature, stack_features
 from cadenza.eval.features import features
 from cadenza.eval.ngram import TrigramKN
+from cadenza.eval.report_text import bundle_report, summary_rows, write_results
+from cadenza.eval.request import EvalRequest, EvalSettings, corpus_of
 from cadenza.eval.samples import (
     Sample,
     generate_samples,
@@ -34,26 +34,8 @@ from cadenza.eval.samples import (
     split_halves,
 )
 from cadenza.events import PERFORMANCE
-
-REFERENCE = "real held-out, half vs half"
-
-
-@dataclass
-class EvalSettings:
-    samples: int = 20
-    seconds: float = 20.0
-    primer_seconds: float = 5.0
-    seed: int = 0
-    beat_seconds: float = metrics.DEFAULT_BEAT_SECONDS
-    nll_events: int | None = None  # None: the whole test split
-    piano_rolls: int = 4
-
-    def check(self) -> None:
-        for name, value, low in (("--samples", self.samples, 2), ("--seconds", self.seconds, 1),
-                                 ("--primer-seconds", self.primer_seconds, 0),
-                                 ("--bpm", 60 / self.beat_seconds, 1)):
-            if not value >= low or math.isinf(value):
-                raise ConfigError(name, f"must be at least {low}, got {value:g}")
+from cadenza.midi import write_midi
+from cadenza.plugins import EventGenerator, load_generator
 
 
 # ------------------------------------------------------------------------------------------
@@ -113,18 +95,6 @@ class Baselines:
         return cls._fitted[key]
 
 
-def corpus_of(bundle, data: str | Path | None) -> Path:
-    """--data, else the corpus the bundle was trained on (its manifest says which)."""
-    chosen = data or bundle.training.get("data")
-    if not chosen:
-        raise ConfigError("--data", f"{bundle.path} does not name its training corpus; give one")
-    path = Path(chosen)
-    if not path.is_dir():
-        raise ConfigError("--data", f"{path} is not a prepared corpus directory (run `cadenza "
-                          "corpus prepare SOURCE -o DIR` first)")
-    return path
-
-
 def style_counts(critic: StyleCritic, pieces: list[np.ndarray]) -> dict[str, int]:
     labels, _ = critic.classify([PERFORMANCE.encode(n) for n in pieces])
     return {style: labels.count(style) for style in critic.styles}
@@ -141,14 +111,11 @@ def evaluate_bundle(
     progress: bool = True,
 ) -> dict:
     """Evaluate one bundle into `out` (report.md, results.json, pictures, samples/*.mid)."""
-    from cadenza.midi import write_midi
-    from cadenza.plugins import load_generator
-
     settings = settings or EvalSettings()
     settings.check()
     started = time.perf_counter()
     generator = load_generator(bundle_path, seed=settings.seed)
-    if not hasattr(generator, "codec"):
+    if not isinstance(generator, EventGenerator):
         raise CadenzaError(f"{bundle_path}: plugin {generator.plugin!r} does not make "
                            "performance events; `cadenza eval` compares symbolic music")
     bundle = generator.bundle
@@ -268,126 +235,6 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def write_results(path: Path, results: dict) -> None:
-    def clean(value):
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items() if not k.startswith("_")}
-        if isinstance(value, list | tuple):
-            return [clean(v) for v in value]
-        if isinstance(value, float) and math.isnan(value):
-            return None
-        return value
-
-    path.write_text(json.dumps(clean(results), indent=1) + "\n")
-
-
-# ------------------------------------------------------------------------------------------
-def _f(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else (
-        f"{value:.{digits}f}")
-
-
-def _ms(pair) -> str:
-    return f"{_f(pair[0])} ± {_f(pair[1])}"
-
-
-FIGURE_NAMES = {
-    "pitch_class_entropy": "PC entropy",
-    "scale_consistency": "scale cons.",
-    "polyphony": "polyphony",
-    "pitch_range": "pitch range",
-    "empty_beat_rate": "empty beats",
-    "groove_consistency": "groove cons.",
-}
-
-
-def summary_rows(results: list[dict]) -> list[str]:
-    """The compare table: the reference (real half vs half) first, then one row per bundle."""
-    header = ["set", "NLL", "bigram", "trigram", "mean OA ↑", "mean KL ↓",
-              *FIGURE_NAMES.values(), "style (critic)"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-
-    def row(label, likelihood, comparison, figures, styles):
-        cells = [label]
-        cells += [_f(likelihood[k]) if likelihood else "–" for k in ("nll", "bigram", "trigram")]
-        cells += [_f(comparison["mean_overlap"]), _f(comparison["mean_kl"])]
-        cells += [_f(figures[name][0], 2) for name in FIGURE_NAMES]
-        cells.append(", ".join(f"{k} {v}" for k, v in styles.items() if v) if styles else "–")
-        lines.append("| " + " | ".join(cells) + " |")
-
-    first = results[0]
-    styles = first["styles"]
-    row(f"{REFERENCE} ({first['data']})", None, first["reference"],
-        first["comparison"]["figures_real"], styles and styles["real"])
-    for r in results:
-        row(f"{r['name']} ({r['plugin']})", r["likelihood"], r["comparison"],
-            r["comparison"]["figures_generated"], r["styles"] and r["styles"]["generated"])
-    return lines
-
-
-def feature_table(comparison: dict, labels: tuple[str, str]) -> list[str]:
-    lines = [
-        f"| feature | intra {labels[0]} | intra {labels[1]} | inter | KL ↓ | OA ↑ |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in comparison["features"]:
-        lines.append(
-            f"| {row['feature'].replace('_', ' ')} | {_ms(row['intra_real'])} | "
-            f"{_ms(row['intra_generated'])} | {_ms(row['inter'])} | {_f(row['kl'])} | "
-            f"{_f(row['overlap'])} |"
-        )
-    return lines
-
-
-def bundle_report(results: dict, pictures: dict[str, str]) -> str:
-    s = results["settings"]
-    lk = results["likelihood"]
-    kinds = [x["kind"] for x in results["samples"]]
-    lines = [
-        f"# Evaluation of {results['name']} ({results['plugin']})",
-        "",
-        f"Bundle `{results['bundle']}`, held-out data `{results['data']}` (test split), "
-        f"{len(kinds)} samples of {s['seconds']:g} s ({kinds.count('primer')} continuing the "
-        f"first {s['primer_seconds']:g} s of held-out pieces, {kinds.count('scratch')} from "
-        f"nothing), seed {s['seed']}, against {results['real_windows']} real windows of "
-        f"{s['seconds']:g} s; rhythm figures at {60 / s['beat_seconds']:g} bpm. "
-        f"Took {results['seconds']:g} s.",
-        "",
-        "## Summary",
-        "",
-        f"Held-out NLL in nats/event over {lk['events']:,} events; the n-gram baselines are "
-        "fitted on the train split (bigram: one event of context, trigram: two). OA and KL: "
-        "Yang & Lerch's overlapped area and KL divergence between the real set's intra-set "
-        "distances and the inter-set distances, averaged over the features below. The "
-        "figures are MusPy's, averaged over the set (the first row: all real windows).",
-        "",
-        *summary_rows([results]),
-        "",
-    ]
-    if results["styles"]:
-        st = results["styles"]
-        lines += [f"Style critic `{st['critic']}` (held-out accuracy "
-                  f"{_f(st['test_accuracy'])}): the style it hears in each sample.", ""]
-    lines += [
-        "## Features (Yang & Lerch 2018)",
-        "",
-        "Distances between pieces (mean ± std) for each feature, real held-out windows "
-        "against the generated samples:",
-        "",
-        *feature_table(results["comparison"], ("real", "generated")),
-        "",
-        "The reference, real held-out pieces split in two halves by piece:",
-        "",
-        *feature_table(results["reference"], ("half A", "half B")),
-        "",
-        "## Pictures",
-        "",
-    ]
-    for title, path in pictures.items():
-        lines += [f"### {title}", "", f"![{title}]({path})", ""]
-    return "\n".join(lines)
-
-
 def compare_report(results: list[dict], out: Path) -> str:
     lines = [
         "# Bundles compared",
@@ -412,8 +259,6 @@ def evaluate_many(
 ) -> list[dict]:
     """Each bundle into its own folder of `out`, then one table of them all in out/report.md.
     All are judged on one corpus: `data`, else the first bundle's training corpus."""
-    from cadenza.bundle import load_bundle
-
     data = data or corpus_of(load_bundle(bundles[0]), None)
     results = []
     used: set[str] = set()
@@ -428,3 +273,16 @@ def evaluate_many(
         results.append(result)
     compare_report(results, Path(out))
     return results
+
+
+def evaluate_events(bundle: str | Path, out: Path, request: EvalRequest) -> None:
+    """`cadenza eval` of a bundle that makes performance events (the registry's evaluator of
+    performance-rnn, transformer and vae): its report, or with `request.compare` one table of
+    it and the others, judged on one corpus."""
+    critic = load_critic(request.critic) if request.use_critic else None
+    if request.compare:
+        evaluate_many([bundle, *request.compare], out, data=request.data,
+                      settings=request.settings, critic=critic, progress=request.progress)
+    else:
+        evaluate_bundle(bundle, out, data=request.data, settings=request.settings, critic=critic,
+                        progress=request.progress)

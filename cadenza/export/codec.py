@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from cadenza.errors import CadenzaError
-from cadenza.export import onnx_graph
+from cadenza.export.onnx_io import onnx_graph
 from cadenza.training.codec import Codec
 
 PARITY_SECONDS = 2.0

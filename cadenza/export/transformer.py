@@ -14,16 +14,26 @@ import onnxruntime as ort
 import torch
 
 from cadenza.bundle import FORMAT, write_bundle
+from cadenza.corpus.prepare import load_split
 from cadenza.errors import CadenzaError
 from cadenza.events import PERFORMANCE
-from cadenza.export import (
+from cadenza.export.onnx_io import (
     onnx_graph,
     round_weights_to_float16,
     store_weights_float16,
     training_record,
 )
+from cadenza.manifest import PerformanceRepresentation, Sampling
 from cadenza.parts import PartsCodec, default_programs, harmony_intervals, part_voices
+from cadenza.plugins.manifests import (
+    BackingManifest,
+    BackingParts,
+    PartsRepresentation,
+    TransformerManifest,
+    TransformerModel,
+)
 from cadenza.plugins.transformer import KVCache
+from cadenza.training.loop import model_from_checkpoint
 from cadenza.training.transformer import MusicTransformer, TransformerPrefill, TransformerStep
 
 PARITY_STEPS = 500
@@ -124,8 +134,6 @@ def io_spec(model: MusicTransformer) -> dict:
 
 
 def export_transformer(checkpoint: dict, out_dir: str | Path, name: str | None = None) -> Path:
-    from cadenza.training.loop import model_from_checkpoint
-
     model = model_from_checkpoint(checkpoint)
     # Weights stored as float16 (computed in float32): a bundle of a few MB, not 11. The
     # PyTorch side is rounded alike, so parity still holds to 1e-4; `cadenza eval` measures
@@ -135,28 +143,44 @@ def export_transformer(checkpoint: dict, out_dir: str | Path, name: str | None =
     worst = parity_check(model, exported)
     config = checkpoint["config"]
     representation = checkpoint.get("representation") or PERFORMANCE.to_dict()
+    # A transformer over parts on a grid plays backing parts: its own plugin.
+    backing = representation.get("kind") == "parts"
+    common = {
+        "sampling": Sampling(temperature=1.0, top_k=0, top_p=1.0),
+        "model": TransformerModel.parse(config["model"], "model"),
+        "context": config["seq_len"] + 1,  # the window it was trained on: style + events
+    }
+    section: TransformerManifest | BackingManifest
+    if backing:
+        parts = PartsRepresentation.parse(representation, "representation")
+        section = BackingManifest(representation=parts, **common,
+                                  backing=backing_parts(parts.codec(), config["data"]))
+    else:
+        section = TransformerManifest(
+            representation=PerformanceRepresentation.parse(representation, "representation"),
+            **common)
     manifest = {
         "format": FORMAT,
-        # A transformer over parts on a grid plays backing parts: its own plugin.
-        "plugin": "backing" if representation.get("kind") == "parts" else "transformer",
+        "plugin": "backing" if backing else "transformer",
         "name": name or Path(config["out"]).name,
-        "representation": representation,
+        **section.checked().to_dict(),
         "graphs": {"prefill": "prefill.onnx", "step": "step.onnx"},
         "io": io_spec(model),
-        "context": config["seq_len"] + 1,  # the window it was trained on: style + events
-        "sampling": {"temperature": 1.0, "top_k": 0, "top_p": 1.0},
         "conditions": {"styles": list(model.config.styles[1:])},
-        "model": dict(config["model"]),
         "training": training_record(checkpoint, model),
         "parity": {"steps": PARITY_STEPS, "context": PARITY_CONTEXT,
                    "max_abs_logit_diff": float(f"{worst:.3g}")},
     }
-    if representation.get("kind") == "parts":
-        codec = PartsCodec.from_dict(representation)
-        manifest["backing"] = {"ranges": backing_ranges(representation, config["data"]),
-                               "programs": default_programs(codec.names),
-                               **backing_statistics(codec, config["data"])}
     return write_bundle(out_dir, manifest, exported)
+
+
+def backing_parts(codec: PartsCodec, corpus: str) -> BackingParts:
+    """The backing's per-part settings, from its training corpus: registers, programs (each
+    name's default), voices and the harmony knob's interval table."""
+    statistics = backing_statistics(codec, corpus)
+    return BackingParts(ranges=tuple(tuple(r) for r in backing_ranges(codec.to_dict(), corpus)),
+                        programs=tuple(default_programs(codec.names)),
+                        harmony=tuple(statistics["harmony"]), voices=tuple(statistics["voices"]))
 
 
 HARMONY_SEQUENCES = 2000  # training sequences the backing's statistics are counted on
@@ -166,8 +190,6 @@ def backing_statistics(codec: PartsCodec, corpus: str) -> dict[str, list]:
     """From an even sample of the training split's sequences: the interval table of the
     player's notes against the backing's on the beats (`harmony`) and the notes each part
     sounds at once (`voices`), see cadenza.parts."""
-    from cadenza.corpus.prepare import load_split
-
     tokens, offsets = load_split(Path(corpus), "train")
     every = max(1, (len(offsets) - 1) // HARMONY_SEQUENCES)
     sample = [np.asarray(tokens[offsets[i]:offsets[i + 1]])
@@ -178,7 +200,5 @@ def backing_statistics(codec: PartsCodec, corpus: str) -> dict[str, list]:
 def backing_ranges(representation: dict, corpus: str) -> list[list[int]]:
     """Each backing part's register in the training split of its corpus: the plugin plays
     no note outside it (a model's pitch logits far from what it was trained on are noise)."""
-    from cadenza.corpus.prepare import load_split
-
     tokens, _ = load_split(Path(corpus), "train")  # a missing corpus: one line that says so
     return [list(r) for r in PartsCodec.from_dict(representation).pitch_ranges(tokens)]

@@ -23,6 +23,8 @@ from torch import nn
 
 from cadenza.bundle import FORMAT, write_bundle
 from cadenza.errors import CadenzaError
+from cadenza.manifest import Sampling
+from cadenza.plugins.manifests import PianorollRepresentation, VAEManifest, VAEModel
 from cadenza.training.vae import CHANNELS, SegmentVAE
 from cadenza.training.vae_train import model_from_checkpoint
 
@@ -192,22 +194,20 @@ def export_vae(checkpoint: dict, out_dir: str | Path, name: str | None = None) -
     grid = model.config.grid
     metrics = checkpoint.get("metrics", {})
     styles = checkpoint.get("style_codes", {})
+    section = VAEManifest(
+        sampling=Sampling(temperature=0.5, top_k=0, top_p=1.0),
+        representation=PianorollRepresentation.of(grid, DEFAULT_BPM),
+        style_codes={name: tuple(code) for name, code in styles.items()},
+        model=VAEModel.parse(config["model"], "model"),
+    )
     manifest = {
         "format": FORMAT,
         "plugin": "vae",
         "name": name or Path(config["out"]).name,
-        "representation": {
-            "kind": "pianoroll",
-            **grid.to_dict(),
-            "channels": ["onset", "hold", "velocity"],
-            "default_bpm": DEFAULT_BPM,
-        },
+        **section.checked().to_dict(),
         "graphs": {key: f"{key}.onnx" for key in graph},
         "io": _io(model),
-        "sampling": {"temperature": 0.5, "top_k": 0, "top_p": 1.0},
         "conditions": {"styles": list(styles)},
-        "style_codes": styles,
-        "model": dict(config["model"]),
         "training": {
             "data": list(config["data"]),
             "steps": int(checkpoint["step"]),

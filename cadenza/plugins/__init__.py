@@ -1,5 +1,21 @@
 """Generator runtimes: numpy + onnxruntime only, never torch."""
 
-from cadenza.plugins.base import Generator, load_generator, plugin_classes
+from cadenza.plugins.base import (
+    AudioGenerator,
+    BackingGenerator,
+    EventGenerator,
+    Generator,
+    Snapshot,
+    load_generator,
+    plugin_classes,
+)
 
-__all__ = ["Generator", "load_generator", "plugin_classes"]
+__all__ = [
+    "AudioGenerator",
+    "BackingGenerator",
+    "EventGenerator",
+    "Generator",
+    "Snapshot",
+    "load_generator",
+    "plugin_classes",
+]

@@ -14,11 +14,12 @@ of the backing": the mass of every other token.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 
 from cadenza.bundle import Bundle
-from cadenza.errors import BundleError
 from cadenza.parts import (
     OFF,
     ON,
@@ -29,57 +30,53 @@ from cadenza.parts import (
     default_programs,
 )
 from cadenza.pianoroll import make_grid_notes
+from cadenza.plugins.anticipation import Anticipation
+from cadenza.plugins.base import BackingGenerator, Change
+from cadenza.plugins.manifests import BackingManifest
 from cadenza.plugins.sampling import sample
-from cadenza.plugins.transformer import MusicTransformer
+from cadenza.plugins.transformer import CachedTransformer
 
 MAX_CHANGES = 16  # backing notes started or ended on one step, at most
 DEFAULT_HARMONY = 1.0  # the harmony knob's starting value, chosen by the check (docs/BACKING.md)
 HARMONY_RANGE = (0.0, 4.0)  # the knob's range: 0 leaves the model alone
-Change = tuple[int, int, bool]  # (part, pitch, True for a note-on)
+DEFAULT_VOICES = 4  # notes a part sounds at once, for a bundle made before `backing.voices`
 
 
-class BackingTransformer(MusicTransformer):
+class BackingTransformer(CachedTransformer, BackingGenerator):
     plugin = "backing"
+    manifest_type = BackingManifest
+    manifest: BackingManifest
 
     def __init__(self, bundle: Bundle, *, seed: int | None = None, context: int | None = None):
-        representation = bundle.representation
-        if representation.get("kind") != "parts":
-            raise BundleError(
-                bundle.path / "manifest.yaml",
-                f"field 'representation.kind' is {representation.get('kind')!r}, not 'parts'",
-            )
-        try:
-            self.parts = PartsCodec.from_dict(representation)
-        except (TypeError, ValueError) as error:
-            raise BundleError(bundle.path / "manifest.yaml",
-                              f"field 'representation': {error}") from None
         self.density = 0.0  # a bias on note-ons, in log-odds: above 0 busier, below sparser
         # A backing note held this long (at density 0; longer when sparser) ends: chorale
         # voices hold 99% of their notes 3 beats or less, and a model that lost its way can
         # otherwise hold one for the rest of the piece (see play_step).
         self.max_hold_beats = 4.0
         super().__init__(bundle, seed=seed, context=context)
-        if self.vocab_size != self.parts.vocab_size:
-            raise BundleError(
-                bundle.path / "manifest.yaml",
-                f"field 'model.vocab_size' is {self.vocab_size}, its representation has "
-                f"{self.parts.vocab_size}",
-            )
         is_on = np.zeros(self.vocab_size, dtype=bool)
         is_on[self.parts.on_base : self.parts.backing_end] = True
         self._is_on = is_on
-        self.ranges = part_ranges(bundle, self.parts.parts)
-        self.programs = part_programs(bundle, self.parts.names)
-        self.voices = part_voice_limits(bundle, self.parts.parts)  # notes a part holds at once
+        backing, parts = self.manifest.backing, self.parts.parts
+        # Each part's register, program and voices as trained (a bundle made before them:
+        # all 128 pitches, each name's default program, 4 voices).
+        self.ranges = list(backing.ranges or [(0, 127)] * parts)
+        self.programs = list(backing.programs or default_programs(self.parts.names))
+        self.voices = list(backing.voices or [DEFAULT_VOICES] * parts)  # notes held at once
         # The harmony knob: how far the backing's choices lean on the bundle's interval table
         # (what the training music sounds with the player's note); 0 leaves the model alone.
-        self.intervals = harmony_table(bundle)
+        self.intervals = None if backing.harmony is None else np.array(backing.harmony)
         self.harmony = DEFAULT_HARMONY if self.intervals is not None else 0.0
         # Each part's note-ons inside its register (the rest of its 128 pitches never start)
         in_range = np.zeros(self.vocab_size, dtype=bool)
         for part, (low, high) in enumerate(self.ranges):
             in_range[self.parts.on(part, low) : self.parts.on(part, high) + 1] = True
         self._in_range = in_range
+
+    @cached_property
+    def parts(self) -> PartsCodec:
+        """The token layout (the manifest's representation); read from the first reset on."""
+        return self.manifest.representation.codec()
 
     # --- state ----------------------------------------------------------------------------
     def reset(self) -> None:
@@ -98,7 +95,7 @@ class BackingTransformer(MusicTransformer):
         """The player's notes of a step come before its backing (hear, then play)."""
         return self.parts.player_first
 
-    def prime(self, events, conditions=None) -> None:
+    def prime(self, events: Any, conditions: dict[str, Any] | None = None) -> None:
         super().prime(events, conditions)
         self._held_steps = {}
         self.sounding = [set() for _ in range(self.parts.parts)]
@@ -122,31 +119,29 @@ class BackingTransformer(MusicTransformer):
         elif kind == PLAYER_OFF:
             self.player_sounding.discard(pitch)
 
-    def _feed(self, event: int) -> None:
-        super()._feed(event)
+    def feed(self, event: int) -> None:
+        super().feed(event)
         self._track(event)
         self._last_fed = event
 
-    def snapshot(self) -> tuple:
+    def context_state(self) -> tuple[Any, tuple]:
         sounding = [set(held) for held in self.sounding]
         mine = (sounding, set(self.player_sounding), list(self._pending), list(self._silent_steps),
-                dict(self._held_steps), self._last_fed, self._played,
-                self.rng.bit_generator.state)
-        return super().snapshot(), mine
+                dict(self._held_steps), self._last_fed, self._played)
+        return super().context_state(), mine
 
-    def restore(self, state: tuple) -> None:
-        inner, (sounding, player, pending, silent, held, last, played, rng) = state
-        super().restore(inner)
+    def restore_context(self, state: tuple[Any, tuple]) -> None:
+        inner, (sounding, player, pending, silent, held, last, played) = state
+        super().restore_context(inner)
         self.sounding = [set(h) for h in sounding]
         self.player_sounding, self._pending = set(player), list(pending)
         self._silent_steps, self._held_steps, self._last_fed = list(silent), dict(held), last
         self._played = played
-        self.rng.bit_generator.state = rng
 
     # --- a step of the grid ---------------------------------------------------------------
     def open_step(self, position: int) -> None:
         """Start the frame of a step at `position` in its bar."""
-        self._feed(self.parts.step(position))
+        self.feed(self.parts.step(position))
         self._played = False
         for note in self._held_steps:
             self._held_steps[note] += 1
@@ -189,10 +184,10 @@ class BackingTransformer(MusicTransformer):
             changes.append(change)
             if emit is not None:
                 emit(change)
-            self._feed(token)
+            self.feed(token)
 
         for token in sorted(self._pending):  # the notes a silence ended, heard to end here
-            self._feed(token)
+            self.feed(token)
         self._pending = []
         if forced is not None:
             for token in sorted(self._token_of(c) for c in forced):
@@ -230,7 +225,7 @@ class BackingTransformer(MusicTransformer):
             raise RuntimeError("this bundle hears the player's notes of a step before it plays "
                                "it: call open_step, hear, then play (or play_step)")
         for token in self.player_tokens(offs, ons):
-            self._feed(token)
+            self.feed(token)
 
     def player_tokens(self, offs: Iterable[int] = (), ons: Iterable[int] = ()) -> list[int]:
         """The tokens `hear` feeds for the player's note-offs and note-ons on a step."""
@@ -323,130 +318,6 @@ class BackingTransformer(MusicTransformer):
         return None if choice >= len(candidates) else int(candidates[choice])
 
 
-def part_ranges(bundle: Bundle, parts: int) -> list[tuple[int, int]]:
-    """The bundle's `backing.ranges`: each part's lowest and highest pitch, as trained (a
-    bundle without them lets every part play all 128)."""
-    ranges = bundle.manifest.get("backing", {}).get("ranges")
-    if ranges is None:
-        return [(0, 127)] * parts
-    if not (isinstance(ranges, list) and len(ranges) == parts
-            and all(isinstance(r, list) and len(r) == 2 and all(isinstance(x, int) for x in r)
-                    and 0 <= r[0] <= r[1] <= 127 for r in ranges)):
-        raise BundleError(
-            bundle.path / "manifest.yaml",
-            f"field 'backing.ranges' must be {parts} [low, high] pitch pairs in 0..127, "
-            f"got {ranges!r}",
-        )
-    return [(low, high) for low, high in ranges]
-
-
-class Anticipation:
-    """The backing of an open step computed ahead, while the live loop waits for the player's
-    note of it, for the notes the player is likeliest to play: the notes the player holds end
-    (a melody; fed once, ahead, for every guess), then one of the model's `count` likeliest
-    pitches starts. One guess a `step()`, so that a note arriving meanwhile waits for one guess
-    at most. When the note comes, `take` gives its backing at once if it was foreseen; if not,
-    `hear` takes it in from the note-offs already fed, and the step is played as usual. The
-    generator is always left as it was before, RNG included, so what a foreseen note gets is
-    exactly what it would have got: anticipating changes when, never what."""
-
-    def __init__(self, generator: BackingTransformer, count: int):
-        self.generator = generator
-        self.start = generator.snapshot()
-        offs = sorted(generator.player_sounding)
-        self.off_tokens = generator.player_tokens(offs)
-        for token in self.off_tokens:
-            generator._feed(token)
-        self.after_offs = generator.snapshot()
-        parts = generator.parts
-        logits = generator.logits[parts.player_on_base : parts.player_on_base + PITCHES]
-        pitches = np.argsort(logits)[::-1][:count]
-        generator.restore(self.start)
-        # (note-offs, note-ons) of each guess, likeliest first
-        self.candidates: list[tuple[list[int], list[int]]] = [(offs, [int(q)]) for q in pitches]
-        self.pending = list(self.candidates)
-        self.ready: dict[tuple[int, ...], tuple[list[Change], object]] = {}
-
-    def step(self) -> bool:
-        """Compute the next guess's backing; whether any remain."""
-        if self.pending:
-            offs, ons = self.pending.pop(0)
-            generator = self.generator
-            tokens = generator.player_tokens(offs, ons)
-            self._feed_from_offs(tokens)
-            changes = generator.play()
-            self.ready[tuple(tokens)] = (changes, generator.snapshot())
-            generator.restore(self.start)
-        return bool(self.pending)
-
-    def take(self, offs: Iterable[int], ons: Iterable[int]) -> list[Change] | None:
-        """The foreseen backing of what the player played (the generator now past it), or
-        None: not foreseen (the generator as before)."""
-        found = self.ready.get(tuple(self.generator.player_tokens(offs, ons)))
-        if found is None:
-            return None
-        changes, state = found
-        self.generator.restore(state)
-        return list(changes)
-
-    def hear(self, offs: Iterable[int], ons: Iterable[int]) -> None:
-        """The generator hears what the player played, as `BackingTransformer.hear`, from the
-        note-offs fed ahead when they were the ones played."""
-        tokens = self.generator.player_tokens(offs, ons)
-        if tokens[: len(self.off_tokens)] == self.off_tokens:
-            self._feed_from_offs(tokens)
-        else:
-            self.generator.hear(offs, ons)
-
-    def _feed_from_offs(self, tokens: list[int]) -> None:
-        self.generator.restore(self.after_offs)
-        for token in tokens[len(self.off_tokens) :]:
-            self.generator._feed(token)
-
-
-def part_voice_limits(bundle: Bundle, parts: int) -> list[int]:
-    """The bundle's `backing.voices`: how many notes each part sounds at once, as trained (a
-    bundle made before them: 4 each)."""
-    voices = bundle.manifest.get("backing", {}).get("voices")
-    if voices is None:
-        return [4] * parts
-    if not (isinstance(voices, list) and len(voices) == parts
-            and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 16
-                    for v in voices)):
-        raise BundleError(bundle.path / "manifest.yaml",
-                          f"field 'backing.voices' must be {parts} counts in 1..16, got {voices!r}")
-    return list(voices)
-
-
-def harmony_table(bundle: Bundle) -> np.ndarray | None:
-    """The bundle's `backing.harmony`: 12 log-odds, one per interval (player - backing) mod 12
-    (None for a bundle made before it)."""
-    table = bundle.manifest.get("backing", {}).get("harmony")
-    if table is None:
-        return None
-    if not (isinstance(table, list) and len(table) == 12
-            and all(isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) <= 20
-                    for x in table)):
-        raise BundleError(bundle.path / "manifest.yaml",
-                          f"field 'backing.harmony' must be 12 numbers in -20..20, got {table!r}")
-    return np.array(table, dtype=np.float64)
-
-
-def part_programs(bundle: Bundle, names: tuple[str, ...]) -> list[int]:
-    """The bundle's `backing.programs` (a General MIDI program 0..127 per part), else each
-    part's default by its name (strings for inner voices, a bass for the bass)."""
-    programs = bundle.manifest.get("backing", {}).get("programs")
-    if programs is None:
-        return default_programs(names)
-    if not (isinstance(programs, list) and len(programs) == len(names)
-            and all(isinstance(x, int) and 0 <= x <= 127 for x in programs)):
-        raise BundleError(
-            bundle.path / "manifest.yaml",
-            f"field 'backing.programs' must be {len(names)} programs in 0..127, got {programs!r}",
-        )
-    return list(programs)
-
-
 def accompany(
     generator: BackingTransformer,
     player: np.ndarray,
@@ -482,4 +353,4 @@ def accompany(
     return [make_grid_notes(sorted(items), velocity) for items in found]
 
 
-__all__ = ["BackingTransformer", "Change", "accompany"]
+__all__ = ["Anticipation", "BackingTransformer", "Change", "accompany"]

@@ -1,4 +1,4 @@
-"""The Generator contract, and the registry of plugins over the `cadenza.plugins` entry points.
+"""The Generator contract, and the plugins by name (from the registry of model kinds).
 
 A plugin is built from a bundle. Its state (LSTM h/c, a KV cache, a latent) lives in numpy
 arrays owned by the instance, so one process can run several generators side by side.
@@ -7,19 +7,22 @@ arrays owned by the instance, so one process can run several generators side by 
 from __future__ import annotations
 
 import abc
-from importlib.metadata import entry_points
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import onnxruntime as ort
 
-from cadenza.bundle import Bundle, default_bundle_path, load_bundle
+from cadenza.bundle import MANIFEST, Bundle, default_bundle_path, load_bundle
 from cadenza.errors import BundleError
 from cadenza.events import PerformanceCodec
+from cadenza.kinds import all_kinds
+from cadenza.manifest import PerformanceRepresentation, PluginManifest
+from cadenza.parts import PartsCodec
 from cadenza.plugins.sampling import Knobs, sample
 
-ENTRY_POINT_GROUP = "cadenza.plugins"
 ORT_DTYPES = {
     "tensor(int64)": "int64",
     "tensor(int32)": "int32",
@@ -27,12 +30,26 @@ ORT_DTYPES = {
     "tensor(float16)": "float16",
     "tensor(bool)": "bool",
 }
+Change = tuple[int, int, bool]  # a backing's (part, pitch, True for a note-on)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A generator's state as `snapshot` took it: its context (caches, history, latent...)
+    and its random state, so that what is sampled after a `restore` is sampled again the
+    same way."""
+
+    context: Any
+    rng: dict[str, Any]
 
 
 class Generator(abc.ABC):
-    """Next-event generator. Subclasses set `plugin` and implement prime/step/reset."""
+    """What every plugin offers, whatever it makes. Subclasses set `plugin` and
+    `manifest_type` (their manifest section) and derive from one of EventGenerator,
+    BackingGenerator or AudioGenerator, which say what comes out of them."""
 
     plugin: ClassVar[str]
+    manifest_type: ClassVar[type[PluginManifest]] = PluginManifest
 
     def __init__(self, bundle: Bundle, *, seed: int | None = None):
         if bundle.plugin != self.plugin:
@@ -40,11 +57,11 @@ class Generator(abc.ABC):
                 bundle.path, f"field 'plugin' is {bundle.plugin!r}, this is {self.plugin!r}"
             )
         self.bundle = bundle
-        defaults = bundle.sampling
+        # The plugin's manifest section, checked once: what the plugin reads comes from here.
+        self.manifest = bundle.section(self.manifest_type)
+        defaults = self.manifest.sampling
         self.knobs = Knobs(
-            temperature=float(defaults.get("temperature", 1.0)),
-            top_k=int(defaults.get("top_k", 0)),
-            top_p=float(defaults.get("top_p", 1.0)),
+            temperature=defaults.temperature, top_k=defaults.top_k, top_p=defaults.top_p
         )
         self.rng = np.random.default_rng(seed)
 
@@ -66,45 +83,112 @@ class Generator(abc.ABC):
         self.style = style
 
     @abc.abstractmethod
-    def prime(self, events: np.ndarray, conditions: dict[str, Any] | None = None) -> None:
+    def prime(self, events: Any, conditions: dict[str, Any] | None = None) -> None:
         """Set the context from which generation continues (replacing any earlier one)."""
 
     @abc.abstractmethod
-    def step(self) -> int:
-        """Sample the next event with the current knobs and take it into the context."""
-
-    @abc.abstractmethod
-    def extend(self, events) -> None:
+    def extend(self, events: Any) -> None:
         """Take events into the context without sampling (a player's notes, as played)."""
 
     @abc.abstractmethod
     def reset(self) -> None:
         """Forget the context."""
 
-    @abc.abstractmethod
-    def snapshot(self) -> Any:
+    def snapshot(self) -> Snapshot:
         """The generator's state, to `restore` later: generation can run ahead and be
         rewound when a player's note arrives that the look-ahead did not know about."""
+        return Snapshot(self.context_state(), self.rng.bit_generator.state)
+
+    def restore(self, state: Snapshot) -> None:
+        """Return to a state taken by `snapshot`, random state included."""
+        self.restore_context(state.context)
+        self.rng.bit_generator.state = state.rng
 
     @abc.abstractmethod
-    def restore(self, state: Any) -> None:
-        """Return to a state taken by `snapshot`."""
+    def context_state(self) -> Any:
+        """The context part of a snapshot (copies of whatever later steps change in place)."""
+
+    @abc.abstractmethod
+    def restore_context(self, state: Any) -> None:
+        """Return to a context taken by `context_state`."""
+
+
+class EventGenerator(Generator):
+    """Performance events in, performance events out (`codec` says how they are numbered):
+    what call-and-response plays and `cadenza generate` continues a primer with."""
+
+    codec: PerformanceCodec
+
+    @abc.abstractmethod
+    def step(self) -> int:
+        """Sample the next event with the current knobs and take it into the context."""
 
     def generate(self, n: int) -> np.ndarray:
         return np.array([self.step() for _ in range(n)], dtype=np.int16)
 
-    def _sample(self, logits: np.ndarray) -> int:
+    def sample_event(self, logits: np.ndarray) -> int:
+        """One event drawn from `logits` with the current knobs and the generator's RNG."""
         return sample(logits, self.knobs, self.rng)
+
+
+class AudioGenerator(Generator):
+    """Audio out: each step gives one pattern step of codec tokens, `stream` mono float32
+    chunks at `sample_rate`."""
+
+    sample_rate: int
+
+    @abc.abstractmethod
+    def step(self) -> np.ndarray:
+        """One step's tokens (one per codebook), sampled and taken into the context."""
+
+    @abc.abstractmethod
+    def stream(self, chunk_frames: int) -> Iterator[np.ndarray]:
+        """Endless chunks of new audio after what `prime` was given."""
+
+
+class BackingGenerator(Generator):
+    """Backing parts on a grid under a player, a step at a time (cadenza.plugins.backing):
+    what `cadenza live --mode backing` plays. `codec` numbers the backing's notes as
+    performance events when they are written out."""
+
+    codec: PerformanceCodec
+    parts: PartsCodec
+    programs: list[int]  # a General MIDI program per part
+    density: float  # a live knob: log-odds on note-ons
+    harmony: float  # a live knob: how far choices lean on the interval table
+
+    @property
+    @abc.abstractmethod
+    def listens(self) -> bool:
+        """The player's notes of a step come before its backing (open, hear, then play)."""
+
+    @abc.abstractmethod
+    def open_step(self, position: int) -> None:
+        """Start the frame of the step at `position` in its bar."""
+
+    @abc.abstractmethod
+    def hear(self, offs: Iterable[int] = (), ons: Iterable[int] = ()) -> None:
+        """The player's note-offs and note-ons on the open step."""
+
+    @abc.abstractmethod
+    def play(self, forced: Iterable[Change] | None = None,
+             emit: Callable[[Change], None] | None = None) -> list[Change]:
+        """The backing's changes on the open step."""
+
+    @abc.abstractmethod
+    def play_step(self, position: int, forced: Iterable[Change] | None = None,
+                  offs: Iterable[int] = (), ons: Iterable[int] = ()) -> list[Change]:
+        """A whole step in the bundle's order."""
+
+    @abc.abstractmethod
+    def silence(self) -> list[tuple[int, int]]:
+        """End every backing note; returns them as (part, pitch)."""
 
 
 def performance_codec(bundle: Bundle) -> PerformanceCodec:
     """The event codec a bundle's `representation` describes."""
-    rep = bundle.representation
-    return PerformanceCodec(
-        steps_per_second=int(rep.get("steps_per_second", 100)),
-        max_shift_steps=int(rep.get("max_shift_steps", 100)),
-        velocity_bins=int(rep.get("velocity_bins", 32)),
-    )
+    return PerformanceRepresentation.from_dict(
+        bundle.representation, bundle.path / MANIFEST, "representation").codec()
 
 
 def create_session(bundle: Bundle, key: str, threads: int = 1) -> ort.InferenceSession:
@@ -148,8 +232,15 @@ def create_session(bundle: Bundle, key: str, threads: int = 1) -> ort.InferenceS
 
 
 def plugin_classes() -> dict[str, type[Generator]]:
-    """Installed plugins by name; third-party packages add theirs under the same group."""
-    return {ep.name: ep.load() for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    """The generator plugins by name: the runtime of every model kind that makes music
+    (cadenza.kinds: the built-in kinds, those installed packages declare, those registered
+    at run time)."""
+    classes = {}
+    for name, kind in all_kinds().items():
+        runtime = kind.piece("runtime") if kind.runtime is not None else None
+        if isinstance(runtime, type) and issubclass(runtime, Generator):
+            classes[name] = runtime
+    return classes
 
 
 def load_generator(

@@ -23,19 +23,22 @@ from typing import Any
 import numpy as np
 
 from cadenza.bundle import Bundle
-from cadenza.errors import BundleError, CadenzaError
-from cadenza.plugins.base import Generator, create_session
+from cadenza.errors import BundleError
+from cadenza.plugins.base import AudioGenerator, create_session
 from cadenza.plugins.codebook_patterns import get_pattern
+from cadenza.plugins.manifests import CodecLMManifest, CodecLMSampling
 from cadenza.plugins.sampling import guided, sample_rows
 from cadenza.plugins.text_encoder import TextEncoder, find_text_encoder
 from cadenza.plugins.transformer import KVCache
 
-DEFAULT_CFG = 3.0
+DEFAULT_CFG = CodecLMSampling().cfg
 CHUNK_FRAMES = 10  # frames decoded at a time while streaming: 0.2 s at 50 frames a second
 
 
-class CodecLM(Generator):
+class CodecLM(AudioGenerator):
     plugin = "codec-lm"
+    manifest_type = CodecLMManifest
+    manifest: CodecLMManifest
 
     def __init__(
         self,
@@ -47,33 +50,26 @@ class CodecLM(Generator):
         threads: int = 1,
     ):
         super().__init__(bundle, seed=seed)
-        where = bundle.path / "manifest.yaml"
-        rep, model = bundle.representation, bundle.manifest.get("model", {})
-        try:
-            self.sample_rate = int(rep["sample_rate"])
-            self.hop = int(rep["hop"])
-            self.num_codebooks = int(rep["num_codebooks"])
-            self.codebook_size = int(rep["codebook_size"])
-            self.decoder_context = int(rep["decoder_context_frames"])
-            self.pattern = get_pattern(str(rep.get("pattern", "delay")), self.num_codebooks)
-            layers, heads = int(model["num_layers"]), int(model["num_heads"])
-            head_dim, self.text_dim = int(model["d_model"]) // heads, int(model["text_dim"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise BundleError(where, f"field 'representation' or 'model' lacks {e}") from None
-        except CadenzaError as e:
-            raise BundleError(where, f"field 'representation.pattern': {e}") from None
-        self.cfg = float(bundle.sampling.get("cfg", DEFAULT_CFG))
+        rep, model = self.manifest.representation, self.manifest.model
+        self.sample_rate = rep.sample_rate
+        self.hop = rep.hop
+        self.num_codebooks = rep.num_codebooks
+        self.codebook_size = rep.codebook_size
+        self.decoder_context = rep.decoder_context_frames
+        self.pattern = get_pattern(rep.pattern, self.num_codebooks)
+        self.text_dim = model.text_dim
+        self.cfg = self.manifest.sampling.cfg
         self.sessions = {
             key: create_session(bundle, key, threads)
             for key in ("step", "encoder", "decoder")
         }
-        size = context or bundle.manifest.get("context")
+        size = context or self.manifest.context
         if not isinstance(size, int) or isinstance(size, bool) or size < 2:
-            raise BundleError(
-                where, f"field 'context' should be an int of at least 2, got {size!r}"
-            )
+            raise BundleError(bundle.path / "manifest.yaml",
+                              f"field 'context' should be an int of at least 2, got {size!r}")
         self.context = size
-        self.caches = {name: KVCache(layers, heads, head_dim, size) for name in ("text", "null")}
+        self.caches = {name: KVCache(model.num_layers, model.num_heads, model.head_dim, size)
+                       for name in ("text", "null")}
         self._text_encoder = text_encoder
         self.prompt: str | None = None
         self.text = np.zeros((1, self.text_dim), dtype=np.float32)
@@ -113,7 +109,7 @@ class CodecLM(Generator):
     def reset(self) -> None:
         self.prime(np.zeros((self.num_codebooks, 0), dtype=np.int64))
 
-    def prime(self, events, conditions: dict[str, Any] | None = None) -> None:
+    def prime(self, events: Any, conditions: dict[str, Any] | None = None) -> None:
         """Start over from `events`, codes (K, frames) to continue (none: from silence), under
         `conditions["prompt"]` (else the prompt in force)."""
         if conditions and "prompt" in conditions:
@@ -155,7 +151,7 @@ class CodecLM(Generator):
         self.extend(tokens[:, None])
         return tokens
 
-    def extend(self, events) -> None:
+    def extend(self, events: Any) -> None:
         """Take pattern steps (K, n) into the context as they are, without sampling."""
         for tokens in np.asarray(events, dtype=np.int64).reshape(self.num_codebooks, -1).T:
             for name, cache in self.caches.items():
@@ -166,7 +162,7 @@ class CodecLM(Generator):
             self.step_index += 1
             self._collect_frames()
 
-    def snapshot(self) -> tuple:
+    def context_state(self) -> tuple:
         return (
             {n: c.snapshot() for n, c in self.caches.items()},
             dict(self.logits),
@@ -176,7 +172,7 @@ class CodecLM(Generator):
             self.first_frame,
         )
 
-    def restore(self, state: tuple) -> None:
+    def restore_context(self, state: tuple) -> None:
         caches, logits, self.step_index, history, codes, self.first_frame = state
         for name, cache in caches.items():
             self.caches[name].restore(cache)

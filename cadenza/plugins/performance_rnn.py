@@ -7,15 +7,20 @@ from typing import Any
 import numpy as np
 
 from cadenza.bundle import Bundle
-from cadenza.plugins.base import Generator, create_session, performance_codec
+from cadenza.plugins.base import EventGenerator, create_session
+from cadenza.plugins.manifests import PerformanceRNNManifest
+
+LSTMState = tuple[np.ndarray, np.ndarray, np.ndarray | None]  # h, c, the next event's logits
 
 
-class PerformanceRNN(Generator):
+class PerformanceRNN(EventGenerator):
     plugin = "performance-rnn"
+    manifest_type = PerformanceRNNManifest
+    manifest: PerformanceRNNManifest
 
     def __init__(self, bundle: Bundle, *, seed: int | None = None):
         super().__init__(bundle, seed=seed)
-        self.codec = performance_codec(bundle)
+        self.codec = self.manifest.representation.codec()
         self.session = create_session(bundle, "step")
         state_shape = bundle.io["step"]["inputs"]["h"]["shape"]
         self._zeros = np.zeros(state_shape, dtype=np.float32)
@@ -40,20 +45,20 @@ class PerformanceRNN(Generator):
         self.reset()
         self.extend(events if len(events) else [self.start_event])
 
-    def extend(self, events) -> None:
+    def extend(self, events: Any) -> None:
         for event in events:
             self._feed(int(event))
 
-    def snapshot(self) -> tuple:
+    def context_state(self) -> LSTMState:
         # session.run returns fresh arrays each step, so references are enough.
         return self.h, self.c, self.logits
 
-    def restore(self, state: tuple) -> None:
+    def restore_context(self, state: LSTMState) -> None:
         self.h, self.c, self.logits = state
 
     def step(self) -> int:
         if self.logits is None:
             self._feed(self.start_event)
-        event = self._sample(self.logits)
+        event = self.sample_event(self.logits)
         self._feed(event)
         return event

@@ -17,9 +17,11 @@ import numpy as np
 
 from cadenza.bundle import Bundle
 from cadenza.errors import BundleError
-from cadenza.plugins.base import Generator, create_session, performance_codec
+from cadenza.plugins.base import EventGenerator, Generator, create_session
+from cadenza.plugins.manifests import DEFAULT_CONTEXT, BackingManifest, TransformerManifest
+from cadenza.plugins.sampling import sample
 
-DEFAULT_CONTEXT = 1024
+__all__ = ["DEFAULT_CONTEXT", "CachedTransformer", "KVCache", "MusicTransformer"]
 
 
 class KVCache:
@@ -67,31 +69,33 @@ class KVCache:
         self.k[...], self.v[...], self.positions[...] = k, v, positions
 
 
-class MusicTransformer(Generator):
-    plugin = "transformer"
+TransformerState = tuple[tuple, tuple[int, ...], np.ndarray | None, str | None]
+
+
+class CachedTransformer(Generator):
+    """The cached transformer that the transformer and backing plugins run: a style token in
+    slot 0, then tokens one at a time against the cache. `feed` takes a token in, `logits`
+    are the next token's."""
+
+    manifest: TransformerManifest | BackingManifest
 
     def __init__(self, bundle: Bundle, *, seed: int | None = None, context: int | None = None):
         super().__init__(bundle, seed=seed)
-        self.codec = performance_codec(bundle)
-        model = bundle.manifest.get("model", {})
-        try:
-            layers, heads = int(model["num_layers"]), int(model["num_heads"])
-            head_dim = int(model["d_model"]) // heads
-            self.vocab_size = int(model["vocab_size"])
-            self.conditions: list[str] = list(model["styles"])  # "any", then the styles
-        except (KeyError, TypeError, ValueError) as e:
-            raise BundleError(bundle.path / "manifest.yaml", f"field 'model' lacks {e}") from None
+        model = self.manifest.model
+        self.codec = self.manifest.codec()
+        self.vocab_size = model.vocab_size
+        self.conditions: list[str] = list(model.styles)  # "any", then the styles
         # Trained with no untagged windows (style_dropout 0), the model never learnt "any":
         # it plays in its first style unless told another.
-        if float(model.get("style_dropout", 0.1)) == 0.0 and len(self.conditions) > 1:
+        if model.style_dropout == 0.0 and len(self.conditions) > 1:
             self.style = self.conditions[1]
         self.prefill_session = create_session(bundle, "prefill")
         self.step_session = create_session(bundle, "step")
-        size = context or bundle.manifest.get("context", DEFAULT_CONTEXT)
+        size = context or self.manifest.context
         if not isinstance(size, int) or isinstance(size, bool) or size < 2:
             raise BundleError(bundle.path / "manifest.yaml",
                               f"field 'context' should be an int of at least 2, got {size!r}")
-        self.cache = KVCache(layers, heads, head_dim, size)
+        self.cache = KVCache(model.num_layers, model.num_heads, model.head_dim, size)
         self.history: deque[int] = deque(maxlen=size - 1)  # the events the cache holds
         self.logits: np.ndarray | None = None
         self._token = np.zeros(1, dtype=np.int64)
@@ -109,7 +113,7 @@ class MusicTransformer(Generator):
     def reset(self) -> None:
         self.prime([])
 
-    def prime(self, events, conditions: dict[str, Any] | None = None) -> None:
+    def prime(self, events: Any, conditions: dict[str, Any] | None = None) -> None:
         if conditions and "style" in conditions:
             super().set_style(conditions["style"])
         self.history.clear()
@@ -127,11 +131,12 @@ class MusicTransformer(Generator):
         self.cache.fill(keys, values)
         self.logits = logits[0]
 
-    def extend(self, events) -> None:
+    def extend(self, events: Any) -> None:
         for event in events:
-            self._feed(int(event))
+            self.feed(int(event))
 
-    def _feed(self, event: int) -> None:
+    def feed(self, event: int) -> None:
+        """Take one token into the context (cache, history) and compute the next logits."""
         self._token[0] = event
         self._position[0] = self.cache.next_position
         logits, k, v = self.step_session.run(
@@ -149,15 +154,24 @@ class MusicTransformer(Generator):
         self.logits = logits[0]
 
     def step(self) -> int:
-        event = self._sample(self.logits)
-        self._feed(event)
+        """Sample the next token with the current knobs and take it into the context."""
+        event = sample(self.logits, self.knobs, self.rng)
+        self.feed(event)
         return event
 
-    def snapshot(self) -> tuple:
+    def context_state(self) -> TransformerState:
         return self.cache.snapshot(), tuple(self.history), self.logits, self.style
 
-    def restore(self, state: tuple) -> None:
+    def restore_context(self, state: TransformerState) -> None:
         cache, history, self.logits, self.style = state
         self.cache.restore(cache)
         self.history.clear()
         self.history.extend(history)
+
+
+class MusicTransformer(CachedTransformer, EventGenerator):
+    """The `transformer` plugin: performance events, conditioned on a style."""
+
+    plugin = "transformer"
+    manifest_type = TransformerManifest
+    manifest: TransformerManifest

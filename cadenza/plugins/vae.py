@@ -31,7 +31,6 @@ from cadenza.pianoroll import (
     HOLD,
     ONSET,
     VELOCITY,
-    Grid,
     GridPiece,
     Meter,
     from_roll,
@@ -40,7 +39,8 @@ from cadenza.pianoroll import (
     to_roll,
     to_seconds,
 )
-from cadenza.plugins.base import Generator, create_session
+from cadenza.plugins.base import EventGenerator, create_session
+from cadenza.plugins.manifests import VAEManifest
 
 MODES = ("continue", "variation", "interpolate", "sample")
 STYLE_PULL = 0.5  # how far a live answer's code moves toward the style in force (slerp)
@@ -56,30 +56,26 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return (math.sin((1 - t) * omega) * a + math.sin(t * omega) * b) / math.sin(omega)
 
 
-class SegmentVAE(Generator):
+VAEState = tuple[list[int], list[int], float]  # context events, pending events, bpm
+
+
+class SegmentVAE(EventGenerator):
     plugin = "vae"
+    manifest_type = VAEManifest
+    manifest: VAEManifest
 
     def __init__(self, bundle: Bundle, *, seed: int | None = None):
         super().__init__(bundle, seed=seed)
-        rep = bundle.representation
-        if rep.get("kind") != "pianoroll":
-            raise BundleError(
-                bundle.path / "manifest.yaml", "field 'representation.kind' should be 'pianoroll'"
-            )
-        try:
-            self.grid = Grid(**{k: int(rep[k]) for k in Grid.__dataclass_fields__})
-        except (KeyError, TypeError, ValueError) as e:
-            raise BundleError(
-                bundle.path / "manifest.yaml", f"field 'representation': {e}"
-            ) from None
-        self.default_bpm = float(rep.get("default_bpm", 120.0))
+        representation = self.manifest.representation
+        self.grid = representation.grid()
+        self.default_bpm = representation.default_bpm
         self.codec = PerformanceCodec()  # what the live engine speaks
         self.sessions = {
             key: create_session(bundle, key) for key in ("encoder", "transition", "initial", "step")
         }
         self.latent = int(bundle.io["transition"]["inputs"]["z"]["shape"][-1])
-        codes = bundle.manifest.get("style_codes") or {}
-        self.style_codes = {name: np.asarray(code, np.float32) for name, code in codes.items()}
+        self.style_codes = {name: np.asarray(code, np.float32)
+                            for name, code in self.manifest.style_codes.items()}
         for name, code in self.style_codes.items():
             if code.shape != (self.latent,):
                 raise BundleError(
@@ -235,17 +231,15 @@ class SegmentVAE(Generator):
             self.bpm = float(bpm)
         self.context = [int(e) for e in events]
 
-    def extend(self, events) -> None:
+    def extend(self, events: Any) -> None:
         self.context.extend(int(e) for e in events)
 
-    def snapshot(self) -> tuple:
-        # The generator's random state too: a rewound answer is sampled again the same way.
-        return list(self.context), list(self.pending), self.bpm, self.rng.bit_generator.state
+    def context_state(self) -> VAEState:
+        return list(self.context), list(self.pending), self.bpm
 
-    def restore(self, state: tuple) -> None:
-        context, pending, self.bpm, rng_state = state
+    def restore_context(self, state: VAEState) -> None:
+        context, pending, self.bpm = state
         self.context, self.pending = list(context), deque(pending)
-        self.rng.bit_generator.state = rng_state
 
     def step(self) -> int:
         if not self.pending:

@@ -1,9 +1,9 @@
 """The knobs of a generated audio stream (`cadenza audio`): temperature and CFG coefficient,
 turned from terminal keys and MIDI CCs while it plays.
 
-The keys are live's where they mean the same (+/- temperature, q quit; see
-cadenza.realtime.keys), and a CC maps 0..127 linearly onto a knob's range as `cadenza live`
-maps its temperature CC (cadenza.realtime.config). Values are written into the generator's
+The keys are live's where they mean the same (+/- temperature by the same step, q quit), and a
+CC maps 0..127 linearly onto a knob's range as `cadenza live` maps its temperature CC: the steps,
+ranges and curve are cadenza.realtime.controls'. Values are written into the generator's
 own attributes, which it reads at each step: a float assignment is atomic, so the generating
 thread needs no lock; the two writers here (keys, MIDI) share one.
 """
@@ -13,15 +13,19 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from cadenza.realtime.config import TEMPERATURE_RANGE, linear_from_cc
+from cadenza.midi_status import CONTROL_CHANGE, is_channel_message, kind_of
+from cadenza.realtime.controls import (
+    CFG_RANGE,
+    CFG_STEP,
+    TEMPERATURE_RANGE,
+    TEMPERATURE_STEP,
+    clamp,
+    linear_from_cc,
+)
 from cadenza.realtime.keys import KeyReader
 from cadenza.realtime.ports import MidiInput
 
 AUDIO_KEYS_HELP = "keys: +/- temperature  [/] cfg  q quit"
-TEMPERATURE_STEP = 0.1
-CFG_RANGE = (1.0, 10.0)  # 1: no guidance (the conditioned logits alone)
-CFG_STEP = 0.5
-CONTROL_CHANGE = 0xB0
 MIDI_POLL_SECONDS = 0.01  # a knob turned within 10 ms is soon enough for a generator step
 
 
@@ -73,9 +77,8 @@ class AudioKnobs:
     # ----- turning -----
 
     def _set(self, knob: tuple[Any, str], value: float, bounds: tuple[float, float]) -> None:
-        low, high = bounds
         with self._lock:
-            setattr(*knob, round(min(high, max(low, value)), 2))
+            setattr(*knob, round(clamp(value, bounds), 2))
 
     def turn_temperature(self, delta: float) -> None:
         self._set(self._temperature, self.temperature + delta, self.temperature_range)
@@ -130,5 +133,6 @@ class AudioKnobs:
     def _read_midi(self) -> None:
         while not self._stop.wait(MIDI_POLL_SECONDS):
             for _, message in self.midi.drain():
-                if len(message) >= 3 and message[0] & 0xF0 == CONTROL_CHANGE:
+                if (len(message) >= 3 and is_channel_message(message)
+                        and kind_of(message) == CONTROL_CHANGE):
                     self.control(message[1], message[2])

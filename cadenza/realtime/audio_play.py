@@ -22,6 +22,7 @@ import numpy as np
 from cadenza.errors import CadenzaError
 from cadenza.plugins import load_generator
 from cadenza.plugins.codec_lm import CodecLM
+from cadenza.realtime.stream_player import StreamPlayer
 from cadenza.render import read_wav, write_wav
 
 
@@ -50,7 +51,7 @@ def prime(lm: CodecLM, prompt: str | None, continue_from: str | Path | None) -> 
     if continue_from is not None:
         samples, rate = read_wav(continue_from)
         if rate != lm.sample_rate:
-            import soxr
+            import soxr  # imported here: optional (cadenza[audio]), only to resample a WAV
 
             samples = soxr.resample(samples, rate, lm.sample_rate).astype(np.float32)
         codes = lm.encode(samples)
@@ -84,8 +85,6 @@ def write_file(lm: CodecLM, seconds: float, out: str | Path) -> AudioRun:
 def play(lm: CodecLM, seconds: float | None, *, device: str | int | None = None,
          ahead: float = 0.5, knobs=None, status: bool = True) -> AudioRun:
     """Stream to the sound card for `seconds` (None: until q, Ctrl-C or SIGTERM)."""
-    from cadenza.realtime.audio_out import StreamPlayer
-
     samples = None if seconds is None else round(seconds * lm.sample_rate)
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())

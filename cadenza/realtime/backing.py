@@ -1,20 +1,11 @@
 """The backing loop of `cadenza live --mode backing`: a backing generator stepped along the beat
-grid, its note changes sent at the grid's deadlines, the player's notes heard step by step.
+grid, its note changes sent at the grid's deadlines, the player's notes heard step by step
+(player_notes.py); a bundle that puts the player first listens for them (backing_listen.py).
 
 Timing. Step n sounds at its grid point, read off the current BeatGrid each time (origin +
 k x step seconds: the DAW clock's fitted line, Link's timeline or the internal tempo), never by
 adding step lengths: nothing drifts however long it plays, and a tempo change or a new clock
 estimate moves the next step at once.
-
-Listen, then play (a bundle whose frames put the player first, `generator.listens`). Half a step
-before step n sounds, the loop opens its frame (one model step, ahead of time). If the model
-finds a player's note-on on step n likely (a beat of the melody), the loop waits for the
-player: the first note-on that comes after that point is the player's note of step n, and the
-loop hears it, generates step n's backing and sends it at once (early notes: at the grid point;
-late ones: a few milliseconds after the note, which a listener hears as together). A step on
-which the player then plays nothing waits `listen` seconds past its grid point at most, then
-plays with what it heard. A step the player is unlikely to start a note on is played at once,
-on its grid point. The grid sets every deadline; only sends wait for the player.
 
 Plan ahead (an older backing-first bundle, or `listen=None`). Half a step before step n sounds,
 once the player's notes of step n-1 are all in, the loop closes step n-1's frame with them
@@ -40,155 +31,22 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Callable, Sequence
 
+from cadenza.midi_status import NOTE_OFF, NOTE_ON
+from cadenza.realtime.backing_listen import LATE_MARGIN, LISTEN_ABOVE, ListenThenPlay
+from cadenza.realtime.backing_record import DEFAULT_LOOP_BARS, LoopRecord, seam
+from cadenza.realtime.backing_types import Anticipated, BackingGenerator, Change, Note, Output
 from cadenza.realtime.clock import BeatGrid
+from cadenza.realtime.player_notes import MAX_PLAYER_NOTES as MAX_PLAYER_NOTES  # re-exported
+from cadenza.realtime.player_notes import PlayerNotes
 
-NOTE_OFF, NOTE_ON = 0x80, 0x90
-LATE_MARGIN = 0.01  # seconds: a step due sooner than this when prepared is played as a rest
-# Listening, a step waits for the player only if the model gives the player's playing on it
-# (a note-off or note-on) at least this probability; others play on the grid point, planned
-# half a step ahead.
-LISTEN_ABOVE = 0.1
-# Listening, while a step waits for the player, its backing is computed ahead for the player's
-# likeliest notes (the model's guesses), as many as there is time for before its grid point, at
-# most ANTICIPATED: a foreseen note gets its backing with no model work. A guess takes a few ms
-# of model work (GUESS_SECONDS, measured on 2 cores with JACK running, rounded up); one is
-# begun only if it ends before the grid point, where the player's note is due.
-ANTICIPATED = 8
-GUESS_SECONDS = 0.012
-ARMED_MARGIN = 0.001  # ... or, generated in advance, when it is to be scheduled
-MAX_PLAYER_NOTES = 1024  # unheard player notes kept (a flood costs no memory)
-DEFAULT_LOOP_BARS = 2  # the loop's length when looping is switched on with none set
-
-Change = tuple[int, int, bool]  # (part, pitch, True for a note-on), as the backing plugin has it
-Note = tuple[int, int]  # (part, pitch)
+ARMED_MARGIN = 0.001  # seconds: an armed downbeat due sooner than this is generated again
 
 
-class BackingGenerator(Protocol):
-    """What the loop needs of cadenza.plugins.backing.BackingTransformer."""
+class BackingLoop(ListenThenPlay):
+    """The loop; its listening steps (listen, then play) are ListenThenPlay's."""
 
-    sounding: list[set[int]]
-    density: float
-    listens: bool  # the player's notes of a step come before its backing
-
-    def play_step(self, position: int, forced: Iterable[Change] | None = None,
-                  offs: Iterable[int] = (), ons: Iterable[int] = ()) -> list[Change]: ...
-
-    def open_step(self, position: int) -> None: ...
-
-    def player_probability(self) -> float: ...
-
-    def anticipate(self, count: int) -> Anticipated: ...
-
-    def play(self, forced: Iterable[Change] | None = None,
-             emit: Callable[[Change], None] | None = None) -> list[Change]: ...
-
-    def hear(self, offs: Iterable[int] = (), ons: Iterable[int] = ()) -> None: ...
-
-    def silence(self) -> list[tuple[int, int]]: ...
-
-    def set_style(self, style: str | None) -> None: ...
-
-    def snapshot(self) -> object: ...
-
-    def restore(self, state: object) -> None: ...
-
-
-class Anticipated(Protocol):
-    """What the loop needs of cadenza.plugins.backing.Anticipation."""
-
-    pending: list
-
-    def step(self) -> bool: ...
-
-    def take(self, offs: Iterable[int], ons: Iterable[int]) -> list[Change] | None: ...
-
-    def hear(self, offs: Iterable[int], ons: Iterable[int]) -> None: ...
-
-
-class Output(Protocol):
-    """Where the changes go: the engine's Scheduler (it knows what sounds, see end_channels)."""
-
-    def schedule_many(self, events: Iterable[tuple[float, Sequence[int]]]) -> None: ...
-
-    def end_channels(self, channels: Iterable[int]) -> None: ...
-
-
-# --- the loop record ------------------------------------------------------------------------
-@dataclass
-class Bar:
-    start: frozenset[Note]  # the backing notes sounding as the bar began
-    steps: list[tuple[Change, ...]] = field(default_factory=list)  # the changes, step by step
-
-
-class LoopRecord:
-    """The last `bars` whole bars the backing played, each with the notes sounding as it
-    began, to be replayed. A ring: memory stays bounded however long it plays. A bar is kept
-    only if it was played whole, from its downbeat, without a jump."""
-
-    def __init__(self, bars: int, steps_per_bar: int):
-        self.bars: deque[Bar] = deque(maxlen=bars)
-        self.steps_per_bar = steps_per_bar
-        self._current: Bar | None = None
-
-    @property
-    def length(self) -> int:
-        return self.bars.maxlen or 0
-
-    @property
-    def full(self) -> bool:
-        return len(self.bars) == self.length
-
-    def resize(self, bars: int) -> None:
-        self.bars = deque(self.bars, maxlen=bars)  # keeps the most recent ones
-
-    def clear(self) -> None:
-        self.bars.clear()
-        self._current = None
-
-    def record(self, position: int, sounding: frozenset[Note] | None, changes: Sequence[Change],
-               steps_per_bar: int) -> None:
-        """Step `position` played `changes`; `sounding` (needed at a downbeat) is what sounded
-        before them."""
-        if steps_per_bar != self.steps_per_bar:  # another metre: the old bars are no loop of it
-            self.clear()
-            self.steps_per_bar = steps_per_bar
-        if position == 0:
-            self._current = Bar(sounding or frozenset())
-        current = self._current
-        if current is None:
-            return
-        if len(current.steps) != position:  # the song position jumped: no whole bar here
-            self._current = None
-            return
-        current.steps.append(tuple(changes))
-        if len(current.steps) == self.steps_per_bar:
-            self.bars.append(current)
-            self._current = None
-
-    def break_bar(self) -> None:
-        """The bar being recorded will not be whole (a stop)."""
-        self._current = None
-
-
-def seam(sounding: set[Note], start: frozenset[Note], first: Sequence[Change]) -> list[Change]:
-    """The changes that make a replayed bar's first step sound as recorded, from whatever
-    sounds now: notes not in the recording end, notes held into the recorded bar start again,
-    and the bar's own first changes happen (a note struck there is struck again)."""
-    ons = {(part, pitch) for part, pitch, on in first if on}
-    ended = {(part, pitch) for part, pitch, on in first if not on}
-    target = (set(start) - ended) | ons
-    offs = (sounding - target) | (sounding & ons)
-    starts = ons | (target - sounding)
-    return [(p, q, False) for p, q in sorted(offs)] + [(p, q, True) for p, q in sorted(starts)]
-
-
-# --- the loop -------------------------------------------------------------------------------
-class BackingLoop:
     def __init__(
         self,
         generator: BackingGenerator,
@@ -221,8 +79,7 @@ class BackingLoop:
         self._start_beat: float | None = None  # where a start begins; None: the next step
         self._last: float | None = None  # the deadline of the last step opened
         self._open = False  # a frame is open: play_step done, hear not yet
-        self._player: deque[tuple[float, int, bool]] = deque(maxlen=MAX_PLAYER_NOTES)
-        self._deferred: list[int] = []  # player note-offs moved to the next frame
+        self._player = PlayerNotes()  # what the model has not heard yet
         self._replay: int | None = None  # the loop bar being replayed, None when generating
         self._silence_model = False  # requests from other threads, done before the next step
         self._mutate = False
@@ -259,7 +116,6 @@ class BackingLoop:
         self._last = None
         self._open = False
         self._player.clear()
-        self._deferred = []
         self._replay = None
         self._count_bar = True
         self._waiting = None
@@ -328,13 +184,8 @@ class BackingLoop:
     # --- the player (control thread) -----------------------------------------------------
     def player(self, t: float, message: Sequence[int]) -> None:
         """A note-on or note-off the player played at `t`."""
-        if not self.running or len(message) < 3:
-            return
-        kind = message[0] & 0xF0
-        if kind == NOTE_ON and message[2] > 0:
-            self._player.append((t, message[1], True))
-        elif kind in (NOTE_ON, NOTE_OFF):
-            self._player.append((t, message[1], False))
+        if self.running:
+            self._player.add(t, message)
 
     # --- the step (control thread) -------------------------------------------------------
     def poll(self, now: float) -> float | None:
@@ -348,15 +199,9 @@ class BackingLoop:
         step = grid.seconds_per_beat / self.steps_per_quarter
         while True:
             if self._waiting is not None:  # a step opened, listening for the player
-                until = self._waiting[0] + (self.listen or 0.0)
-                if now < until and not self._heard_onset():
-                    guesses = self._anticipation
-                    if guesses and guesses.pending and now + GUESS_SECONDS < self._waiting[0]:
-                        with self.lock:
-                            guesses.step()
-                        return now  # due at once: the player's note first, then the next guess
-                    return until
-                self._play_waiting(now, grid.beats_per_bar * self.steps_per_quarter)
+                due = self._listen(now, grid.beats_per_bar * self.steps_per_quarter)
+                if due is not None:
+                    return due
                 continue
             deadline = self._next_deadline(grid, now, step)
             if now < deadline - step / 2:
@@ -413,52 +258,6 @@ class BackingLoop:
             self._send(deadline, changes)
         self._count(beat, position, grid.beats_per_bar, late)
         self.last_deadline = deadline
-
-    def _open_step(self, deadline: float, position: int, now: float, steps_per_bar: int) -> None:
-        """Listening: open the step's frame ahead of time and wait for the player; a replayed
-        step is played at once (the loop does not listen)."""
-        sounding = self._sounding() if position == 0 else None
-        forced = self._replayed(position, sounding)
-        self.generator.open_step(position)
-        if forced is None and self.generator.player_probability() >= self.listen_above:
-            self._waiting = (deadline, position, sounding, now)
-            self._anticipation = self.generator.anticipate(ANTICIPATED)
-            self.listened += 1
-            return
-        # Replayed, or a step the player is unlikely to start a note on: planned now, played
-        # on the grid point (a note the player does start on it is heard on the next step).
-        self._hear(now)
-        self._finish(deadline, position, sounding, self._play(deadline, forced), steps_per_bar)
-
-    def _heard_onset(self) -> bool:
-        """A note-on came in since the waiting step opened: the player's note of it."""
-        opened = self._waiting[3] if self._waiting else math.inf
-        return any(on and t >= opened for t, _, on in self._player)
-
-    def _play_waiting(self, now: float, steps_per_bar: int) -> None:
-        """Hear what the player played and play the waiting step now (as a rest if the machine
-        stalled far past it: nothing sounds that late)."""
-        deadline, position, sounding, _ = self._waiting
-        with self.lock:
-            self.heard_in_time += self._heard_onset()
-            anticipation, self._waiting, self._anticipation = self._anticipation, None, None
-            offs, ons = self._heard(math.inf)
-            late = now > deadline + (self.listen or 0.0) + LATE_MARGIN
-            foreseen = None if late or anticipation is None else anticipation.take(offs, ons)
-            if foreseen is not None:
-                self._send(deadline, foreseen)
-                self.foreseen += 1
-                changes = foreseen
-            else:
-                (anticipation or self.generator).hear(offs, ons)
-                changes = self._play(deadline, [] if late else None)
-            self.rests += late
-            self._finish(deadline, position, sounding, changes, steps_per_bar)
-
-    def _play(self, deadline: float, forced: list[Change] | None) -> list[Change]:
-        """Play the open step, each change sent the moment it is chosen (the first note-on
-        goes out while the model still takes in the ones before it)."""
-        return self.generator.play(forced, emit=lambda change: self._send(deadline, [change]))
 
     def _finish(self, deadline: float, position: int, sounding: frozenset[Note] | None,
                 changes: list[Change], steps_per_bar: int) -> None:
@@ -550,31 +349,7 @@ class BackingLoop:
     def _hear(self, boundary: float) -> None:
         """Close the open frame with the player's notes that came before `boundary` (or were
         too late for their own frame)."""
-        self.generator.hear(*self._heard(boundary))
-
-    def _heard(self, boundary: float) -> tuple[list[int], list[int]]:
-        """The player's note-offs and note-ons that came before `boundary` (or were too late
-        for their own frame), taken from the queue. A note struck and released within one step
-        lasts the step: its note-off goes to the next frame, as the model was trained on grid
-        notes."""
-        player, offs, ons = self._player, set(self._deferred), set()
-        self._deferred = []
-        last: dict[int, bool] = {}
-        struck: set[int] = set()
-        while player and player[0][0] < boundary:
-            _, pitch, on = player.popleft()
-            last[pitch] = on
-            if on:
-                struck.add(pitch)
-        for pitch, on in last.items():
-            if on or pitch in struck:
-                ons.add(pitch)
-                offs.discard(pitch)
-                if not on:
-                    self._deferred.append(pitch)
-            else:
-                offs.add(pitch)
-        return sorted(offs), sorted(ons)
+        self.generator.hear(*self._player.take(boundary))
 
     def _send(self, deadline: float, changes: Sequence[Change]) -> None:
         """Schedule a step's changes at its deadline, note-offs first (as play_step orders

@@ -18,8 +18,9 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
+from cadenza.midi_status import CLOCK, CONTINUE, SONG_POSITION, START, STOP
+
 PPQN = 24  # MIDI clock pulses per quarter note (beat)
-CLOCK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
 PULSES_PER_SIXTEENTH = PPQN // 4
 
 # A grid point this close before `t` counts as at `t`: float error in origin + k * spb must not

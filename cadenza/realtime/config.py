@@ -11,25 +11,46 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cadenza.errors import ConfigError, read_settings
-from cadenza.midi import SUSTAIN_CC
-from cadenza.plugins.backing import HARMONY_RANGE
+from cadenza.midi_status import DRUM_CHANNEL, SUSTAIN_PEDAL
 from cadenza.realtime.clock import BeatGrid
+from cadenza.realtime.controls import (
+    ANSWER_SECONDS_RANGE,
+    BEATS_PER_BAR_RANGE,
+    BPM_RANGE,
+    CHANNEL_RANGE,
+    CONTROLLER_RANGE,
+    DENSITY_RANGE,
+    HARMONY_RANGE,
+    LISTEN_MS_RANGE,
+    LOOKAHEAD_RANGE,
+    MAX_ANSWER_BARS,
+    MAX_LOOP_BARS,
+    PROGRAM_RANGE,
+    SILENCE_BEATS_RANGE,
+    SILENCE_SECONDS_RANGE,
+    TEMPERATURE_RANGE,
+    VELOCITY_RANGE,
+    CCMap,
+)
+from cadenza.realtime.validators import (
+    Rule,
+    choice,
+    flag,
+    integer,
+    list_of,
+    number,
+    optional,
+    text,
+)
 
 MODES = ("call-response", "accompany", "backing")
 QUANTIZE = ("none", "beat", "bar")
 ON_INTERRUPT = ("stop", "overlap")
-TEMPERATURE_RANGE = (0.1, 2.0)  # Magenta's temperature knob range
-MAX_ANSWER_BARS = 64
-LISTEN_MS_RANGE = (0.0, 50.0)  # how long past a grid point a listening backing waits
-DENSITY_RANGE = (-3.0, 3.0)  # log-odds bias on the backing's note-ons: sparser .. busier
-MAX_LOOP_BARS = 16
-DRUM_CHANNEL = 10  # General MIDI's percussion channel: never a default backing channel
 
 
 @dataclass(frozen=True)
@@ -54,8 +75,9 @@ class AnswerLength:
             if amount != int(amount) or not 1 <= amount <= MAX_ANSWER_BARS:
                 raise ValueError(f"bars must be a whole number 1..{MAX_ANSWER_BARS}, got {text!r}")
             return cls("bars", amount)
-        if not 0.5 <= amount <= 120:
-            raise ValueError(f"seconds must be 0.5..120, got {text!r}")
+        low, high = ANSWER_SECONDS_RANGE
+        if not low <= amount <= high:
+            raise ValueError(f"seconds must be {low:g}..{high:g}, got {text!r}")
         return cls("seconds", amount)
 
     def seconds(self, call_seconds: float, grid: BeatGrid) -> float:
@@ -69,19 +91,6 @@ class AnswerLength:
         if self.unit == "call":
             return "same-as-call"
         return f"{self.amount:g} {'bars' if self.unit == 'bars' else 's'}"
-
-
-@dataclass
-class CCMap:
-    """Controller numbers of the knobs (None: not mapped)."""
-
-    temperature: int | None = None  # 0..127 -> 0.1..2.0, see temperature_from_cc
-    answer_length: int | None = None  # 0..127 -> 1..16 bars, see answer_bars_from_cc
-    panic: int | None = None  # value >= 64: all notes off
-    mutate: int | None = None  # value >= 64: answer the last call again
-    style: int | None = None  # 0..127 across "any" and the bundle's styles, see style_from_cc
-    density: int | None = None  # 0..127 -> -3..+3 (64: 0), see density_from_cc (backing)
-    loop: int | None = None  # value >= 64: loop on/off (backing: the last loop_bars bars)
 
 
 @dataclass
@@ -146,7 +155,7 @@ class LiveConfig:
         """The wire channels (0..15) of `parts` backing parts; a ConfigError if the list given
         does not have one per part."""
         if self.backing_channels is None:
-            taken = {self.output_channel, DRUM_CHANNEL}
+            taken = {self.output_channel, DRUM_CHANNEL + 1}  # never a default backing channel
             after = [(self.output_channel + k - 1) % 16 + 1 for k in range(1, 16)]
             free = [channel for channel in after if channel not in taken]
             return [channel - 1 for channel in free[:parts]]
@@ -179,126 +188,6 @@ class LiveConfig:
         return out
 
 
-def linear_from_cc(value: int, low: float, high: float) -> float:
-    """A CC value 0..127 to low..high, linearly (out-of-range values are clamped)."""
-    return low + (high - low) * min(max(value, 0), 127) / 127
-
-
-def temperature_from_cc(value: int) -> float:
-    """A CC value 0..127 to a temperature 0.1..2.0, linearly, as Magenta's MIDI interface."""
-    return linear_from_cc(value, *TEMPERATURE_RANGE)
-
-
-def style_from_cc(value: int, styles: list[str]) -> str | None:
-    """A CC value 0..127 to one of None ("any") and `styles`, in equal ranges."""
-    choices = [None, *styles]
-    return choices[min(max(value, 0), 127) * len(choices) // 128]
-
-
-def answer_bars_from_cc(value: int) -> int:
-    """A CC value 0..127 to an answer of 1..16 bars."""
-    return 1 + min(max(value, 0), 127) * 15 // 127
-
-
-def density_from_cc(value: int) -> float:
-    """A CC value 0..127 to a density -3..+3, with 64 (a centred knob) at exactly 0."""
-    low, high = DENSITY_RANGE
-    return min(max((min(max(value, 0), 127) - 64) * high / 63, low), high)
-
-
-# -- the validator table: each rule takes a YAML/CLI value, returns it checked and normalised,
-# -- or raises ValueError with the problem.
-
-Rule = Callable[[Any], Any]
-
-
-def _optional(rule: Rule) -> Rule:
-    return lambda value: None if value is None else rule(value)
-
-
-def _integer(low: int, high: int | None = None) -> Rule:
-    def check(value: Any) -> int:
-        if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
-            value = int(value)  # from the command line
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ValueError(f"expected a whole number, got {value!r}")
-        if value < low or (high is not None and value > high):
-            raise ValueError(
-                f"must be {low}..{high}, got {value}"
-                if high is not None
-                else f"must be at least {low}, got {value}"
-            )
-        return value
-
-    return check
-
-
-def _number(low: float, high: float, *, open_low: bool = False) -> Rule:
-    def check(value: Any) -> float:
-        if isinstance(value, str):
-            try:
-                value = float(value)  # YAML 1.1 reads 1e-3 as a string
-            except ValueError:
-                pass
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise ValueError(f"expected a number, got {value!r}")
-        value = float(value)
-        if not (low < value if open_low else low <= value) or not value <= high:
-            bracket = "(" if open_low else ""
-            raise ValueError(f"must be {bracket}{low:g}..{high:g}, got {value:g}")
-        return value
-
-    return check
-
-
-def _flag(value: Any) -> bool:
-    if isinstance(value, str):
-        value = {
-            "true": True,
-            "yes": True,
-            "on": True,
-            "false": False,
-            "no": False,
-            "off": False,
-        }.get(value.strip().lower(), value)
-    if not isinstance(value, bool):
-        raise ValueError(f"expected true or false, got {value!r}")
-    return value
-
-
-def _choice(*options: str) -> Rule:
-    def check(value: Any) -> str:
-        if value not in options:
-            raise ValueError(f"must be one of {', '.join(options)}, got {value!r}")
-        return value
-
-    return check
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"expected a non-empty string, got {value!r}")
-    return value
-
-
-def _list_of(rule: Rule, *, unique: bool = False) -> Rule:
-    """A list of values, from YAML (`[2, 3, 4]`, or one value) or the command line (`2,3,4`)."""
-
-    def check(value: Any) -> tuple:
-        if isinstance(value, str):
-            value = [v for v in value.replace(" ", ",").split(",") if v]
-        elif not isinstance(value, (list, tuple)):
-            value = [value]
-        if not value:
-            raise ValueError("expected at least one value")
-        items = tuple(rule(v) for v in value)
-        if unique and len(set(items)) != len(items):
-            raise ValueError(f"each value once, got {', '.join(map(str, items))}")
-        return items
-
-    return check
-
-
 def _answer_length(value: Any) -> AnswerLength:
     if isinstance(value, AnswerLength):
         return value
@@ -308,54 +197,54 @@ def _answer_length(value: Any) -> AnswerLength:
 
 
 def _controller(value: Any) -> int:
-    number = _integer(0, 127)(value)
-    if number == SUSTAIN_CC:
+    controller = integer(*CONTROLLER_RANGE)(value)
+    if controller == SUSTAIN_PEDAL:
         raise ValueError("64 is the sustain pedal, which the phrase keeps")
-    return number
+    return controller
 
 
 RULES: dict[str, Rule] = {
-    "mode": _choice(*MODES),
-    "input_port": _optional(_text),
-    "output_port": _optional(_text),
-    "port_name": _text,
-    "input_channel": _optional(_integer(1, 16)),
-    "output_channel": _integer(1, 16),
-    "program": _optional(_integer(0, 127)),
-    "passthrough": _flag,
-    "bpm": _number(20, 400),
-    "follow_clock": _flag,
-    "link": _flag,
-    "send_clock": _flag,
-    "quantize_answer_to": _choice(*QUANTIZE),
-    "beats_per_bar": _integer(1, 16),
-    "silence_seconds": _number(0.05, 60),
-    "silence_beats": _optional(_number(0.25, 64)),
-    "end_cc": _optional(_controller),
+    "mode": choice(*MODES),
+    "input_port": optional(text),
+    "output_port": optional(text),
+    "port_name": text,
+    "input_channel": optional(integer(*CHANNEL_RANGE)),
+    "output_channel": integer(*CHANNEL_RANGE),
+    "program": optional(integer(*PROGRAM_RANGE)),
+    "passthrough": flag,
+    "bpm": number(*BPM_RANGE),
+    "follow_clock": flag,
+    "link": flag,
+    "send_clock": flag,
+    "quantize_answer_to": choice(*QUANTIZE),
+    "beats_per_bar": integer(*BEATS_PER_BAR_RANGE),
+    "silence_seconds": number(*SILENCE_SECONDS_RANGE),
+    "silence_beats": optional(number(*SILENCE_BEATS_RANGE)),
+    "end_cc": optional(_controller),
     "answer_length": _answer_length,
-    "on_interrupt": _choice(*ON_INTERRUPT),
-    "temperature": _number(*TEMPERATURE_RANGE),
-    "top_k": _integer(0),
-    "top_p": _number(0, 1, open_low=True),
-    "plugin": _optional(_text),
-    "bundle": _optional(_text),
-    "style": _optional(_text),
-    "seed": _optional(_integer(0)),
-    "quiet": _flag,
-    "synth": _flag,
-    "soundfont": _optional(_text),
-    "lookahead_seconds": _number(0.05, 10),
-    "loop": _flag,
-    "backing_channels": _optional(_list_of(_integer(1, 16), unique=True)),
-    "backing_velocity": _list_of(_integer(1, 127)),
-    "backing_ports": _flag,
-    "backing_programs": _optional(_list_of(_integer(0, 127))),
-    "listen_ms": _number(*LISTEN_MS_RANGE),
-    "harmony": _optional(_number(*HARMONY_RANGE)),
-    "density": _number(*DENSITY_RANGE),
-    "loop_bars": _integer(0, MAX_LOOP_BARS),
+    "on_interrupt": choice(*ON_INTERRUPT),
+    "temperature": number(*TEMPERATURE_RANGE),
+    "top_k": integer(0),
+    "top_p": number(0, 1, open_low=True),
+    "plugin": optional(text),
+    "bundle": optional(text),
+    "style": optional(text),
+    "seed": optional(integer(0)),
+    "quiet": flag,
+    "synth": flag,
+    "soundfont": optional(text),
+    "lookahead_seconds": number(*LOOKAHEAD_RANGE),
+    "loop": flag,
+    "backing_channels": optional(list_of(integer(*CHANNEL_RANGE), unique=True)),
+    "backing_velocity": list_of(integer(*VELOCITY_RANGE)),
+    "backing_ports": flag,
+    "backing_programs": optional(list_of(integer(*PROGRAM_RANGE))),
+    "listen_ms": number(*LISTEN_MS_RANGE),
+    "harmony": optional(number(*HARMONY_RANGE)),
+    "density": number(*DENSITY_RANGE),
+    "loop_bars": integer(0, MAX_LOOP_BARS),
 }
-CC_RULE = _optional(_controller)
+CC_RULE = optional(_controller)
 CC_KNOBS = tuple(f.name for f in dataclasses.fields(CCMap))
 
 

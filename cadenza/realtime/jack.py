@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from cadenza.errors import CadenzaError
+from cadenza.realtime.audio_out import release_audio_devices
 
 # 256 frames at 48 kHz (5.3 ms). JACK moves MIDI once a cycle, so a shorter cycle bounds
 # delivery jitter tighter, but with --no-realtime a client thread that is late for its cycle
@@ -78,9 +79,7 @@ def stop_jack(process: subprocess.Popen | None) -> None:
     before it."""
     if process is None or process.poll() is not None:
         return
-    if "sounddevice" in sys.modules:
-        from cadenza.realtime.audio_out import release_audio_devices
-
+    if "sounddevice" in sys.modules:  # only a process that played audio attached PortAudio
         release_audio_devices()
     process.terminate()
     try:

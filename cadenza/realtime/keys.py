@@ -1,8 +1,8 @@
 """Knobs on the computer keyboard, for a player whose controller has none to spare.
 
 A thread reads single keys from the terminal in cbreak mode (no Enter needed) and hands each
-to a press function (TerminalKeys: the live engine's knobs; cadenza.realtime.audio_knobs:
-a generated audio stream's); the terminal is restored however the program stops.
+to a press function (TerminalKeys: the live engine's control surface; cadenza.realtime.
+audio_knobs: a generated audio stream's); the terminal is restored however the program stops.
 """
 
 from __future__ import annotations
@@ -13,11 +13,7 @@ import sys
 import threading
 from collections.abc import Callable
 
-KEYS_HELP = (
-    "keys: +/- temperature  [/] answer (backing: loop) bars  </> silence  (/) density  "
-    "p panic  m mutate  l loop  n next bundle  s style  q quit"
-)
-DENSITY_STEP = 0.5  # of the backing's note-on bias, per key press
+from cadenza.realtime.controls import ControlSurface
 
 
 class KeyReader:
@@ -33,7 +29,7 @@ class KeyReader:
         """Start reading keys if stdin is a terminal; False (and nothing done) otherwise."""
         if not sys.stdin.isatty():
             return False
-        import termios
+        import termios  # imported here: POSIX only (Windows has no termios)
         import tty
 
         fd = sys.stdin.fileno()
@@ -50,7 +46,7 @@ class KeyReader:
         if self._thread is not None:
             self._thread.join(timeout=1.0)
         if self._saved is not None:
-            import termios
+            import termios  # POSIX only, as in start()
 
             termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, self._saved)
             self._saved = None
@@ -65,31 +61,12 @@ class KeyReader:
 
 
 class TerminalKeys(KeyReader):
-    """The live engine's knobs on keys (KEYS_HELP)."""
+    """The live engine's knobs on keys: each key goes to its control surface (the key map and
+    KEYS_HELP are cadenza.realtime.controls')."""
 
-    def __init__(self, engine) -> None:
-        super().__init__(self.press)
-        self.engine = engine
+    def __init__(self, controls: ControlSurface) -> None:
+        super().__init__(controls.press)
+        self.controls = controls
 
     def press(self, key: str) -> None:
-        engine = self.engine
-        actions = {
-            "+": lambda: engine.turn_temperature(+0.1),
-            "=": lambda: engine.turn_temperature(+0.1),
-            "-": lambda: engine.turn_temperature(-0.1),
-            "]": lambda: engine.turn_answer_bars(+1),
-            "[": lambda: engine.turn_answer_bars(-1),
-            ">": lambda: engine.turn_silence(+0.1),
-            ")": lambda: engine.turn_density(+DENSITY_STEP),
-            "(": lambda: engine.turn_density(-DENSITY_STEP),
-            "<": lambda: engine.turn_silence(-0.1),
-            "p": engine.panic,
-            "m": lambda: engine.mutate(None),
-            "l": engine.toggle_loop,
-            "n": engine.next_bundle,
-            "s": lambda: engine.turn_style(+1),
-            "q": engine.stop,
-        }
-        action = actions.get(key.lower() if key.isalpha() else key)
-        if action is not None:
-            action()
+        self.controls.press(key)

@@ -13,43 +13,20 @@ import threading
 from cadenza.errors import BundleError, CadenzaError, ConfigError
 from cadenza.plugins import load_generator
 from cadenza.realtime.config import LiveConfig
+from cadenza.realtime.controls import KEYS_HELP
 from cadenza.realtime.engine import LiveEngine
-from cadenza.realtime.keys import KEYS_HELP, TerminalKeys
+from cadenza.realtime.keys import TerminalKeys
 from cadenza.realtime.link import import_link
+from cadenza.realtime.modes import mode_for
 from cadenza.realtime.ports import ChannelRouter, MidiOutput, open_input, open_output
 
 STATUS_PERIOD = 0.5  # seconds between status-line updates
 
 
 def status_line(engine: LiveEngine) -> str:
-    stats, lateness = engine.stats, engine.scheduler.lateness_stats()
+    lateness = engine.scheduler.lateness_stats()
     late = f"late p99 {lateness['p99'] * 1e3:.2f} ms" if lateness["count"] else "late -"
-    if engine.backing is not None:
-        return _backing_status(engine, late)
-    state = "answering" if engine.performer.busy else "listening"
-    if engine.phrases.playing:
-        state = "hearing you"
-    tempo = engine.current_grid().bpm
-    style = f" ({engine.style})" if engine.style else ""
-    return (
-        f"{state:11s} | temp {engine.generator.knobs.temperature:.2f} | {tempo:5.1f} bpm | "
-        f"{engine.generator.bundle.name}{style} | phrases {stats.phrases} | {late}"
-    )
-
-
-def _backing_status(engine: LiveEngine, late: str) -> str:
-    backing = engine.backing
-    if not backing.running or backing.steps == 0:
-        where = "waiting for Start" if engine.clock is not None else "starting"
-    else:
-        where = f"bar {backing.bar}:{backing.beat_in_bar}"
-    bpm = backing.bpm  # not backing.grid(): the clock follower is the control thread's
-    tempo = f"{bpm:5.1f} bpm" if bpm is not None else "  -   bpm"
-    return (
-        f"backing | {where:17s} | density {engine.generator.density:+.1f} | "
-        f"loop {backing.loop_state} | temp {engine.generator.knobs.temperature:.2f} | {tempo} | "
-        f"{late}"
-    )
+    return engine.mode.status(late)
 
 
 def _status_thread(engine: LiveEngine, stop: threading.Event) -> threading.Thread:
@@ -74,14 +51,7 @@ def open_engine(config: LiveConfig) -> LiveEngine:
     default_plugin = None if config.bundle else "backing" if backing else "performance-rnn"
     generator = load_generator(config.bundle, plugin=config.plugin or default_plugin,
                                seed=config.seed)
-    if backing and not hasattr(generator, "play_step"):
-        raise ConfigError("bundle", f"{generator.bundle.name} ({generator.plugin}) plays no "
-                          "backing parts; --mode backing needs a backing bundle")
-    if not backing and hasattr(generator, "play_step"):
-        raise ConfigError("mode", f"{generator.bundle.name} plays backing parts: "
-                          "use --mode backing")
-    if not hasattr(generator, "codec"):
-        raise ConfigError("plugin", f"{generator.plugin} does not make performance events")
+    mode_for(generator, config)  # a generator the mode cannot play: before any port opens
     if backing:  # a channel or velocity per part, checked before any port opens
         config.backing_channel_indices(generator.parts.parts)
         config.backing_velocities(generator.parts.parts)
@@ -120,19 +90,11 @@ def run_live(config: LiveConfig) -> LiveEngine:
     }
     stop_status = threading.Event()
     status = None if config.quiet else _status_thread(engine, stop_status)
-    keys = TerminalKeys(engine)
+    keys = TerminalKeys(engine.controls)
     if keys.start() and not config.quiet:
         print(KEYS_HELP, file=sys.stderr)
     if not config.quiet:
-        channels = f"channel {config.output_channel}"
-        if engine.backing is not None:
-            names = engine.generator.parts.names
-            programs = config.backing_program_list(engine.generator.programs)
-            parts = ", ".join(f"{name} on {channel + 1} (program {program})" for name, channel,
-                              program in zip(names, engine.backing.channels, programs, strict=True))
-            channels += f"; backing parts: {parts}"
-            if config.follow_clock:
-                channels += ", from the DAW's Start"
+        channels = f"channel {config.output_channel}{engine.mode.banner()}"
         print(
             f"cadenza live: {config.mode}, in '{engine.midi_in.name}', out "
             f"'{engine.midi_out.name}' ({channels}); Ctrl-C to stop",

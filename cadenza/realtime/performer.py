@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -22,6 +23,15 @@ from cadenza.plugins.base import Generator
 from cadenza.realtime.stream import LiveDecoder, LiveEncoder
 
 Schedule = Callable[[float, list[int]], None]
+
+
+class Unschedule(Protocol):
+    """What silence() ends of what the performer scheduled: the engine's Scheduler."""
+
+    def cancel(self, after: float | None = None) -> int: ...
+
+    def release_all(self) -> None: ...
+
 MAX_EVENTS_PER_STEP = 24  # events at one 10 ms instant before time is moved on
 
 
@@ -49,6 +59,7 @@ class Performer(threading.Thread):
         seed: int | None = None,
         loop: bool = False,
         on_error: Callable[[BaseException], None] | None = None,
+        unschedule: Unschedule | None = None,
     ):
         super().__init__(name="cadenza-performer", daemon=True)
         self.generator = generator
@@ -57,6 +68,7 @@ class Performer(threading.Thread):
         self.seed = seed
         self.loop = loop  # repeat the last answer until the player plays again
         self.on_error = on_error
+        self.unschedule = unschedule  # None: silence() stops generating, the rest is the caller's
         self.tempo: Callable[[], float | None] = lambda: None  # the engine's bpm, for prime
         codec = generator.codec
         self.encoder = LiveEncoder(codec)
@@ -75,7 +87,9 @@ class Performer(threading.Thread):
         self._played: list[tuple[float, list[int]]] = []  # the answer's messages, from its start
         self._loop_next = 0.0
         self._loop_period = 0.0
-        self.lock = threading.Lock()  # held while scheduling, and while the engine interrupts
+        # Held while this thread schedules, and by silence(): no message of an answer being
+        # silenced can reach the scheduler between the stop and the cancel.
+        self.lock = threading.Lock()
 
     # --- called from the control thread -------------------------------------------------
     def player(self, t: float, message: list[int]) -> None:
@@ -102,12 +116,18 @@ class Performer(threading.Thread):
         """Condition the generator on `style` (its own thread does it, between two steps)."""
         self.commands.put(("style", style))
 
-    def stop_answer(self) -> None:
-        """Silence the answer at once (nothing more of it reaches the scheduler), and end it.
-        Call with `lock` held, together with clearing the scheduler, so that no message of
-        the answer can slip in between."""
-        self._silenced = True
-        self.commands.put(("stop",))
+    def silence(self) -> None:
+        """Silence the answer at once and end it: nothing more of it reaches the scheduler,
+        what it scheduled and has not been sent is dropped (a note-off of a sounding note is
+        kept), and its sounding notes end now. From any thread."""
+        with self.lock:
+            self._silenced = True
+            self.commands.put(("stop",))
+            if self.unschedule is not None:
+                self.unschedule.cancel()
+                self.unschedule.release_all()
+
+    stop_answer = silence  # its former name
 
     def close(self) -> None:
         self._closed = True

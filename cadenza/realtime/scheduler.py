@@ -29,8 +29,8 @@ from typing import Protocol
 
 import numpy as np
 
-NOTE_OFF, NOTE_ON, CONTROL_CHANGE = 0x80, 0x90, 0xB0
-SUSTAIN, ALL_SOUND_OFF, ALL_NOTES_OFF = 64, 120, 123
+from cadenza.midi_status import ALL_NOTES_OFF, CONTROL_CHANGE, NOTE_OFF, SUSTAIN_PEDAL, channel_of
+from cadenza.realtime.note_state import NoteState
 
 # The spin keeps the GIL only for its last 200 us and yields it before that. A spin that
 # keeps it throughout starves rtmidi's input callback, which runs on JACK's process thread and
@@ -46,63 +46,6 @@ class Output(Protocol):
     """What the scheduler needs from a port (cadenza.realtime.ports.MidiOutput is one)."""
 
     def send(self, message: Sequence[int]) -> None: ...
-
-
-class _NoteState:
-    """Sounding notes (channel, pitch) -> count, sustain pedals down, channels used.
-
-    A count, not a set: the decoder may overlap two notes of one pitch, and a synth that
-    counts voices needs a note-off for each.
-    """
-
-    def __init__(self) -> None:
-        self.notes: dict[tuple[int, int], int] = {}
-        self.pedals: set[int] = set()
-        self.channels: set[int] = set()
-
-    def copy(self) -> _NoteState:
-        other = _NoteState()
-        other.notes, other.pedals, other.channels = dict(self.notes), set(self.pedals), set()
-        return other
-
-    def ends_something(self, message: Sequence[int]) -> bool:
-        """Would this message end a sounding note or lift a pedal that is down?"""
-        if len(message) < 3:
-            return False
-        kind, channel = message[0] & 0xF0, message[0] & 0x0F
-        if kind == NOTE_OFF or (kind == NOTE_ON and message[2] == 0):
-            return (channel, message[1]) in self.notes
-        if kind == CONTROL_CHANGE and message[1] == SUSTAIN and message[2] < 64:
-            return channel in self.pedals
-        return False
-
-    def apply(self, message: Sequence[int]) -> None:
-        if len(message) < 2 or not 0x80 <= message[0] < 0xF0:
-            return
-        kind, channel = message[0] & 0xF0, message[0] & 0x0F
-        self.channels.add(channel)
-        if len(message) < 3:
-            return
-        key = (channel, message[1])
-        if kind == NOTE_ON and message[2] > 0:
-            self.notes[key] = self.notes.get(key, 0) + 1
-        elif kind == NOTE_OFF or kind == NOTE_ON:
-            count = self.notes.get(key, 0) - 1
-            if count > 0:
-                self.notes[key] = count
-            else:
-                self.notes.pop(key, None)
-        elif kind == CONTROL_CHANGE:
-            if message[1] == SUSTAIN:
-                (self.pedals.add if message[2] >= 64 else self.pedals.discard)(channel)
-            elif message[1] in (ALL_SOUND_OFF, ALL_NOTES_OFF):
-                for note in [k for k in self.notes if k[0] == channel]:
-                    del self.notes[note]
-
-
-def _channel(message: Sequence[int]) -> int | None:
-    """The channel (0..15) of a channel message; None for a system message."""
-    return message[0] & 0x0F if message and 0x80 <= message[0] < 0xF0 else None
 
 
 class Scheduler:
@@ -127,7 +70,7 @@ class Scheduler:
         self._cond = threading.Condition()  # guards everything below and every send
         self._heap: list[_Entry] = []
         self._order = itertools.count()
-        self._state = _NoteState()
+        self._state = NoteState()
         self._lateness = np.zeros(lateness_capacity, dtype=np.float64)
         self._lateness_count = 0
         self._running = True
@@ -196,7 +139,7 @@ class Scheduler:
         come, not even a late note-off, while the other channels play on."""
         wanted = frozenset(channels)
         with self._cond:
-            kept = [e for e in self._heap if _channel(e[2]) not in wanted]
+            kept = [e for e in self._heap if channel_of(e[2]) not in wanted]
             if len(kept) != len(self._heap):
                 heapq.heapify(kept)
                 self._heap = kept
@@ -360,7 +303,7 @@ class Scheduler:
         for channel in sorted(self._state.pedals):
             if channels is not None and channel not in channels:
                 continue
-            error = self._send_locked([CONTROL_CHANGE | channel, SUSTAIN, 0])
+            error = self._send_locked([CONTROL_CHANGE | channel, SUSTAIN_PEDAL, 0])
             if error is not None:
                 errors.append(error)
         return errors
@@ -368,7 +311,7 @@ class Scheduler:
     def _panic_locked(self) -> list[BaseException]:
         errors = self._release_locked()
         for channel in sorted(self._state.channels):
-            for controller in (ALL_NOTES_OFF, SUSTAIN):
+            for controller in (ALL_NOTES_OFF, SUSTAIN_PEDAL):
                 error = self._send_locked([CONTROL_CHANGE | channel, controller, 0])
                 if error is not None:
                     errors.append(error)

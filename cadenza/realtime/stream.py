@@ -13,9 +13,16 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 from cadenza.events import PerformanceCodec
-
-NOTE_ON, NOTE_OFF, CONTROL = 0x90, 0x80, 0xB0
-SUSTAIN_CC = 64
+from cadenza.midi_status import (
+    CONTROL_CHANGE,
+    NOTE_OFF,
+    NOTE_ON,
+    SUSTAIN_PEDAL,
+    SWITCH_ON,
+    ends_note,
+    kind_of,
+    starts_note,
+)
 
 
 @dataclass
@@ -58,13 +65,12 @@ class LiveEncoder:
 
     def feed(self, t: float, message: list[int]) -> list[int]:
         """Events for one MIDI message at time `t` (empty for messages that are not notes)."""
-        kind = message[0] & 0xF0
-        if kind == NOTE_ON and len(message) > 2 and message[2] > 0:
+        if starts_note(message):
             return self._note_on(t, message[1], message[2])
-        if kind == NOTE_OFF or (kind == NOTE_ON and len(message) > 2):
+        if ends_note(message) or (kind_of(message) == NOTE_OFF and len(message) == 2):
             return self._note_off(t, message[1])
-        if kind == CONTROL and len(message) > 2 and message[1] == SUSTAIN_CC:
-            return self._pedal(t, message[2] >= 64)
+        if kind_of(message) == CONTROL_CHANGE and len(message) > 2 and message[1] == SUSTAIN_PEDAL:
+            return self._pedal(t, message[2] >= SWITCH_ON)
         return []
 
     def _note_on(self, t: float, pitch: int, velocity: int) -> list[int]:

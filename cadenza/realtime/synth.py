@@ -20,13 +20,25 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cadenza.notes import DRUM_CHANNEL
+from cadenza.midi_status import (
+    ALL_NOTES_OFF,
+    ALL_SOUND_OFF,
+    CONTROL_CHANGE,
+    DRUM_CHANNEL,
+    PITCH_BEND,
+    PROGRAM_CHANGE,
+    RESET_CONTROLLERS,
+    SUSTAIN_PEDAL,
+    SWITCH_ON,
+    channel_of,
+    ends_note,
+    is_channel_message,
+    kind_of,
+    starts_note,
+)
 from cadenza.realtime.audio_out import RingFigures, RingPlayer
-from cadenza.realtime.ports import PortClosedError
+from cadenza.realtime.midi_io import PortClosedError
 from cadenza.render import find_soundfont, load_synth
-
-NOTE_OFF, NOTE_ON, CONTROL_CHANGE, PROGRAM_CHANGE, PITCH_BEND = 0x80, 0x90, 0xB0, 0xC0, 0xE0
-SUSTAIN, ALL_SOUND_OFF, RESET_CONTROLLERS, ALL_NOTES_OFF = 64, 120, 121, 123
 
 
 class SynthOutput(RingFigures):
@@ -101,9 +113,9 @@ class SynthOutput(RingFigures):
     # ----- MIDI -----
 
     def _apply_locked(self, message: Sequence[int]) -> None:
-        if len(message) < 2 or not 0x80 <= message[0] < 0xF0:
+        if not is_channel_message(message):
             return  # system messages (clock, start, stop) and running status are not for us
-        kind, channel, synth = message[0] & 0xF0, message[0] & 0x0F, self._synth
+        kind, channel, synth = kind_of(message), channel_of(message), self._synth
         if kind == PROGRAM_CHANGE:
             try:
                 synth.program_change(channel, message[1] & 0x7F, is_drums=channel == DRUM_CHANNEL)
@@ -113,20 +125,20 @@ class SynthOutput(RingFigures):
         if len(message) < 3:
             return
         data1, data2 = message[1] & 0x7F, message[2] & 0x7F
-        if kind == NOTE_ON and data2 > 0:
+        if starts_note(message):
             held = self._held[channel]
             if data1 in held:  # struck again under the pedal: the held note ends first
                 held.remove(data1)
                 synth.noteoff(channel, data1)
             synth.noteon(channel, data1, data2)
-        elif kind in (NOTE_ON, NOTE_OFF):
+        elif ends_note(message):
             if self._pedal[channel]:
                 self._held[channel].append(data1)
             else:
                 synth.noteoff(channel, data1)
         elif kind == CONTROL_CHANGE:
-            if data1 == SUSTAIN:
-                self._set_pedal(channel, data2 >= 64)
+            if data1 == SUSTAIN_PEDAL:
+                self._set_pedal(channel, data2 >= SWITCH_ON)
                 return
             if data1 in (ALL_NOTES_OFF, ALL_SOUND_OFF, RESET_CONTROLLERS):
                 self._set_pedal(channel, False)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -26,23 +25,17 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from cadenza.corpus.audio import load_clips
-from cadenza.errors import CadenzaError, ConfigError, read_settings
+from cadenza.errors import CadenzaError, ConfigError
+from cadenza.export.text_encoder import cached_text_encoder
 from cadenza.plugins.codebook_patterns import get_pattern
+from cadenza.plugins.text_encoder import TextEncoder
 from cadenza.training.codec_lm import CodecLM, CodecLMConfig, pattern_loss
 from cadenza.training.codec_train import codec_from_checkpoint
-from cadenza.training.config import _apply, apply_overrides
-from cadenza.training.loop import (
-    _setup_distributed,
-    autocast_for,
-    load_checkpoint,
-    progress_bar,
-    set_learning_rate,
-    wrap_for_devices,
-)
+from cadenza.training.runner import TrainingRun, load_checkpoint, write_json
+from cadenza.training.settings import fill_settings, require_at_least_one
 
 KIND = "codec-lm"
 SPLITS = ("train", "valid", "test")
@@ -79,15 +72,8 @@ class CodecLMTrainConfig:
 def load_codec_lm_config(
     path: str | Path | None, overrides: list[str] | None
 ) -> CodecLMTrainConfig:
-    values = read_settings(Path(path)) if path is not None else {}
-    if values.get("kind", KIND) != KIND:
-        raise ConfigError("kind", f"{path} is for {values['kind']!r}, not {KIND!r}")
-    config = CodecLMTrainConfig()
-    _apply(config, values)
-    apply_overrides(config, overrides)
-    for name in ("batch_size", "max_steps", "micro_batches", "eval_every"):
-        if getattr(config, name) < 1:
-            raise ConfigError(name, "must be at least 1")
+    config = fill_settings(CodecLMTrainConfig(), path, overrides, kind=KIND)
+    require_at_least_one(config, "batch_size", "max_steps", "micro_batches", "eval_every")
     if config.batch_size % config.micro_batches:
         raise ConfigError("micro_batches", "must divide batch_size")
     get_pattern(config.model.pattern, config.model.num_codebooks)  # a bad name: one line
@@ -112,7 +98,7 @@ def encode_clips(codec, audio: np.ndarray, batch: int = 16) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, codec.config.num_codebooks, 0), np.int16)
 
 
-def build_dataset(config: CodecLMTrainConfig, path: Path, text_encoder) -> None:
+def build_dataset(config: CodecLMTrainConfig, path: Path, text_encoder: TextEncoder) -> None:
     """Write `path` (.npz): per split the codes, the text embeddings (clips, 1 + variants,
     384) and the clips' instruments; `text_encoder` is a plugins.text_encoder.TextEncoder."""
     codec = codec_from_checkpoint(load_checkpoint(config.codec))
@@ -229,24 +215,22 @@ def dataset_path(config: CodecLMTrainConfig) -> Path:
 
 
 def train(
-    config: CodecLMTrainConfig, *, resume: bool = False, progress: bool = True, text_encoder=None
+    config: CodecLMTrainConfig,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    text_encoder: TextEncoder | None = None,
 ) -> dict:
     """Train to `max_steps`; returns the best checkpoint's held-out (test) figures.
     `text_encoder` (a TextEncoder) is needed only when the dataset is not built yet."""
-    rank, world, device = _setup_distributed(config.device)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed + rank)
-    out = Path(config.out)
+    run = TrainingRun(config, resume=resume, progress=progress, seed_per_rank=True)
+    device = run.device
     data = dataset_path(config)
-    if rank == 0 and not dataset_is_current(data, config):
+    if run.is_main and not dataset_is_current(data, config):
         if text_encoder is None:
-            from cadenza.export.text_encoder import cached_text_encoder
-
             text_encoder = cached_text_encoder()
         build_dataset(config, data, text_encoder)
-    if world > 1:
-        dist.barrier()
+    run.barrier()
     arrays = np.load(data, allow_pickle=False)
     train_clips = PatternClips(arrays, "train", config.model)
     valid_clips = PatternClips(arrays, "valid", config.model)
@@ -256,29 +240,26 @@ def train(
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
-    g = torch.Generator().manual_seed(config.seed + rank)
+    g = torch.Generator().manual_seed(config.seed + run.rank)
     step, best = 0, math.inf
-    if resume and (out / "last.pt").is_file():
-        checkpoint = load_checkpoint(out / "last.pt")
+    if (checkpoint := run.last_checkpoint()) is not None:
         model.load_state_dict(checkpoint["raw_model"])
         ema.module.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         step, best = int(checkpoint["step"]), float(checkpoint["best_valid"])
-        g.manual_seed(config.seed + rank + step)
-    wrapped = wrap_for_devices(model, device, world)
-    autocast = autocast_for(device)
-    out.mkdir(parents=True, exist_ok=True)
-    log = (out / "metrics.jsonl").open("a" if resume else "w") if rank == 0 else None
-    bar = progress_bar(config.max_steps, step, rank=rank, progress=progress, desc="train codec-lm")
+        g.manual_seed(config.seed + run.rank + step)
+    wrapped = run.wrap(model)
+    log = run.open_metrics()
+    bar = run.progress_bar("train codec-lm", step)
     started, avg = time.perf_counter(), None
     part = config.batch_size // config.micro_batches
     while step < config.max_steps:
-        set_learning_rate(optimizer, config, step)
+        run.set_learning_rate(optimizer, step)
         optimizer.zero_grad(set_to_none=True)
         total = 0.0
         for _ in range(config.micro_batches):
             seq, mask, text = (t.to(device) for t in training_batch(train_clips, part, config, g))
-            with autocast:
+            with run.autocast:
                 logits, _ = wrapped(seq, text)
             loss = pattern_loss(logits.float(), seq, mask).mean() / config.micro_batches
             loss.backward()
@@ -290,20 +271,16 @@ def train(
         avg = total if avg is None else 0.98 * avg + 0.02 * total
         bar.update(1)
         bar.set_postfix(loss=f"{avg:.3f}")
-        if rank == 0 and (step % config.eval_every == 0 or step == config.max_steps):
+        if run.is_main and (step % config.eval_every == 0 or step == config.max_steps):
             figures = held_out_loss(ema.module, valid_clips, device)
             log.write(
-                json.dumps(
-                    {
-                        "step": step,
-                        "train_loss": round(avg, 4),
-                        **{f"valid_{k}": v for k, v in figures.items()},
-                        "seconds": round(time.perf_counter() - started, 1),
-                    }
-                )
-                + "\n"
+                {
+                    "step": step,
+                    "train_loss": round(avg, 4),
+                    **{f"valid_{k}": v for k, v in figures.items()},
+                    "seconds": round(time.perf_counter() - started, 1),
+                }
             )
-            log.flush()
             improved = figures["text_mean"] < best
             best = min(best, figures["text_mean"])
             checkpoint = {
@@ -317,22 +294,17 @@ def train(
                 "best_valid": best,
                 "valid": figures,
             }
-            torch.save(checkpoint, out / "last.pt")
-            if improved:
-                torch.save(checkpoint, out / "best.pt")
+            run.save(checkpoint, improved=improved)
             bar.write(
                 f"step {step}: valid CE {figures['text_mean']:.3f} with text, "
                 f"{figures['no_text_mean']:.3f} without (nats/code)"
             )
-        if world > 1 and step % config.eval_every == 0:
-            dist.barrier()
+        if step % config.eval_every == 0:
+            run.barrier()
     bar.close()
-    figures: dict = {}
-    if rank == 0:
-        figures = finish(out, device)
-    if world > 1:
-        dist.destroy_process_group()
-    return figures
+    result: dict = finish(run.out, device) if run.is_main else {}
+    run.close()
+    return result
 
 
 def model_from_checkpoint(checkpoint: dict) -> CodecLM:
@@ -359,7 +331,7 @@ def finish(out: Path, device) -> dict:
         "test": test,
         "codec": config["codec"],
     }
-    (out / "figures.json").write_text(json.dumps(figures, indent=2) + "\n")
+    write_json(out / "figures.json", figures)
     print(
         f"best step {figures['step']}: test CE per codebook {test['text']} with text, "
         f"{test['no_text']} without"

@@ -24,10 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from cadenza.corpus.audio import load_clips
-from cadenza.errors import CadenzaError, ConfigError, read_settings
+from cadenza.errors import CadenzaError, ConfigError
 from cadenza.training.codec import ARCHITECTURES, Codec, CodecConfig
 from cadenza.training.codec_baseline import baseline
 from cadenza.training.codec_losses import (
@@ -37,8 +36,8 @@ from cadenza.training.codec_losses import (
     mel_distance,
     si_sdr,
 )
-from cadenza.training.config import _apply, apply_overrides
-from cadenza.training.loop import set_learning_rate
+from cadenza.training.runner import TrainingRun, load_checkpoint, write_json
+from cadenza.training.settings import fill_settings
 
 KIND = "codec"
 
@@ -67,9 +66,7 @@ class CodecTrainConfig:
 
 def load_codec_config(path: str | Path | None, overrides: list[str] | None) -> CodecTrainConfig:
     """Defaults, then the YAML file, then each `key=value` (`model.channels=16`)."""
-    config = CodecTrainConfig()
-    _apply(config, read_settings(Path(path)) if path is not None else {})
-    apply_overrides(config, overrides)
+    config = fill_settings(CodecTrainConfig(), path, overrides)
     if config.batch_size < 1 or config.crop_seconds <= 0:
         raise ConfigError("batch_size/crop_seconds", "must be positive")
     if config.model.architecture not in ARCHITECTURES:
@@ -147,10 +144,9 @@ def codec_from_checkpoint(checkpoint: dict) -> Codec:
 
 def train(config: CodecTrainConfig, *, resume: bool = False, progress: bool = True) -> dict:
     """Train to `max_steps`; returns the last validation's figures."""
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    device = torch.device(config.device)
+    # One process: the codebooks all-reduce under DDP, but this loop has never sharded data.
+    run = TrainingRun(config, resume=resume, progress=progress, distributed=False)
+    device = run.device
     train_audio, _, rate = load_clips(config.data, "train")
     valid_audio, _, _ = load_clips(config.data, "valid")
     if rate != config.model.sample_rate:
@@ -159,20 +155,19 @@ def train(config: CodecTrainConfig, *, resume: bool = False, progress: bool = Tr
     codec = Codec(config.model).to(device).train()
     optimizer = torch.optim.AdamW(codec.parameters(), lr=config.lr, betas=(0.5, 0.9))
     mel_loss, stft_loss = MultiScaleMelLoss(rate).to(device), MultiResolutionSTFTLoss()
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
     step, best = 0, float("inf")
-    if resume and (out / "last.pt").is_file():
-        state = torch.load(out / "last.pt", weights_only=True, map_location=device)
+    if (state := run.last_checkpoint()) is not None:
         codec.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step = int(state["step"])
         # The best so far counts only where its checkpoint is (a last.pt moved on its own
         # starts its best.pt afresh).
-        if (out / "best.pt").is_file():
+        if (run.out / "best.pt").is_file():
             best = float(state["best_mel_distance"])
     figures: dict = {}
-    bar = tqdm(total=config.max_steps, initial=step, desc="codec", disable=not progress)
+    bar = run.progress_bar("codec", step)
+    # The codec's log has always grown across runs into one folder, resumed or not.
+    log = run.open_metrics(append=True)
     started = time.perf_counter()
     while step < config.max_steps:
         audio = crops.batch(config.batch_size).to(device)
@@ -183,7 +178,7 @@ def train(config: CodecTrainConfig, *, resume: bool = False, progress: bool = Tr
             + config.l1_weight * torch.nn.functional.l1_loss(output, audio)
             + commitment
         )
-        set_learning_rate(optimizer, config, step)
+        run.set_learning_rate(optimizer, step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(codec.parameters(), config.grad_clip)
@@ -198,21 +193,20 @@ def train(config: CodecTrainConfig, *, resume: bool = False, progress: bool = Tr
                 **validate(codec, valid_audio, config, device),
             }
             figures["seconds"] = round(time.perf_counter() - started, 1)
-            with open(out / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(figures) + "\n")
-            if figures["mel_distance"] < best:
-                best = figures["mel_distance"]
-                torch.save(_checkpoint(codec, optimizer, step, best, config), out / "best.pt")
-            torch.save(_checkpoint(codec, optimizer, step, best, config), out / "last.pt")
+            log.write(figures)
+            improved = figures["mel_distance"] < best
+            best = min(best, figures["mel_distance"])
+            run.save(_checkpoint(codec, optimizer, step, best, config), improved=improved)
     bar.close()
-    return finish(out, config)
+    run.close()
+    return finish(run.out, config)
 
 
 def finish(out: Path, config: CodecTrainConfig) -> dict:
     """The best checkpoint's figures on every test clip, beside the baseline's at the same
     bit rate, written into it (the codec-lm export copies them) and to figures.json."""
     path = out / "best.pt"
-    checkpoint = torch.load(path, weights_only=True, map_location="cpu")
+    checkpoint = load_checkpoint(path)
     codec = codec_from_checkpoint(checkpoint)
     test_audio, _, _ = load_clips(config.data, "test")
     test = validate(codec, test_audio, dataclasses.replace(config, eval_clips=len(test_audio)),
@@ -223,7 +217,7 @@ def finish(out: Path, config: CodecTrainConfig) -> dict:
     checkpoint["test"] = test
     torch.save(checkpoint, path)
     figures = {"step": int(checkpoint["step"]), "test": test}
-    (out / "figures.json").write_text(json.dumps(figures, indent=2) + "\n")
+    write_json(out / "figures.json", figures)
     return figures
 
 

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cadenza.errors import ConfigError, read_settings
+from cadenza.corpus.token_files import METADATA, corpus_representation
+from cadenza.errors import ConfigError
+from cadenza.training.settings import apply_overrides, apply_settings, read_kind
 
 
 @dataclass
@@ -37,7 +39,12 @@ class TransformerConfig:
     styles: list[str] = field(default_factory=lambda: ["any"])
 
 
-MODEL_CONFIGS: dict[str, type] = {"performance-rnn": ModelConfig, "transformer": TransformerConfig}
+# What `TrainConfig.model` holds: the settings of the model its `kind` names.
+EventModelConfig = ModelConfig | TransformerConfig
+MODEL_CONFIGS: dict[str, type[EventModelConfig]] = {
+    "performance-rnn": ModelConfig,
+    "transformer": TransformerConfig,
+}
 
 
 @dataclass
@@ -45,7 +52,7 @@ class TrainConfig:
     kind: str = "performance-rnn"  # which model: a key of MODEL_CONFIGS
     data: str = "data/corpus/music21-bach"  # a directory written by `cadenza corpus prepare`
     out: str = "runs/performance-rnn"  # checkpoints, metrics.jsonl
-    model: Any = field(default_factory=ModelConfig)
+    model: EventModelConfig = field(default_factory=ModelConfig)
     seq_len: int = 256
     batch_size: int = 32
     micro_batches: int = 1  # a batch as micro-batches of similar window length (less padding)
@@ -66,62 +73,6 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-def _coerce(name: str, value: Any, target: Any) -> Any:
-    """Check a YAML/CLI value against the type of the default it replaces."""
-    kind = type(target)
-    if isinstance(value, str) and kind in (int, float):
-        try:
-            value = kind(value)  # "3e-4", "12" from --set (YAML 1.1 reads 3e-4 as a string)
-        except ValueError:
-            pass
-    elif isinstance(value, str) and kind is bool:
-        value = {"true": True, "false": False}.get(value.lower(), value)
-    if kind is list:
-        if isinstance(value, str):  # --set model.styles=bach,folk
-            value = [item.strip() for item in value.split(",") if item.strip()]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(name, f"expected a list of names, got {value!r}")
-        return value
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(name, f"expected {kind.__name__}, got {value!r}")
-    if kind in (int, float) and value < 0:
-        raise ConfigError(name, f"must not be negative, got {value!r}")
-    return value
-
-
-def _apply(obj: Any, values: dict[str, Any], prefix: str = "") -> None:
-    names = {f.name for f in dataclasses.fields(obj)}
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if key not in names:
-            raise ConfigError(name, f"unknown setting (known: {', '.join(sorted(names))})")
-        current = getattr(obj, key)
-        if dataclasses.is_dataclass(current):
-            if not isinstance(value, dict):
-                raise ConfigError(name, f"expected a mapping, got {value!r}")
-            _apply(current, value, prefix=f"{name}.")
-        else:
-            setattr(obj, key, _coerce(name, value, current))
-
-
-def apply_overrides(config: Any, overrides: list[str] | None) -> None:
-    """Each `key=value` of the command line onto `config`; dotted keys reach nested fields
-    (`model.d_model=256`), values are coerced to the field's type."""
-    for item in overrides or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(item, "expected key=value")
-        nested: dict[str, Any] = {}
-        cursor = nested
-        parts = key.split(".")
-        for part in parts[:-1]:
-            cursor = cursor.setdefault(part, {})
-        cursor[parts[-1]] = raw
-        _apply(config, nested)
-
-
 def load_config(
     path: str | Path | None = None, overrides: list[str] | None = None, kind: str | None = None
 ) -> TrainConfig:
@@ -130,17 +81,64 @@ def load_config(
     `kind` (the model named on the command line) picks the model's settings; a file that
     names another kind is refused.
     """
-    values = read_settings(Path(path)) if path is not None else {}
-    named = values.get("kind", kind or "performance-rnn")
+    values, named = read_kind(path)
+    named = named if named is not None else kind or "performance-rnn"
     if kind is not None and named != kind:
         raise ConfigError("kind", f"{path} is for {named!r}, not {kind!r}")
+    return _event_config(named, values, overrides)
+
+
+def _event_config(named: Any, values: dict[str, Any], overrides: list[str] | None) -> TrainConfig:
     if not isinstance(named, str) or named not in MODEL_CONFIGS:
         raise ConfigError("kind", f"unknown model {named!r} (known: {', '.join(MODEL_CONFIGS)})")
     config = TrainConfig(kind=named, model=MODEL_CONFIGS[named](), out=f"runs/{named}")
-    _apply(config, values)
+    apply_settings(config, values)
     apply_overrides(config, overrides)
     if config.seq_len < 2:
         raise ConfigError("seq_len", "must be at least 2")
     if config.batch_size < 1:
         raise ConfigError("batch_size", "must be at least 1")
+    return config
+
+
+# ---- the loaders of `cadenza train KIND` (cadenza.kinds): a config whose corpus is there --
+def load_performance_rnn_config(
+    path: str | Path | None = None, overrides: list[str] | None = None
+) -> TrainConfig:
+    return _with_corpus(load_config(path, overrides, kind="performance-rnn"))
+
+
+def load_transformer_config(
+    path: str | Path | None = None, overrides: list[str] | None = None
+) -> TrainConfig:
+    return _with_corpus(load_config(path, overrides, kind="transformer"))
+
+
+def load_backing_config(
+    path: str | Path | None = None, overrides: list[str] | None = None
+) -> TrainConfig:
+    """The backing model: a Music Transformer over a parts corpus, so its config (and its
+    checkpoint's `kind`) is the transformer's; its file may name either (configs/backing.yaml
+    names "transformer")."""
+    values, named = read_kind(path)
+    if named not in (None, "backing", "transformer"):
+        raise ConfigError("kind", f"{path} is for {named!r}, not 'backing'")
+    values = {k: v for k, v in values.items() if k != "kind"}
+    config = _with_corpus(
+        _event_config("transformer", {"out": "runs/backing", **values}, overrides))
+    if corpus_representation(config.data).get("kind") != "parts":
+        raise ConfigError("data", f"{config.data} holds performance events; the backing model "
+                          "trains on parts (`cadenza corpus prepare --representation parts`)")
+    return config
+
+
+def _with_corpus(config: TrainConfig) -> TrainConfig:
+    """`config`, once its `data` is a folder (a one-line error before any work, not a missing
+    file's deep in the loop)."""
+    if not (Path(config.data) / METADATA).is_file():
+        raise ConfigError(
+            "data",
+            f"{config.data} is not a prepared corpus directory "
+            "(run `cadenza corpus prepare SOURCE` first)",
+        )
     return config

@@ -13,31 +13,37 @@ held-out accuracy on the valid split, exported to ONNX (parity-checked) as a bun
 
 from __future__ import annotations
 
-import argparse
-import io
 import math
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import torch
-import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from cadenza.bundle import FORMAT, load_bundle, write_bundle
-from cadenza.corpus.prepare import load_split, load_styles
+from cadenza.corpus.token_files import load_split, load_styles
+from cadenza.critic_manifests import StyleCriticManifest, StyleCriticModel
 from cadenza.errors import CadenzaError
 from cadenza.eval.critic import GRAPH, PLUGIN, StyleCritic
 from cadenza.events import PERFORMANCE
+from cadenza.export.onnx_io import onnx_graph
+from cadenza.manifest import PerformanceRepresentation
+from cadenza.training.classifier import critic_main, no_checkpoint_to_resume, train_classifier
+from cadenza.training.runner import seed_and_threads
+from cadenza.training.settings import fill_settings, require_at_least_one
 
 PARITY_TOLERANCE = 1e-4
+KIND = "style-critic"
 
 
 @dataclass
 class CriticConfig:
+    kind: str = KIND
+    data: str = "data/corpus/music21-styles"  # a corpus of several styles (`corpus prepare`)
+    out: str = "models/style-critic"  # the bundle `cadenza eval` loads
     window: int = 256  # events per window; a 20-s sample holds about 350
     d_model: int = 64
     num_layers: int = 2
@@ -149,9 +155,7 @@ def piece_accuracy(model: StyleClassifier, windows: Windows, c: CriticConfig) ->
 
 def train_critic(corpus: Path, c: CriticConfig, progress: bool = True):
     """(best model by valid accuracy, style names, figures)."""
-    torch.manual_seed(c.seed)
-    if c.threads:
-        torch.set_num_threads(c.threads)
+    seed_and_threads(c.seed, c.threads)
     rng = np.random.default_rng(c.seed)
     train = Windows(corpus, "train", c.window, rng)
     valid = Windows(corpus, "valid", c.window, rng)
@@ -159,26 +163,12 @@ def train_critic(corpus: Path, c: CriticConfig, progress: bool = True):
         raise CadenzaError(f"{corpus}: one style only ({train.names[0]}); prepare several "
                            "sources into one corpus for a style critic")
     model = StyleClassifier(c, len(train.names))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, c.lr, total_steps=c.steps)
-    best, best_state, started = -1.0, None, time.perf_counter()
-    bar = tqdm(range(1, c.steps + 1), desc="critic", disable=not progress)
-    for step in bar:
-        x, y = train.batch(c.batch_size, model.pad)
-        loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        if step % c.eval_every == 0 or step == c.steps:
-            accuracy = piece_accuracy(model, valid, c)
-            if accuracy > best:
-                best = accuracy
-                best_state = {k: v.clone() for k, v in model.state_dict().items()}
-            bar.set_postfix(loss=f"{loss.item():.3f}", valid=f"{accuracy:.3f}")
-    model.load_state_dict(best_state)
-    model.eval()
+    started = time.perf_counter()
+    best = train_classifier(
+        model, c, batch=lambda: train.batch(c.batch_size, model.pad), logits=model,
+        accuracy=lambda: piece_accuracy(model, valid, c), desc="critic", progress=progress,
+        grad_clip=1.0,
+    )
     figures = {
         "steps": c.steps,
         "valid_accuracy": round(best, 4),
@@ -190,22 +180,13 @@ def train_critic(corpus: Path, c: CriticConfig, progress: bool = True):
 
 # ------------------------------------------------------------------------------------------
 def critic_graph(model: StyleClassifier, window: int) -> bytes:
-    buffer = io.BytesIO()
     example = torch.full((2, window), model.pad, dtype=torch.int64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model.eval(), (example,), buffer, dynamo=False, input_names=["tokens"],
-            output_names=["logits"], opset_version=17,
-            dynamic_axes={"tokens": {0: "batch"}, "logits": {0: "batch"}},
-        )
-    return buffer.getvalue()
+    return onnx_graph(model, (example,), ["tokens"], ["logits"],
+                      {"tokens": {0: "batch"}, "logits": {0: "batch"}})
 
 
 @torch.no_grad()
 def parity_check(model: StyleClassifier, graph: bytes, window: int) -> float:
-    import onnxruntime as ort
-
     session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
     tokens = torch.randint(0, model.pad, (4, window))
     tokens[1, window // 2 :] = model.pad  # a short piece, padded
@@ -224,15 +205,17 @@ def export_critic(model: StyleClassifier, styles: list[str], c: CriticConfig, fi
         "format": FORMAT,
         "plugin": PLUGIN,
         "name": f"{Path(corpus).name}-critic",
-        "representation": PERFORMANCE.to_dict(),
+        **StyleCriticManifest(
+            representation=PerformanceRepresentation.of(PERFORMANCE),
+            model=StyleCriticModel(styles=tuple(styles), window=c.window, pad=model.pad, extra={
+                k: v for k, v in asdict(c).items() if k in ("d_model", "num_layers", "num_heads",
+                                                           "d_ff")}),
+        ).checked().to_dict(),
         "graphs": {GRAPH: "critic.onnx"},
         "io": {GRAPH: {
             "inputs": {"tokens": {"shape": ["batch", c.window], "dtype": "int64"}},
             "outputs": {"logits": {"shape": ["batch", len(styles)], "dtype": "float32"}},
         }},
-        "model": {"styles": list(styles), "window": c.window, "pad": model.pad,
-                  **{k: v for k, v in asdict(c).items() if k in
-                     ("d_model", "num_layers", "num_heads", "d_ff")}},
         "training": {"data": str(corpus), "parameters": sum(p.numel() for p in model.parameters()),
                      **figures},
         "parity": {"max_abs_logit_diff": float(f"{worst:.3g}")},
@@ -242,19 +225,31 @@ def export_critic(model: StyleClassifier, styles: list[str], c: CriticConfig, fi
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Train and export the style critic.")
-    parser.add_argument("--data", default="data/corpus/music21-styles")
-    parser.add_argument("-o", "--out", default="models/style-critic")
-    parser.add_argument("--steps", type=int, default=CriticConfig.steps)
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    config = CriticConfig(steps=args.steps)
-    model, styles, figures = train_critic(Path(args.data), config, not args.no_progress)
-    out = export_critic(model, styles, config, figures, Path(args.data), Path(args.out))
+def load_critic_config(path: str | Path | None = None,
+                       overrides: list[str] | None = None) -> CriticConfig:
+    """Defaults, then the YAML file, then each `key=value`."""
+    config = fill_settings(CriticConfig(), path, overrides, kind=KIND)
+    require_at_least_one(config, "window", "batch_size", "steps", "eval_every")
+    return config
+
+
+def train(config: CriticConfig, *, resume: bool = False, progress: bool = True) -> dict:
+    """Train on `config.data`, export the bundle to `config.out`; returns the bundle's
+    training record. A critic trains in minutes and keeps no checkpoint: `resume` starts
+    afresh."""
+    if resume:
+        no_checkpoint_to_resume("style critic")
+    data = Path(config.data)
+    model, styles, figures = train_critic(data, config, progress)
+    out = export_critic(model, styles, config, figures, data, Path(config.out))
     print(f"style critic ({', '.join(styles)}): held-out accuracy {figures['test_accuracy']:.3f} "
           f"(valid {figures['valid_accuracy']:.3f}) -> {out}")
-    return 0
+    return load_bundle(out).training
+
+
+def main(argv: list[str] | None = None) -> int:
+    return critic_main(argv, description="Train and export the style critic.",
+                       defaults=CriticConfig, load_config=load_critic_config, train=train)
 
 
 if __name__ == "__main__":

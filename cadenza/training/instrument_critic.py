@@ -23,20 +23,24 @@ Run it as a module:
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from cadenza.bundle import FORMAT, load_bundle, write_bundle
 from cadenza.corpus.audio import METADATA, load_clips
+from cadenza.critic_manifests import (
+    InstrumentCriticManifest,
+    InstrumentCriticModel,
+    MelRepresentation,
+)
 from cadenza.errors import CadenzaError
 from cadenza.eval.audio import (
     GRAPH,
@@ -46,9 +50,13 @@ from cadenza.eval.audio import (
     log_mel,
     real_reference,
 )
-from cadenza.export import onnx_graph
+from cadenza.export.onnx_io import onnx_graph
+from cadenza.training.classifier import critic_main, no_checkpoint_to_resume, train_classifier
+from cadenza.training.runner import seed_and_threads
+from cadenza.training.settings import fill_settings, require_at_least_one
 
 PARITY_TOLERANCE = 1e-4
+KIND = "instrument-critic"
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,9 @@ class Augment:
 
 @dataclass
 class InstrumentCriticConfig:
+    kind: str = KIND
+    data: str = "data/audio/music21-bach+music21-palestrina+music21-folk"  # `corpus render`
+    out: str = "models/instrument-critic"  # the bundle cadenza.eval.audio loads
     crop_seconds: float = 2.0  # training crops; evaluation hears whole clips
     channels: tuple[int, ...] = (16, 32, 64, 128)
     # 64, not VGGish's 128: the Frechet distance fits a covariance to ~160 held-out clips,
@@ -182,9 +193,7 @@ def clip_accuracy(model: MelCNN, data: ClipMels, instruments: list[str]) -> dict
 
 def train_instrument_critic(corpus: Path, c: InstrumentCriticConfig, progress: bool = True):
     """(best model by valid accuracy, instrument names, front-end settings, figures)."""
-    torch.manual_seed(c.seed)
-    if c.threads:
-        torch.set_num_threads(c.threads)
+    seed_and_threads(c.seed, c.threads)
     rng = np.random.default_rng(c.seed)
     instruments = corpus_instruments(corpus)
     mel = MelSettings(sample_rate=int(json.loads((corpus / METADATA).read_text())["sample_rate"]))
@@ -198,25 +207,12 @@ def train_instrument_critic(corpus: Path, c: InstrumentCriticConfig, progress: b
     model = MelCNN(c, len(instruments), mel.n_mels)
     model.mean.copy_(torch.from_numpy(train.mels.mean(axis=(0, 2))[:, None]))
     model.std.copy_(torch.from_numpy(train.mels.std(axis=(0, 2))[:, None] + 1e-3))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, c.lr, total_steps=c.steps)
-    best, best_state = -1.0, None
-    bar = tqdm(range(1, c.steps + 1), desc="instrument critic", disable=not progress)
-    for step in bar:
-        x, y = train.batch(c.batch_size, frames, rng, c.augment)
-        loss = F.cross_entropy(model(x)[0], y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        if step % c.eval_every == 0 or step == c.steps:
-            accuracy = clip_accuracy(model, valid, instruments)["accuracy"]
-            if accuracy > best:
-                best = accuracy
-                best_state = {k: v.clone() for k, v in model.state_dict().items()}
-            bar.set_postfix(loss=f"{loss.item():.3f}", valid=f"{accuracy:.3f}")
-    model.load_state_dict(best_state)
-    model.eval()
+    best = train_classifier(
+        model, c, batch=lambda: train.batch(c.batch_size, frames, rng, c.augment),
+        logits=lambda x: model(x)[0],
+        accuracy=lambda: clip_accuracy(model, valid, instruments)["accuracy"],
+        desc="instrument critic", progress=progress,
+    )
     test = clip_accuracy(model, ClipMels(corpus, "test", instruments, mel), instruments)
     figures = {
         "steps": c.steps,
@@ -241,8 +237,6 @@ def critic_graph(model: MelCNN, n_mels: int) -> bytes:
 def parity_check(model: MelCNN, graph: bytes, n_mels: int) -> float:
     """Worst difference of logits and embeddings, torch vs onnxruntime, at two lengths (the
     graph's frame axis is free, and odd lengths floor in the poolings)."""
-    import onnxruntime as ort
-
     session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
     worst = 0.0
     for frames in (184, 373):
@@ -267,7 +261,12 @@ def export_instrument_critic(model: MelCNN, instruments: list[str], mel: MelSett
         "format": FORMAT,
         "plugin": PLUGIN,
         "name": f"{Path(corpus).name}-instrument-critic",
-        "representation": mel.to_dict(),
+        **InstrumentCriticManifest(
+            representation=MelRepresentation(**asdict(mel)),
+            model=InstrumentCriticModel(instruments=tuple(instruments),
+                                        crop_seconds=c.crop_seconds, embed_dim=c.embed_dim,
+                                        channels=tuple(c.channels)),
+        ).checked().to_dict(),
         "graphs": {GRAPH: "critic.onnx"},
         "io": {GRAPH: {
             "inputs": {"mels": {"shape": ["batch", mel.n_mels, "frames"], "dtype": "float32"}},
@@ -276,9 +275,6 @@ def export_instrument_critic(model: MelCNN, instruments: list[str], mel: MelSett
                 "embedding": {"shape": ["batch", c.embed_dim], "dtype": "float32"},
             },
         }},
-        "model": {"instruments": list(instruments),
-                  **{k: v for k, v in asdict(c).items() if k in ("crop_seconds", "embed_dim")},
-                  "channels": list(c.channels)},
         "training": {"data": str(corpus), "parameters": sum(p.numel() for p in model.parameters()),
                      **figures},
         "parity": {"max_abs_diff": float(f"{worst:.3g}")},
@@ -291,17 +287,25 @@ def export_instrument_critic(model: MelCNN, instruments: list[str], mel: MelSett
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Train and export the instrument critic.")
-    parser.add_argument("--data", default="data/audio/music21-bach+music21-palestrina+music21-folk")
-    parser.add_argument("-o", "--out", default="models/instrument-critic")
-    parser.add_argument("--steps", type=int, default=InstrumentCriticConfig.steps)
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    config = InstrumentCriticConfig(steps=args.steps)
-    data = Path(args.data)
-    model, instruments, mel, figures = train_instrument_critic(data, config, not args.no_progress)
-    out = export_instrument_critic(model, instruments, mel, config, figures, data, Path(args.out))
+def load_instrument_critic_config(path: str | Path | None = None,
+                                  overrides: list[str] | None = None) -> InstrumentCriticConfig:
+    """Defaults, then the YAML file, then each `key=value` (`augment.noise_p=0.3`)."""
+    config = fill_settings(InstrumentCriticConfig(), path, overrides, kind=KIND)
+    require_at_least_one(config, "batch_size", "steps", "eval_every", "embed_dim")
+    return config
+
+
+def train(config: InstrumentCriticConfig, *, resume: bool = False,
+          progress: bool = True) -> dict:
+    """Train on `config.data`, export the bundle to `config.out`; returns the bundle's
+    training record (with the Frechet distances between the corpus' real splits). A critic
+    trains in minutes and keeps no checkpoint: `resume` starts afresh."""
+    if resume:
+        no_checkpoint_to_resume("instrument critic")
+    data = Path(config.data)
+    model, instruments, mel, figures = train_instrument_critic(data, config, progress)
+    out = export_instrument_critic(model, instruments, mel, config, figures, data,
+                                   Path(config.out))
     training = load_bundle(out).training
     print(f"instrument critic ({len(instruments)} instruments): held-out accuracy "
           f"{figures['test_accuracy']:.3f} (valid {figures['valid_accuracy']:.3f}, chance "
@@ -309,7 +313,13 @@ def main(argv: list[str] | None = None) -> int:
           f"train-test {training['frechet_train_test']:.2f} -> {out}")
     for name, accuracy in figures["test_accuracy_per_instrument"].items():
         print(f"  {name:<16} {accuracy:.3f}")
-    return 0
+    return training
+
+
+def main(argv: list[str] | None = None) -> int:
+    return critic_main(argv, description="Train and export the instrument critic.",
+                       defaults=InstrumentCriticConfig,
+                       load_config=load_instrument_critic_config, train=train)
 
 
 if __name__ == "__main__":

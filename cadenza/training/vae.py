@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cadenza.errors import ConfigError, read_settings
+from cadenza.errors import ConfigError
 from cadenza.pianoroll import Grid
-from cadenza.training.config import _apply, apply_overrides
+from cadenza.training.settings import fill_settings, require_at_least_one
 
 CHANNELS = 3  # onset, hold, velocity (cadenza.pianoroll)
 
@@ -98,15 +98,8 @@ def load_vae_config(
     path: str | Path | None = None, overrides: list[str] | None = None
 ) -> VAETrainConfig:
     """Defaults, then the YAML file, then each `key=value` (dotted keys reach model.*)."""
-    values = read_settings(Path(path)) if path is not None else {}
-    if values.get("kind", "vae") != "vae":
-        raise ConfigError("kind", f"{path} is for {values['kind']!r}, not 'vae'")
-    config = VAETrainConfig()
-    _apply(config, values)
-    apply_overrides(config, overrides)
-    for name in ("batch_size", "max_steps", "eval_pairs"):
-        if getattr(config, name) < 1:
-            raise ConfigError(name, "must be at least 1")
+    config = fill_settings(VAETrainConfig(), path, overrides, kind="vae")
+    require_at_least_one(config, "batch_size", "max_steps", "eval_pairs")
     try:
         config.model.grid  # noqa: B018 (validates the grid)
     except ValueError as e:

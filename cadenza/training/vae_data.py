@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from cadenza.corpus.prepare import SPLITS, split_of
+from cadenza.corpus.common import SPLITS, split_of
 from cadenza.corpus.sources import (
     Piece,
     cap_pieces,

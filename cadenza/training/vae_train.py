@@ -1,9 +1,9 @@
 """Training the segment VAE, and its held-out figures.
 
 The VAE learns from pairs of successive bar-aligned segments (the reconstruction and KL of
-both, the transition from the first to the second), so it has its own loop; it shares the
-token loop's distributed setup, learning-rate schedule and checkpoint reader, and its
-checkpoint format (tensors and plain data, `torch.load(weights_only=True)`).
+both, the transition from the first to the second), so it has its own loop; the run around
+it (processes, schedule, checkpoints in the token loop's format, the metrics log) is
+cadenza.training.runner's.
 """
 
 from __future__ import annotations
@@ -15,17 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 from cadenza.errors import CadenzaError
-from cadenza.training.loop import (
-    _setup_distributed,
-    autocast_for,
-    load_checkpoint,
-    progress_bar,
-    set_learning_rate,
-    wrap_for_devices,
-)
+from cadenza.training.runner import TrainingRun, load_checkpoint, write_json
 from cadenza.training.vae import (
     SegmentVAE,
     VAEModelConfig,
@@ -77,12 +69,8 @@ def _segments(config: VAETrainConfig, split: str) -> Segments:
 def train(config: VAETrainConfig, *, resume: bool = False, progress: bool = True) -> dict:
     """Train, validate every `eval_every` steps, keep last.pt and best.pt; returns the
     held-out figures of the best checkpoint."""
-    rank, world, device = _setup_distributed(config.device)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed + rank)
-    out = Path(config.out)
-    if rank == 0:
+    run = TrainingRun(config, resume=resume, progress=progress, seed_per_rank=True)
+    if run.is_main:
         build_cache(
             config.data,
             config.cache,
@@ -91,11 +79,9 @@ def train(config: VAETrainConfig, *, resume: bool = False, progress: bool = True
             jobs=config.jobs,
             progress=progress,
         )
-        out.mkdir(parents=True, exist_ok=True)
-    if world > 1:
-        dist.barrier()  # the cache is written once, by rank 0
+    run.barrier()  # the cache is written once, by rank 0
     grid = config.model.grid
-    sampler = PairSampler(_segments(config, "train"), config.transpose, config.seed + rank)
+    sampler = PairSampler(_segments(config, "train"), config.transpose, config.seed + run.rank)
     valid = _segments(config, "valid")
     valid_pairs = _fixed_pairs(valid, config.eval_pairs, config.seed)
     if len(valid_pairs) == 0:
@@ -103,32 +89,32 @@ def train(config: VAETrainConfig, *, resume: bool = False, progress: bool = True
             f"{config.cache}: the valid split has no two successive {grid.bars}-bar segments "
             f"in {grid.beats_per_bar}/{grid.beat_unit}; add pieces (max_pieces_per_source)"
         )
-    model = SegmentVAE(config.model).to(device)
+    model = SegmentVAE(config.model).to(run.device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
     step, best = 0, math.inf
-    if resume and (out / "last.pt").exists():
-        checkpoint = load_checkpoint(out / "last.pt")
+    if (checkpoint := run.last_checkpoint()) is not None:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         step, best = checkpoint["step"], checkpoint["best_valid_loss"]
-        sampler.set_state(checkpoint["sampler"][rank % len(checkpoint["sampler"])])
+        sampler.set_state(checkpoint["sampler"][run.rank % len(checkpoint["sampler"])])
         torch.set_rng_state(checkpoint["torch_rng"])
-    elif resume and rank == 0:
-        print(f"no {out / 'last.pt'} to resume from; starting afresh")
-    wrapped = wrap_for_devices(model, device, world)
-    autocast = autocast_for(device)
-    bar = progress_bar(config.max_steps, step, rank=rank, progress=progress, desc="train vae")
-    log = (out / "metrics.jsonl").open("a" if resume else "w") if rank == 0 else None
+    wrapped = run.wrap(model)
+    bar = run.progress_bar("train vae", step)
+    log = run.open_metrics()
     started, avg = time.perf_counter(), None
     while step < config.max_steps:
-        set_learning_rate(optimizer, config, step)
+        run.set_learning_rate(optimizer, step)
         beta = config.beta * min(1.0, step / max(1, config.kl_anneal_steps))
         prev, nxt = sampler.batch(config.batch_size, grid)
-        with autocast:
+        with run.autocast:
             loss, terms = wrapped(
-                prev.to(device), nxt.to(device), beta, config.free_bits, config.transition_weight
+                prev.to(run.device),
+                nxt.to(run.device),
+                beta,
+                config.free_bits,
+                config.transition_weight,
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -142,21 +128,17 @@ def train(config: VAETrainConfig, *, resume: bool = False, progress: bool = True
             recon=f"{avg['recon']:.1f}", kl=f"{avg['kl']:.1f}", next=f"{avg['transition']:.1f}"
         )
         if step % config.eval_every == 0 or step == config.max_steps:
-            states = [None] * world
-            if world > 1:
-                dist.all_gather_object(states, sampler.state())
-            else:
-                states = [sampler.state()]
-            if rank == 0:
-                figures = validate(model, valid, valid_pairs, device, config.beta)
-                metrics = {
-                    "step": step,
-                    **{f"train_{k}": round(v, 3) for k, v in avg.items()},
-                    **figures,
-                    "seconds": round(time.perf_counter() - started, 1),
-                }
-                log.write(json.dumps(metrics) + "\n")
-                log.flush()
+            states = run.gather(sampler.state())
+            if run.is_main:
+                figures = validate(model, valid, valid_pairs, run.device, config.beta)
+                log.write(
+                    {
+                        "step": step,
+                        **{f"train_{k}": round(v, 3) for k, v in avg.items()},
+                        **figures,
+                        "seconds": round(time.perf_counter() - started, 1),
+                    }
+                )
                 improved = figures["valid_loss"] < best
                 best = min(best, figures["valid_loss"])
                 checkpoint = {
@@ -170,22 +152,16 @@ def train(config: VAETrainConfig, *, resume: bool = False, progress: bool = True
                     "sampler": states,
                     "torch_rng": torch.get_rng_state(),
                 }
-                torch.save(checkpoint, out / "last.pt")
-                if improved:
-                    torch.save(checkpoint, out / "best.pt")
+                run.save(checkpoint, improved=improved)
                 bar.write(
                     f"step {step}: valid recon {figures['valid_recon']:.2f} + KL "
                     f"{figures['valid_kl']:.2f} nats/segment, "
                     f"next {figures['valid_transition']:.2f}"
                 )
-            if world > 1:
-                dist.barrier()
+            run.barrier()
     bar.close()
-    metrics: dict = {}
-    if rank == 0:
-        metrics = finish(out, config, device)
-    if world > 1:
-        dist.destroy_process_group()
+    metrics: dict = finish(run.out, config, run.device) if run.is_main else {}
+    run.close()
     return metrics
 
 
@@ -379,7 +355,7 @@ def finish(out: Path, config: VAETrainConfig, device) -> dict:
     }
     checkpoint.pop("optimizer", None)  # best.pt is what export reads; keep it small
     torch.save(checkpoint, out / "best.pt")
-    (out / "metrics.json").write_text(json.dumps(checkpoint["metrics"], indent=2) + "\n")
+    write_json(out / "metrics.json", checkpoint["metrics"])
     print(
         f"best step {checkpoint['step']}: recon {figures['recon_nll']:.2f} nats/segment, step "
         f"accuracy {figures['step_accuracy_teacher_forced']:.3f} (teacher-forced) / "

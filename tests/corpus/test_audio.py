@@ -9,21 +9,19 @@ import numpy as np
 import pytest
 
 from cadenza.cli import main
-from cadenza.corpus.audio import (
+from cadenza.corpus.audio import METADATA, load_clips, render_corpus
+from cadenza.corpus.clips import (
     INSTRUMENTS,
-    METADATA,
     ClipPlan,
     RenderSettings,
     caption,
-    load_clips,
     plan_clip,
     register_label,
     render_clip,
-    render_corpus,
     render_piece_clip,
     tempo_label,
 )
-from cadenza.corpus.prepare import SPLITS, gather_pieces, split_of
+from cadenza.corpus.common import SPLITS, gather_pieces, split_of
 from cadenza.errors import CadenzaError
 from cadenza.notes import make_notes
 from cadenza.render import find_soundfont

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from cadenza.corpus.parts import CHORD_LOW, bass_and_chords, choose_parts, encode_parts, read_parts
-from cadenza.corpus.prepare import load_split, prepare_corpus
+from cadenza.corpus.prepare import prepare_corpus
 from cadenza.corpus.sources import resolve_source
+from cadenza.corpus.token_files import load_split
 from cadenza.parts import PartsCodec
 
 

@@ -9,14 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cadenza.corpus.prepare import (
-    SPLITS,
-    CorpusSummary,
-    load_split,
-    prepare_corpus,
-    split_of,
-)
+from cadenza.corpus.common import SPLITS, split_of
+from cadenza.corpus.prepare import CorpusSummary, prepare_corpus
 from cadenza.corpus.sources import load_notes, resolve_source
+from cadenza.corpus.token_files import load_split
 from cadenza.errors import CadenzaError
 from cadenza.events import PERFORMANCE
 from cadenza.midi import write_midi

@@ -12,16 +12,10 @@ import numpy as np
 import pytest
 
 from cadenza.cli import main
-from cadenza.corpus.prepare import (
-    SPLITS,
-    CorpusSummary,
-    gather_pieces,
-    load_split,
-    load_styles,
-    prepare_corpus,
-    split_of,
-)
+from cadenza.corpus.common import SPLITS, gather_pieces, split_of
+from cadenza.corpus.prepare import CorpusSummary, prepare_corpus
 from cadenza.corpus.sources import cap_pieces, resolve_source
+from cadenza.corpus.token_files import load_split, load_styles
 from cadenza.errors import CadenzaError
 
 SOURCES = ["music21:bach", "music21:palestrina", "music21:folk"]

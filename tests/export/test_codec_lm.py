@@ -6,7 +6,7 @@ import pytest
 
 from cadenza.bundle import load_bundle
 from cadenza.errors import CadenzaError
-from cadenza.export import export_checkpoint
+from cadenza.export.checkpoint import export_checkpoint
 
 
 def test_bundle_holds_the_lm_and_the_codec(tiny_codec_lm_bundle):

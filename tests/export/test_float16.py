@@ -8,7 +8,7 @@ import onnxruntime as ort
 import torch
 from onnx import TensorProto
 
-from cadenza.export import onnx_graph, round_weights_to_float16, store_weights_float16
+from cadenza.export.onnx_io import onnx_graph, round_weights_to_float16, store_weights_float16
 
 
 class Projection(torch.nn.Module):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cadenza.errors import CadenzaError
-from cadenza.export import export_checkpoint
+from cadenza.export.checkpoint import export_checkpoint
 from cadenza.export.performance_rnn import parity_check, step_graph
 from cadenza.training.config import ModelConfig
 from cadenza.training.loop import load_checkpoint, model_from_checkpoint

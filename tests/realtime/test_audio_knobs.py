@@ -1,5 +1,5 @@
-"""AudioKnobs: the keys turn a generator's temperature and CFG, and so do real CCs sent
-through a JACK MIDI port."""
+"""AudioKnobs: the keys turn a generator's temperature and CFG, and so do CCs read from a MIDI
+input (a FakeInput shaped like ports.MidiInput: test_ports shows a real port delivers them)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import time
 from types import SimpleNamespace
 
 from cadenza.realtime.audio_knobs import AudioKnobs
-from cadenza.realtime.ports import open_input
-from tests.realtime.conftest import ARRIVAL_TIMEOUT, unique
+from tests.realtime.helpers import ARRIVAL_TIMEOUT, FakeInput
 
 TEMPERATURE_CC, CFG_CC = 21, 22
 
@@ -35,19 +34,24 @@ def test_keys_turn_the_knobs_within_their_ranges():
     assert knobs.quit.is_set()
 
 
-def test_a_cc_through_a_jack_port_turns_the_knobs(player):
+def test_a_cc_from_the_midi_input_turns_the_knobs():
     target = plugin()
-    with open_input(None, virtual_name=unique("audio-knobs")) as midi:
-        knobs = AudioKnobs(target, temperature="knobs.temperature", cfg="cfg_coef",
-                           temperature_cc=TEMPERATURE_CC, cfg_cc=CFG_CC, midi=midi)
-        knobs.start()
-        try:
-            player.connect(midi.name)
-            player.send([0xB3, TEMPERATURE_CC, 127])  # any channel
-            player.send([0xB0, CFG_CC, 0])
-            give_up = time.monotonic() + ARRIVAL_TIMEOUT
-            while (target.knobs.temperature, target.cfg_coef) != (2.0, 1.0):
-                assert time.monotonic() < give_up, knobs.status()
-                time.sleep(0.01)
-        finally:
-            knobs.stop()
+    midi = FakeInput()
+    knobs = AudioKnobs(target, temperature="knobs.temperature", cfg="cfg_coef",
+                       temperature_cc=TEMPERATURE_CC, cfg_cc=CFG_CC, midi=midi)
+    knobs.start()
+    try:
+        midi.send([0xB3, TEMPERATURE_CC, 127])  # any channel
+        midi.send([0x90, CFG_CC, 0])  # a note, not a CC: turns nothing
+        give_up = time.monotonic() + ARRIVAL_TIMEOUT
+        while target.knobs.temperature != 2.0:
+            assert time.monotonic() < give_up, knobs.status()
+            time.sleep(0.005)
+        assert target.cfg_coef == 3.0
+        midi.send([0xB0, CFG_CC, 0])
+        while target.cfg_coef != 1.0:
+            assert time.monotonic() < give_up, knobs.status()
+            time.sleep(0.005)
+    finally:
+        knobs.stop()
+    assert len(midi) == 0  # every message was read

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cadenza.errors import CadenzaError
-from cadenza.realtime.audio_out import StreamPlayer
+from cadenza.realtime.stream_player import StreamPlayer
 
 pytest.importorskip("soxr")
 
@@ -18,6 +18,7 @@ SOURCE_RATE = 24000
 CHUNK = 1920  # 80 ms: a codec step's worth of samples
 AMPLITUDE = 0.5
 FINISH_TIMEOUT = 30.0  # seconds: a functional limit ("never finished"), not a latency target
+STREAM_SECONDS = 2.0  # four times StreamPlayer's default ring (ahead=0.5 s)
 
 
 def tone(seconds: float, closed: list[bool] | None = None) -> Iterator[np.ndarray]:
@@ -33,14 +34,16 @@ def tone(seconds: float, closed: list[bool] | None = None) -> Iterator[np.ndarra
             closed.append(True)
 
 
-def test_five_seconds_stream_without_underruns(audio):
-    with StreamPlayer(tone(5.0), SOURCE_RATE, device=audio) as player:
+def test_a_stream_of_four_rings_plays_without_underruns(audio):
+    # 2 s: four times the player's 0.5 s ring, so the producer must keep up after the prefill.
+    with StreamPlayer(tone(STREAM_SECONDS), SOURCE_RATE, device=audio) as player:
         assert player.wait(FINISH_TIMEOUT)
         assert player.error is None
         assert player.underruns == 0
         assert player.peak > AMPLITUDE * 0.9
-        # Every source sample, resampled: 5 s at the card's rate, give or take the filter edge.
-        assert abs(player.frames_played - 5 * player.sample_rate) <= player.sample_rate // 100
+        # Every source sample, resampled: 2 s at the card's rate, give or take the filter edge.
+        assert abs(player.frames_played - STREAM_SECONDS * player.sample_rate) <= (
+            player.sample_rate // 100)
 
 
 def test_an_exhausted_source_ends_the_stream_and_is_closed(audio):

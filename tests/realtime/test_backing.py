@@ -401,7 +401,7 @@ def test_a_backing_first_bundle_plans_ahead_even_when_asked_to_listen(tiny_backi
                                                                        tmp_path):
     import shutil
 
-    from tests.test_bundle import edit_manifest
+    from tests.helpers import edit_manifest
 
     bundle = shutil.copytree(tiny_backing_bundle, tmp_path / "old")
     edit_manifest(bundle, lambda m: m["representation"].pop("order"))

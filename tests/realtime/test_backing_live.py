@@ -97,7 +97,7 @@ def test_backing_plays_on_the_daws_grid_and_stops_with_it(
         out = make_recorder().connect(f"{running.name} out")
         time.sleep(0.3)  # JACK makes connections at its next cycles
         play_the_daw(daw, before=2 * 96, bars=4, after=1.0)
-        assert running.engine.backing.steps >= 4 * 16 - 1
+        assert running.engine.mode.backing.steps >= 4 * 16 - 1
         arrived = list(out.events)  # before the engine closes (and sends its panic)
         sent = list(stamped.sent)
         lateness = running.engine.scheduler.lateness_stats()
@@ -155,10 +155,10 @@ def test_continue_plays_from_the_song_position(tiny_backing_bundle, make_player)
                 time.sleep(0.0002)
             daw.send([CLOCK])
             if k == 47:  # the pointer to 16th number 37 (bar 3, beat 2, its 2nd 16th), Continue
-                assert engine.backing.steps == 0
+                assert engine.mode.backing.steps == 0
                 daw.send(song_position_message(37))
                 daw.send([0xFB])
-        wait_for(lambda: engine.backing.steps > 0)
+        wait_for(lambda: engine.mode.backing.steps > 0)
         parts = engine.generator.parts
         steps = [parts.describe(t)[2] for t in engine.generator.history if parts.is_step(t)]
     assert steps[:3] == [5, 6, 7]  # 37 % 16: no downbeat armed and left in the model's context
@@ -180,7 +180,7 @@ def test_without_a_clock_it_plays_at_once_on_the_internal_grid(tiny_backing_bund
         planned = PlannedSteps(running.engine.scheduler)
         recorder.connect(f"{running.name} out")
         time.sleep(2.0)
-        grid = running.engine.grid
+        grid = running.engine.timeline.grid
     ons = note_ons(planned.planned)
     assert ons and {m[0] & 0x0F for _, m in ons} <= {1, 2, 3}
     sixteenths = np.array([(t - grid.origin) / (grid.seconds_per_beat / 4) for t, _ in ons])
@@ -192,8 +192,8 @@ def test_without_a_clock_it_plays_at_once_on_the_internal_grid(tiny_backing_bund
 def test_knobs_keys_and_ccs_of_the_backing(tiny_backing_bundle, player, recorder):
     with RunningEngine(tiny_backing_bundle, mode="backing", density=0.0, loop_bars=0,
                        **{"cc.density": 20, "cc.loop": 21, "cc.mutate": 22}) as running:
-        engine, keys = running.engine, TerminalKeys(running.engine)
-        backing = engine.backing
+        engine, keys = running.engine, TerminalKeys(running.engine.controls)
+        backing = engine.mode.backing
         keys.press(")")
         keys.press(")")
         keys.press("(")
@@ -237,18 +237,21 @@ def test_a_port_per_part(tiny_backing_bundle, player, make_recorder):
 
 def test_a_failing_generator_stops_the_engine_with_every_note_ended(tiny_backing_bundle,
                                                                     recorder):
-    with RunningEngine(tiny_backing_bundle, mode="backing", bpm=200.0, density=3.0) as running:
-        generator = running.engine.generator
-        play, calls = generator.play, []
+    running = RunningEngine(tiny_backing_bundle, mode="backing", bpm=200.0, density=3.0)
+    generator = running.engine.generator
+    play, calls = generator.play, []
 
-        def failing(forced=None, emit=None):
-            calls.append(forced)
-            if len(calls) > 24:
-                raise RuntimeError("the model fell over")
-            return play(forced, emit)
+    def failing(forced=None, emit=None):
+        calls.append(forced)
+        if len(calls) > 24:
+            raise RuntimeError("the model fell over")
+        return play(forced, emit)
 
-        generator.play = failing
-        recorder.connect(f"{running.name} out")
+    generator.play = failing
+    # Connected before the engine starts: its first notes (and the model's guesses, which
+    # count as calls too) come within a tenth of a second.
+    connect(running, recorder=recorder)
+    with running:
         running.thread.join(timeout=10)
         assert not running.thread.is_alive()
         assert "generator failed: RuntimeError: the model fell over" in running.engine.stats.error

@@ -6,14 +6,8 @@ import pytest
 
 from cadenza.errors import ConfigError
 from cadenza.realtime.clock import BeatGrid
-from cadenza.realtime.config import (
-    AnswerLength,
-    LiveConfig,
-    answer_bars_from_cc,
-    density_from_cc,
-    load_live_config,
-    temperature_from_cc,
-)
+from cadenza.realtime.config import AnswerLength, LiveConfig, load_live_config
+from cadenza.realtime.controls import answer_bars_from_cc, density_from_cc, temperature_from_cc
 
 
 @pytest.fixture

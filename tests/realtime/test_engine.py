@@ -73,7 +73,7 @@ def test_answer_after_silence_is_the_plugins_continuation(tiny_bundle, player, r
         phrase_end = play_phrase(player)
         recorder.wait_until(lambda messages: any(m[0] & 0xF0 == NOTE_ON for m in messages))
         time.sleep(2.0)  # the rest of the answer
-        records = running.engine.performer.records
+        records = running.engine.mode.performer.records
     ons = note_ons(recorder.events)
     assert ons[0][0] > phrase_end  # it listened first, then answered
     assert len(records) == 1
@@ -147,7 +147,7 @@ def test_loop_repeats_the_answer_until_the_player_plays(tiny_bundle, player, rec
         connect(running, player, recorder)
         play_phrase(player, PHRASE[:3])
         time.sleep(0.3 + period * 3.5)  # the silence, then three and a half periods
-        start = running.engine.performer.records[0].start
+        start = running.engine.mode.performer.records[0].start
 
         def window(k):  # note-ons of period k (5 ms of slack for JACK's delivery)
             low, high = start + k * period - 0.005, start + (k + 1) * period - 0.005

@@ -22,7 +22,7 @@ def test_the_transformer_answers_a_phrase(tiny_transformer_bundle, player, recor
         phrase_end = play_phrase(player)
         answered(recorder)
         time.sleep(1.2)
-        records = running.engine.performer.records
+        records = running.engine.mode.performer.records
         assert running.engine.generator.plugin == "transformer"
     first_on = min(t for t, m in recorder.events if m[0] & 0xF0 == NOTE_ON and m[2] > 0)
     assert first_on > phrase_end
@@ -34,14 +34,14 @@ def test_the_style_knob_turns_by_cc_and_by_key(tiny_transformer_bundle, player):
     with RunningEngine(tiny_transformer_bundle, **{"cc.style": 21}) as running:
         connect(running, player)
         engine = running.engine
-        assert engine.style is None and engine.styles == ["bach"]
+        assert engine.mode.style is None and engine.controls.styles == ["bach"]
         player.send([0xB0, 21, 127])  # the top of the range: the last style
         give_up = time.monotonic() + 5
-        while engine.style != "bach" and time.monotonic() < give_up:
+        while engine.mode.style != "bach" and time.monotonic() < give_up:
             time.sleep(0.01)
-        assert engine.style == "bach"
-        engine.turn_style(+1)  # the terminal's `s`: round to untagged
-        assert engine.style is None
+        assert engine.mode.style == "bach"
+        engine.controls.turn_style(+1)  # the terminal's `s`: round to untagged
+        assert engine.mode.style is None
         time.sleep(0.2)
         assert engine.generator.style is None  # the generator's own thread applied it
 
@@ -54,12 +54,12 @@ def test_a_plugin_switch_mid_session_keeps_answering(tiny_bundle, tiny_transform
     monkeypatch.setenv("CADENZA_MODELS", str(models))
     with RunningEngine(tiny_bundle, answer_length="0.6 s") as running:
         connect(running, player, recorder)
-        running.engine.next_bundle()  # the terminal's `n`
+        running.engine.controls.next_bundle()  # the terminal's `n`
         assert running.engine.generator.plugin == "transformer"
         play_phrase(player, PHRASE[:4])
         answered(recorder)
         time.sleep(0.8)
-        assert running.engine.performer.records[-1].events
+        assert running.engine.mode.performer.records[-1].events
 
 
 def test_an_unknown_style_is_one_line_naming_the_field(tiny_transformer_bundle, jack_server):

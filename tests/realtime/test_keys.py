@@ -17,7 +17,7 @@ from tests.realtime.test_engine import PHRASE, RunningEngine, connect, play_phra
 
 def test_keys_turn_the_knobs(tiny_bundle, jack_server):
     with RunningEngine(tiny_bundle, temperature=1.0) as running:
-        engine, keys = running.engine, TerminalKeys(running.engine)
+        engine, keys = running.engine, TerminalKeys(running.engine.controls)
         for key in "+++":
             keys.press(key)
         assert engine.generator.knobs.temperature == 1.3
@@ -26,9 +26,9 @@ def test_keys_turn_the_knobs(tiny_bundle, jack_server):
         keys.press("]")
         assert str(engine.config.answer_length) == "3 bars"
         keys.press(">")
-        assert engine.phrases.silence_seconds == 0.4
+        assert engine.mode.phrases.silence_seconds == 0.4
         keys.press("l")
-        assert engine.performer.loop
+        assert engine.mode.performer.loop
         keys.press("q")
         running.thread.join(timeout=5)
         assert not running.thread.is_alive()
@@ -41,7 +41,7 @@ def test_panic_key_ends_the_answer(tiny_bundle, player, recorder):
         connect(running, player, recorder)
         play_phrase(player, PHRASE[:3])
         recorder.wait_until(lambda messages: any(m[0] & 0xF0 == 0x90 for m in messages))
-        TerminalKeys(running.engine).press("p")
+        TerminalKeys(running.engine.controls).press("p")
         time.sleep(0.3)
         assert sounding_after(recorder.messages) == {}
         count = len(recorder.events)

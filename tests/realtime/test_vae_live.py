@@ -23,7 +23,7 @@ def test_the_answer_is_the_vaes_continuation_at_the_engines_tempo(
         phrase_end = play_phrase(player)
         recorder.wait_until(lambda messages: any(m[0] & 0xF0 == 0x90 for m in messages))
         time.sleep(2.5)  # the rest of the answer
-        records = running.engine.performer.records
+        records = running.engine.mode.performer.records
     ons = note_ons(recorder.events)
     assert ons[0][0] > phrase_end  # it listened first, then answered
     assert len(records) == 1

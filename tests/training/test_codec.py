@@ -8,15 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from cadenza.training.codebook import EMACodebook, kmeans
 from cadenza.training.codec import (
     Codec,
     CodecConfig,
-    EMACodebook,
     ResidualVQ,
     STFTDecoder,
     STFTEncoder,
     decoder_context_frames,
-    kmeans,
 )
 
 CENTRES = torch.tensor([[4.0, 0.0], [-4.0, 0.0], [0.0, 4.0], [0.0, -4.0]])

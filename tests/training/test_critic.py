@@ -9,9 +9,15 @@ import pytest
 import torch
 
 from cadenza.bundle import load_bundle
-from cadenza.errors import CadenzaError
+from cadenza.errors import CadenzaError, ConfigError
 from cadenza.eval.critic import load_critic
-from cadenza.training.critic import CriticConfig, StyleClassifier, export_critic, train_critic
+from cadenza.training.critic import (
+    CriticConfig,
+    StyleClassifier,
+    load_critic_config,
+    train,
+    train_critic,
+)
 
 TINY = CriticConfig(window=32, d_model=16, num_heads=2, d_ff=32, batch_size=8, steps=20,
                     eval_every=10)
@@ -29,9 +35,21 @@ def styles_corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def critic_bundle(styles_corpus, tmp_path_factory) -> Path:
-    model, styles, figures = train_critic(styles_corpus, TINY, progress=False)
-    return export_critic(model, styles, TINY, figures, styles_corpus,
-                         tmp_path_factory.mktemp("critic") / "critic")
+    """Trained and exported as `cadenza train style-critic` does."""
+    out = tmp_path_factory.mktemp("critic") / "critic"
+    sizes = ["window=32", "d_model=16", "num_heads=2", "d_ff=32", "batch_size=8", "steps=20",
+             "eval_every=10"]
+    config = load_critic_config(None, [f"data={styles_corpus}", f"out={out}", *sizes])
+    assert config == CriticConfig(**{**vars(TINY), "data": str(styles_corpus), "out": str(out)})
+    train(config, progress=False)
+    return out
+
+
+def test_config_file_of_another_kind_is_refused(tmp_path):
+    path = tmp_path / "vae.yaml"
+    path.write_text("kind: vae\n")
+    with pytest.raises(ConfigError, match="style-critic"):
+        load_critic_config(path, [])
 
 
 def test_exported_critic_is_a_bundle_eval_loads(critic_bundle):

@@ -20,6 +20,7 @@ from cadenza.training.instrument_critic import (
     ClipMels,
     InstrumentCriticConfig,
     export_instrument_critic,
+    load_instrument_critic_config,
     train_instrument_critic,
 )
 
@@ -133,3 +134,11 @@ def test_a_one_instrument_corpus_is_refused(corpus, tmp_path):
     (copy / METADATA).write_text(json.dumps(meta))
     with pytest.raises(CadenzaError, match="one instrument"):
         train_instrument_critic(copy, TINY, progress=False)
+
+
+def test_config_file_reads_tuples_and_the_frozen_augment(tmp_path):
+    path = tmp_path / "critic.yaml"
+    path.write_text("kind: instrument-critic\nchannels: [4, 8]\naugment:\n  snr_db: [20, 40]\n")
+    config = load_instrument_critic_config(path, ["augment.noise_p=0.25", "embed_dim=8"])
+    assert config.channels == (4, 8) and config.embed_dim == 8
+    assert config.augment == Augment(noise_p=0.25, snr_db=(20.0, 40.0))

@@ -11,7 +11,7 @@ import sys
 import torch
 
 from cadenza.training.loop import load_checkpoint, train
-from tests.conftest import TINY_MODEL, tiny_config
+from tests.helpers import TINY_MODEL, tiny_config
 
 
 def test_validation_loss_falls_and_checkpoints_are_weights_only(tiny_run):

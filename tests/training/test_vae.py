@@ -14,7 +14,7 @@ from cadenza.errors import ConfigError
 from cadenza.training.vae import load_vae_config
 from cadenza.training.vae_data import load_pieces, make_segments
 from cadenza.training.vae_train import train
-from tests.conftest import TINY_VAE
+from tests.helpers import TINY_VAE
 
 
 def test_a_bad_setting_names_its_field():

@@ -1,0 +1,71 @@
+"""Helpers shared by test modules (a test module never imports another test module): the
+settings of the tiny models that tests/conftest.py trains, and a way to edit a bundle's
+manifest. The session fixtures themselves are in tests/conftest.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+TINY_MODEL = [
+    "model.embed_dim=16",
+    "model.hidden_size=32",
+    "model.num_layers=2",
+    "seq_len=64",
+    "batch_size=8",
+    "warmup_steps=5",
+    "seed=7",
+    "threads=1",
+]
+
+
+def tiny_config(corpus: Path, out: Path, *extra: str):
+    from cadenza.training.config import load_config
+
+    return load_config(
+        None, [f"data={corpus}", f"out={out}", "max_steps=40", "eval_every=20", *TINY_MODEL, *extra]
+    )
+
+
+TINY_TRANSFORMER = [
+    "model.d_model=32",
+    "model.num_layers=2",
+    "model.num_heads=2",
+    "model.d_ff=64",
+    "model.max_distance=128",
+    "seq_len=127",
+    "batch_size=4",
+    "micro_batches=2",
+    "warmup_steps=5",
+    "seed=7",
+    "threads=1",
+]
+
+
+TINY_VAE = [
+    "data=music21:bach",
+    "max_pieces_per_source=32",  # the fewest chorales whose valid split has two 4/4 segments
+    "model.min_pitch=36",
+    "model.max_pitch=84",
+    "model.encoder_hidden=32",
+    "model.latent=8",
+    "model.decoder_hidden=32",
+    "model.decoder_layers=1",
+    "model.transition_hidden=32",
+    "batch_size=8",
+    "warmup_steps=5",
+    "kl_anneal_steps=20",
+    "eval_pairs=64",
+    "seed=7",
+    "threads=1",
+    "jobs=2",  # music21 parses the 32 chorales in two processes
+]
+
+
+def edit_manifest(bundle_dir: Path, change) -> None:
+    """Apply `change` (a function of the manifest dict) to a bundle's manifest.yaml."""
+    path = bundle_dir / "manifest.yaml"
+    manifest = yaml.safe_load(path.read_text())
+    change(manifest)
+    path.write_text(yaml.safe_dump(manifest))

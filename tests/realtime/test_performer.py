@@ -1,0 +1,117 @@
+"""The Performer as a unit: a real tiny bundle's generator, a schedule callable that records
+what the performer hands over, and the player's notes given with their times (no port, no
+sleeping through a phrase). The engine's JACK tests show the same through real ports."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from cadenza.plugins import load_generator
+from cadenza.realtime.performer import Performer
+from tests.realtime.helpers import NOTE_OFF, NOTE_ON, PHRASE, sounding_after
+
+CHANNEL = 3
+
+
+class Schedule:
+    """What the performer schedules: (deadline, message), in the order it was handed over."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[float, list[int]]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, deadline: float, message: list[int]) -> None:
+        with self.lock:
+            self.entries.append((deadline, list(message)))
+
+    def between(self, low: float, high: float) -> list[tuple[float, list[int]]]:
+        with self.lock:
+            return sorted(((t, m) for t, m in self.entries if low <= t < high),
+                          key=lambda entry: entry[0])  # stable: same-time order kept
+
+
+def wait_until(predicate, timeout: float = 10.0) -> None:
+    give_up = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < give_up, "never happened"
+        time.sleep(0.002)
+
+
+@pytest.fixture
+def performer_of(tiny_bundle):
+    made: list[Performer] = []
+
+    def make(**settings) -> tuple[Performer, Schedule]:
+        schedule = Schedule()
+        performer = Performer(load_generator(tiny_bundle), schedule, channel=CHANNEL,
+                              lookahead=5.0, seed=11, **settings)
+        performer.start()
+        made.append(performer)
+        return performer, schedule
+
+    yield make
+    for performer in made:
+        performer.close()
+        performer.join(5)
+        assert not performer.is_alive()
+
+
+def play_call(performer: Performer, start: float) -> float:
+    """The phrase, 0.15 s a note, given with its times; returns the time of its end."""
+    t = start
+    for pitch in PHRASE:
+        performer.player(t, [NOTE_ON, pitch, 90])
+        performer.player(t + 0.12, [NOTE_OFF, pitch, 0])
+        t += 0.15
+    return t
+
+
+def test_an_answer_is_the_generators_seeded_continuation_of_the_call(performer_of, tiny_bundle):
+    performer, schedule = performer_of()
+    call_end = play_call(performer, time.perf_counter())
+    start = call_end + 0.3
+    performer.answer(start, 1.5)
+    wait_until(lambda: performer.records and not performer.busy)
+    record = performer.records[0]
+    assert len(record.primer) >= 2 * len(PHRASE)  # the call is the primer
+    assert record.seed == 11 and record.start == start and record.seconds == 1.5
+
+    # The same generator, primed and seeded the same way, makes the same events.
+    generator = load_generator(tiny_bundle)
+    generator.prime([])
+    generator.extend(record.primer)
+    generator.seed(record.seed)
+    assert generator.generate(len(record.events)).tolist() == record.events
+
+    # Within the answer's time, on its channel, and every note it starts ends.
+    messages = schedule.between(0, float("inf"))
+    assert messages and all(start <= t <= start + 1.5 for t, _ in messages)
+    assert all(m[0] & 0x0F == CHANNEL for _, m in messages)
+    ons = [m[1] for _, m in messages if m[0] & 0xF0 == NOTE_ON and m[2] > 0]
+    answered = iter(e for e in record.events if e < 128)
+    assert ons and all(pitch in answered for pitch in ons)  # in order; a few may be dropped
+    # by the polyphony limit
+    assert sounding_after([m for _, m in messages]) == {}
+
+
+def test_a_loop_repeats_the_answer_until_the_player_plays(performer_of):
+    period = 0.6
+    performer, schedule = performer_of(loop=True)
+    start = play_call(performer, time.perf_counter()) + 0.3
+    performer.answer(start, period)
+    wait_until(lambda: len(schedule.between(start + 2 * period, start + 3 * period)) > 0)
+
+    def window(k):  # the note-ons of period k, shifted back onto the first
+        return [(round(t - k * period, 6), m)
+                for t, m in schedule.between(start + k * period, start + (k + 1) * period)
+                if m[0] & 0xF0 == NOTE_ON and m[2] > 0]
+
+    assert window(0) and window(1) == window(0) and window(2) == window(0)
+    performer.player(time.perf_counter(), [NOTE_ON, 40, 90])  # the player is back
+    wait_until(lambda: performer.mode != "loop")
+    count = len(schedule.entries)
+    time.sleep(0.05)  # a repeat would be scheduled at once (the look-ahead is 5 s)
+    assert len(schedule.entries) == count
