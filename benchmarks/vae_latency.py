@@ -23,6 +23,7 @@ import torch
 from cadenza.bundle import default_bundle_path, load_bundle
 from cadenza.events import PERFORMANCE
 from cadenza.midi import load_notes
+from cadenza.pianoroll import read_grid_midi
 from cadenza.plugins import load_generator
 from cadenza.training.vae import SegmentVAE, VAEModelConfig
 
@@ -118,8 +119,6 @@ def main() -> None:
 
 
 def generator_piece(generator):
-    from cadenza.pianoroll import read_grid_midi
-
     return read_grid_midi(PRIMER.read_bytes(), PRIMER, generator.grid.steps_per_quarter)
 
 

@@ -7,9 +7,9 @@ engine relies on and refuses a mismatch with a one-line error naming the field.
 from __future__ import annotations
 
 import os
-import sys
 import zipfile
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -189,14 +189,46 @@ def write_bundle(out_dir: str | Path, manifest: dict[str, Any], graphs: dict[str
     return out_dir
 
 
+def _package_models() -> Path | None:
+    """The shipped bundles inside the installed package (`cadenza.models`, which is the
+    repository's models/ folder: a wheel carries it, an editable install maps it). None where
+    the package is not a real folder on disk (a zipped install): bundles are read from files,
+    so there $CADENZA_MODELS or --bundle has to name them."""
+    try:
+        folder = resources.files("cadenza.models")
+    except ModuleNotFoundError:  # a source tree without models/__init__.py
+        return None
+    return folder if isinstance(folder, Path) and folder.is_dir() else None
+
+
+def _checkout_models() -> Path | None:
+    """models/ of the source checkout this module was imported from (cadenza/ beside
+    pyproject.toml); None in an installed package, where that folder would be site-packages'."""
+    root = Path(__file__).resolve().parent.parent
+    if (root / "pyproject.toml").is_file() and (root / "models").is_dir():
+        return root / "models"
+    return None
+
+
 def models_dirs() -> list[Path]:
-    """Where shipped and user bundles are looked for, first match wins."""
+    """Where shipped and user bundles are looked for, first match wins: $CADENZA_MODELS, the
+    bundles that come with the package, then a source checkout's models/."""
     dirs = []
     if os.environ.get("CADENZA_MODELS"):
         dirs.append(Path(os.environ["CADENZA_MODELS"]))
-    dirs.append(Path(__file__).resolve().parent.parent / "models")  # a source checkout
-    dirs.append(Path(sys.prefix) / "share" / "cadenza" / "models")  # an installed wheel
+    for found in (_package_models(), _checkout_models()):
+        if found is not None and all(found.resolve() != d.resolve() for d in dirs):
+            dirs.append(found)
     return dirs
+
+
+def _rebuild_hint() -> str:
+    """How to get the shipped bundles back: `make models` only in a checkout that has a
+    Makefile; an installed package carries them."""
+    root = Path(__file__).resolve().parent.parent
+    if (root / "Makefile").is_file() and (root / "models").is_dir():
+        return "the shipped bundles are in models/; `make models` rebuilds them"
+    return "the shipped bundles come with the package: reinstall cadenza if they are missing"
 
 
 def default_bundle_path(plugin: str) -> Path:
@@ -204,10 +236,12 @@ def default_bundle_path(plugin: str) -> Path:
         candidate = directory / plugin
         if (candidate / MANIFEST).is_file():
             return candidate
-    searched = ", ".join(str(d / plugin) for d in models_dirs())
+    searched = ", ".join(str(d / plugin) for d in models_dirs()) or (
+        "nowhere: this install's cadenza/models is not a folder on disk")
     raise BundleError(
         plugin,
-        f"no default bundle found (looked in {searched}); run `make models` or pass --bundle",
+        f"no default bundle found (looked in {searched}); pass --bundle DIR or set "
+        f"CADENZA_MODELS to a folder of bundles ({_rebuild_hint()})",
     )
 
 

@@ -68,8 +68,17 @@ def notes_of(events: list[tuple[float, list[int]]], origin: float, channel: int)
 
 
 def run_demo(
-    out_dir: Path, primer: Path, *, bundle: str | None = None, seed: int = 7, silence: float = 0.8
+    out_dir: Path,
+    primer: Path,
+    *,
+    bundle: str | None = None,
+    seed: int = 7,
+    silence: float = 0.8,
+    soundfont: str | None = None,
 ) -> None:
+    render = renderable(soundfont)  # said before the performance, not after it
+    if render is not True:
+        print(f"(the recording will be MIDI only: {render})")
     server = None
     try:
         choose_api()
@@ -77,12 +86,31 @@ def run_demo(
         print("no MIDI system running: starting a JACK server with the dummy backend")
         server = start_dummy_jack()
     try:
-        _perform(out_dir, primer, bundle, seed, silence)
+        _perform(out_dir, primer, bundle, seed, silence,
+                 render=render is True, soundfont=soundfont)
     finally:
         stop_jack(server)
 
 
-def _perform(out_dir: Path, primer: Path, bundle: str | None, seed: int, silence: float) -> None:
+def renderable(soundfont: str | None) -> bool | str:
+    """True when the WAV and the piano roll can be made, else why not (one line). A
+    --soundfont that is not there is an error: a typo is not to be passed over."""
+    from cadenza.errors import CadenzaError
+    from cadenza.extras import require
+    from cadenza.render import find_soundfont
+
+    if soundfont:
+        find_soundfont(soundfont)
+    try:
+        require("the demo's WAV and piano roll", "tinysoundfont", "matplotlib")
+        find_soundfont(soundfont)
+    except CadenzaError as e:
+        return str(e)
+    return True
+
+
+def _perform(out_dir: Path, primer: Path, bundle: str | None, seed: int, silence: float, *,
+             render: bool, soundfont: str | None) -> None:
     config = load_live_config(
         None, {"quiet": True, "seed": seed, "silence_seconds": silence, "bundle": bundle}
     )
@@ -128,10 +156,10 @@ def _perform(out_dir: Path, primer: Path, bundle: str | None, seed: int, silence
     midi = write_midi(notes, out_dir / "live.mid")
     print(f"recorded: {len(call_notes)} notes played, {len(answer_notes)} answered -> {midi}")
     split = float(call_notes["end"].max()) if len(call_notes) else None
-    try:
+    if render:  # else renderable() said why not, before the performance
         from cadenza.render import plot_piano_roll, render_wav
 
-        render_wav(notes, out_dir / "live.wav")
+        render_wav(notes, out_dir / "live.wav", soundfont=soundfont)
         plot_piano_roll(
             notes,
             out_dir / "live.png",
@@ -139,8 +167,6 @@ def _perform(out_dir: Path, primer: Path, bundle: str | None, seed: int, silence
             title=f"{engine.generator.bundle.name}: the call | Cadenza's answer",
         )
         print(f"rendered: {out_dir / 'live.wav'}, {out_dir / 'live.png'}")
-    except ImportError as e:
-        print(f"(no WAV/PNG: {e}; `make demo` installs what they need)")
     _report(engine, answer)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 
 class CadenzaError(Exception):
     """A problem with the user's input: a file, a bundle, a config value, a port."""
@@ -28,8 +30,6 @@ class ConfigError(CadenzaError):
 
 def read_settings(path: str | Path) -> dict:
     """A YAML file of settings (safe_load), as a mapping; anything else is a ConfigError."""
-    import yaml
-
     try:
         values = yaml.safe_load(Path(path).read_text()) or {}
     except FileNotFoundError:

@@ -7,17 +7,24 @@ without them (they come with `pip install cadenza[render]`).
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
+import sys
 import wave
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from cadenza.errors import CadenzaError
+from cadenza.extras import MissingExtra
 from cadenza.notes import DRUM_CHANNEL
 
 SOUNDFONT_ENV = "CADENZA_SOUNDFONT"
+# Preferred by name inside a folder that holds several: General MIDI banks, smallest first.
+GM_NAMES = ("TimGM6mb.sf2", "FluidR3_GM.sf2", "GeneralUser GS v1.471.sf2", "default-GM.sf2",
+            "default.sf2")
 # Debian's General MIDI SoundFonts: timgm6mb-soundfont (6 MB), fluid-soundfont-gm (140 MB);
 # default-GM.sf2 is the alternatives link either package installs.
 SYSTEM_SOUNDFONTS = (
@@ -25,26 +32,117 @@ SYSTEM_SOUNDFONTS = (
     Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),
     Path("/usr/share/sounds/sf2/default-GM.sf2"),
 )
+INSTALL_HINTS = {
+    "linux": "apt-get install timgm6mb-soundfont (or your distribution's fluid-soundfont-gm)",
+    "darwin": "brew install fluid-synth, or put a .sf2 in ~/Library/Audio/Sounds/Banks",
+    "win32": r"put a .sf2 in %USERPROFILE%\SoundFonts",
+}
 
 
-def find_soundfont(explicit: str | Path | None = None) -> Path:
-    """The SoundFont to render with: `explicit`, else $CADENZA_SOUNDFONT, else a system one.
+def _platform_key(platform: str) -> str:
+    if platform.startswith("linux"):
+        return "linux"
+    if platform.startswith(("win", "cygwin")):
+        return "win32"
+    return platform
+
+
+def soundfont_places(
+    platform: str | None = None, env: Mapping[str, str] | None = None
+) -> list[Path]:
+    """Where a SoundFont is looked for, in order: .sf2 files, or folders whose .sf2 files are
+    taken (a General MIDI name first). `platform` and `env` default to this machine's."""
+    platform = _platform_key(sys.platform if platform is None else platform)
+    env = os.environ if env is None else env
+    home = Path(env.get("HOME") or env.get("USERPROFILE") or Path.home())
+    places: list[Path] = []
+    if platform == "win32":
+        profile = Path(env.get("USERPROFILE") or home)
+        places += [profile / "SoundFonts", profile / "Documents" / "SoundFonts"]
+        places += [Path(env[var]) / "cadenza" / "soundfonts"
+                   for var in ("APPDATA", "LOCALAPPDATA") if env.get(var)]
+        places += [Path(env[var]) / "SoundFonts"
+                   for var in ("APPDATA", "ProgramData") if env.get(var)]
+        # %WINDIR%\System32\drivers\gm.dls is a DLS bank, which tinysoundfont cannot read.
+    elif platform == "darwin":
+        places += [
+            home / "Library" / "Audio" / "Sounds" / "Banks",
+            Path("/Library/Audio/Sounds/Banks"),
+            home / "Library" / "Application Support" / "cadenza" / "soundfonts",
+            # Homebrew (Apple silicon, then Intel) and MacPorts; fluid-synth's own small bank.
+            Path("/opt/homebrew/share/soundfonts"),
+            Path("/usr/local/share/soundfonts"),
+            Path("/opt/local/share/sounds/sf2"),
+            Path("/opt/homebrew/share/fluid-synth/sf2"),
+            Path("/usr/local/share/fluid-synth/sf2"),
+        ]
+    else:
+        data_home = Path(env.get("XDG_DATA_HOME") or home / ".local" / "share")
+        places += [*SYSTEM_SOUNDFONTS, Path("/usr/share/soundfonts"),
+                   Path("/usr/local/share/soundfonts"), data_home / "soundfonts",
+                   data_home / "sounds" / "sf2", data_home / "cadenza" / "soundfonts"]
+    # Everywhere: the package's own data, this environment's share/, pretty_midi's bundled one.
+    places += [Path(__file__).parent / "data" / "soundfonts",
+               Path(sys.prefix) / "share" / "cadenza" / "soundfonts"]
+    bundled = _pretty_midi_soundfont()
+    if bundled is not None:
+        places.append(bundled)
+    return places
+
+
+def _pretty_midi_soundfont() -> Path | None:
+    """pretty_midi ships TimGM6mb.sf2; found without importing it (that is slow)."""
+    try:
+        spec = importlib.util.find_spec("pretty_midi")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "TimGM6mb.sf2"
+
+
+def _soundfont_in(place: Path) -> Path | None:
+    if place.is_file():
+        return place
+    if not place.is_dir():
+        return None
+    try:
+        found = sorted(p for p in place.iterdir() if p.suffix.lower() == ".sf2" and p.is_file())
+    except OSError:  # unreadable folder
+        return None
+    by_name = {p.name: p for p in found}
+    return next((by_name[n] for n in GM_NAMES if n in by_name), found[0] if found else None)
+
+
+def find_soundfont(
+    explicit: str | Path | None = None,
+    *,
+    platform: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Path:
+    """The SoundFont to render with: `explicit` (--soundfont), else $CADENZA_SOUNDFONT, else
+    the first found in soundfont_places().
 
     A path that was asked for by name (argument or environment) must exist: falling back
     to another SoundFont would hide a typo."""
-    for given, where in ((explicit, "soundfont"), (os.environ.get(SOUNDFONT_ENV), SOUNDFONT_ENV)):
+    env = os.environ if env is None else env
+    for given, where in ((explicit, "--soundfont"), (env.get(SOUNDFONT_ENV), SOUNDFONT_ENV)):
         if given:
             path = Path(given).expanduser()
             if not path.is_file():
                 raise CadenzaError(f"{where}: {path}: no such SoundFont file")
             return path
-    for path in SYSTEM_SOUNDFONTS:
-        if path.is_file():
-            return path
-    searched = ", ".join(str(p) for p in SYSTEM_SOUNDFONTS)
+    places = soundfont_places(platform, env)
+    for place in places:
+        found = _soundfont_in(place)
+        if found is not None:
+            return found
+    hint = INSTALL_HINTS.get(_platform_key(sys.platform if platform is None else platform), "")
     raise CadenzaError(
-        f"no SoundFont found (looked at ${SOUNDFONT_ENV}, {searched}); install one with "
-        f"`apt-get install timgm6mb-soundfont` or pass a .sf2 path"
+        f"no SoundFont (.sf2) found; looked in {', '.join(str(p) for p in places)}. "
+        f"Point at one with --soundfont FILE.sf2 or the {SOUNDFONT_ENV} variable"
+        + (f", or {hint}" if hint else "")
+        + " (pip install pretty_midi brings TimGM6mb.sf2)"
     )
 
 
@@ -54,8 +152,7 @@ def load_synth(soundfont: str | Path | None, sample_rate: int, *, program: int =
     try:
         import tinysoundfont
     except ImportError:
-        raise CadenzaError("playing a SoundFont needs tinysoundfont: "
-                           "pip install --no-deps tinysoundfont") from None
+        raise MissingExtra("playing a SoundFont", "tinysoundfont") from None
     path = find_soundfont(soundfont)
     synth = tinysoundfont.Synth(samplerate=sample_rate)
     try:
@@ -165,10 +262,13 @@ def plot_piano_roll(
 ) -> Path:
     """A piano-roll PNG: time across, pitch up, velocity as colour; a line at `split_at`
     marks where the primer ends and the continuation begins."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.collections import PolyCollection
-    from matplotlib.colors import Normalize
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.collections import PolyCollection
+        from matplotlib.colors import Normalize
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise MissingExtra("drawing a piano roll", "matplotlib") from None
 
     # Figure and FigureCanvasAgg rather than pyplot: no global state, no GUI backend.
     fig = Figure(figsize=(12, 5), dpi=100, layout="constrained")

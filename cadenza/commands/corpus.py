@@ -33,7 +33,9 @@ def cmd_corpus_prepare(args: argparse.Namespace) -> None:
 
 def cmd_corpus_render(args: argparse.Namespace) -> None:
     from cadenza.corpus.audio import DEFAULT_SOURCES, RenderSettings, render_corpus
+    from cadenza.extras import require
 
+    require("corpus render", "tinysoundfont")
     sources = args.source or list(DEFAULT_SOURCES)
     out = Path(args.out) if args.out else Path("data/audio") / _corpus_dir(sources).name
     settings = RenderSettings(args.sample_rate, args.clip_seconds, args.clips_per_piece)

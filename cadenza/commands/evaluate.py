@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from cadenza.errors import CadenzaError, ConfigError
-from cadenza.kinds import get_kind
+from cadenza.extras import require
+from cadenza.kinds import EVENTS, get_kind
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -32,6 +33,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if kind.evaluator is None:
         raise ConfigError("bundle", f"{bundles[0]}: `cadenza eval` has no check for "
                           f"{kind.name} bundles")
+    if kind.evaluator == EVENTS:  # its report draws piano rolls and plots: say so up front
+        require("eval's pictures", "matplotlib")
     out = Path(args.out)
     kind.piece("evaluator")(bundles[0], out, request)
     print(f"{out / 'report.md'}: the report")

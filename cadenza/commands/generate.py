@@ -8,14 +8,17 @@ from cadenza.errors import ConfigError
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
-    from cadenza.generate import continue_primer
+    # Imported here, as in every command: `cadenza --help` and the other commands start fast.
+    from cadenza.generate import backing_parts, continue_primer, vae_phrases
     from cadenza.midi import load_notes, write_midi
     from cadenza.notes import empty_notes
-    from cadenza.plugins import load_generator
+    from cadenza.plugins import BackingGenerator, EventGenerator, load_generator
     from cadenza.plugins.sampling import Knobs
+    from cadenza.plugins.vae import SegmentVAE
 
     if args.seconds <= 0:
         raise ConfigError("--seconds", f"must be positive, got {args.seconds}")
+    _check_outputs(args)  # before any work: no MIDI file written and then a missing extra
     primer = load_notes(args.primer) if args.primer else empty_notes()
     default_plugin = None if args.bundle else "performance-rnn"  # else the bundle's own
     generator = load_generator(args.bundle, plugin=args.plugin or default_plugin, seed=args.seed)
@@ -25,16 +28,14 @@ def cmd_generate(args: argparse.Namespace) -> None:
         generator.knobs = Knobs(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
     except ValueError as e:
         raise ConfigError("sampling", str(e)) from None
-    if generator.plugin == "vae":  # phrases through latent codes, on the primer's bar grid
-        from cadenza.generate import vae_phrases
-
+    if isinstance(generator, SegmentVAE):  # phrases through latent codes, on the bar grid
         result = vae_phrases(
             generator, args.mode, args.primer, args.between, args.steps, args.seconds
         )
-    elif generator.plugin == "backing":  # parts under the primer's melody, on its grid
-        from cadenza.generate import backing_parts
-
+    elif isinstance(generator, BackingGenerator):  # parts under the primer's melody
         result = backing_parts(generator, args.primer)
+    elif not isinstance(generator, EventGenerator):
+        raise ConfigError("bundle", f"{generator.plugin} makes audio: use `cadenza audio`")
     elif args.mode != "continue":
         raise ConfigError("--mode", f"{args.mode} needs the vae plugin, not {generator.plugin}")
     else:
@@ -60,6 +61,19 @@ def cmd_generate(args: argparse.Namespace) -> None:
             print(f"{args.png}: piano roll")
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """What --wav and --png need (the render extra, a SoundFont), checked up front."""
+    from cadenza.extras import require
+
+    if args.png:
+        require("generate --png", "matplotlib")
+    if args.wav:
+        from cadenza.render import find_soundfont
+
+        require("generate --wav", "tinysoundfont")
+        find_soundfont(args.soundfont)
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     generate = sub.add_parser("generate", help="continue a MIDI primer and write a MIDI file")
     generate.add_argument("--plugin", help="plugin (default: the bundle's, or performance-rnn)")
@@ -83,5 +97,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     generate.add_argument("-o", "--output", required=True, help="MIDI file to write")
     generate.add_argument("--wav", help="also render a WAV through a General MIDI SoundFont")
     generate.add_argument("--png", help="also draw a piano roll")
-    generate.add_argument("--soundfont", help="SoundFont (.sf2) for --wav")
+    generate.add_argument("--soundfont", help="SoundFont (.sf2) for --wav (default: "
+                          "$CADENZA_SOUNDFONT, else one found on the system)")
     generate.set_defaults(func=cmd_generate)

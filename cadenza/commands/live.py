@@ -6,9 +6,24 @@ import argparse
 from pathlib import Path
 
 
+def _verbose(args: argparse.Namespace) -> None:
+    """--verbose: show what the MIDI and audio libraries print (ALSA, JACK, PortAudio), which is
+    otherwise kept off the terminal (cadenza.realtime.library_noise)."""
+    from cadenza.realtime.library_noise import set_verbose
+
+    set_verbose(bool(getattr(args, "verbose", False)))
+
+
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show the MIDI/audio libraries' own messages (ALSA, JACK)")
+
+
 def cmd_ports(args: argparse.Namespace) -> None:
+    from cadenza.realtime.library_noise import library_noise
     from cadenza.realtime.ports import list_ports
 
+    _verbose(args)
     ports = list_ports()
     print(f"MIDI ({ports['api']}):")
     for direction in ("inputs", "outputs"):
@@ -16,7 +31,8 @@ def cmd_ports(args: argparse.Namespace) -> None:
         for name in ports[direction] or ["(none)"]:
             print(f"    {name}")
     try:
-        import sounddevice
+        with library_noise():  # PortAudio probing ALSA and JACK
+            import sounddevice
 
         devices = [d["name"] for d in sounddevice.query_devices() if d["max_output_channels"]]
     except (OSError, ImportError) as e:  # no PortAudio library, or no audio system
@@ -30,6 +46,7 @@ def cmd_live(args: argparse.Namespace) -> None:
     from cadenza.realtime.config import load_live_config
     from cadenza.realtime.live import run_live
 
+    _verbose(args)
     overrides = {
         "mode": args.mode,
         "input_port": args.input_port,
@@ -74,22 +91,32 @@ def cmd_live(args: argparse.Namespace) -> None:
         "cc.loop": args.loop_cc,
         "cc.mutate": args.mutate_cc,
     }
-    run_live(load_live_config(args.config, overrides))
+    config = load_live_config(args.config, overrides)
+    if config.synth:  # before the model loads and the ports open
+        from cadenza.extras import require
+        from cadenza.render import find_soundfont
+
+        require("live --synth", "tinysoundfont")
+        find_soundfont(config.soundfont)
+    run_live(config)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
     from cadenza.demo import PRIMERS, run_demo
 
+    _verbose(args)
     run_demo(
         Path(args.out),
         Path(args.primer) if args.primer else PRIMERS / "chorale.mid",
         bundle=args.bundle,
         seed=args.seed,
+        soundfont=args.soundfont,
     )
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     ports = sub.add_parser("ports", help="list MIDI ports and audio devices")
+    _add_verbose(ports)
     ports.set_defaults(func=cmd_ports)
 
     live = sub.add_parser("live", help="play with a keyboard or a DAW, on real MIDI ports")
@@ -142,7 +169,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also play through a General MIDI SoundFont on the sound card",
     )
-    live.add_argument("--soundfont", help="the .sf2 for --synth (default: the system's)")
+    live.add_argument("--soundfont", help="the .sf2 for --synth (default: $CADENZA_SOUNDFONT, "
+                      "else one found on the system)")
+    _add_verbose(live)
     backing = live.add_argument_group("backing mode (--mode backing)")
     backing.add_argument("--backing-channels", metavar="2,3,4",
                          help="a channel per backing part (default: those after --channel, "
@@ -175,4 +204,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--primer", help="the phrase the player plays (default: a chorale)")
     demo.add_argument("--bundle", help="bundle (default: the shipped one)")
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--soundfont", help="the .sf2 for the recording's WAV (default: "
+                      "$CADENZA_SOUNDFONT, else one found on the system)")
+    _add_verbose(demo)
     demo.set_defaults(func=cmd_demo)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from cadenza.bundle import Bundle, default_bundle_path, load_bundle
+from cadenza.corpus.audio import load_clips
 from cadenza.critic_manifests import InstrumentCriticManifest
 from cadenza.errors import BundleError, CadenzaError
 from cadenza.plugins.base import create_session
@@ -189,8 +190,6 @@ def real_reference(critic: InstrumentCritic, corpus: str | Path) -> dict[str, fl
     """Frechet distances between the corpus' real splits on the critic's embeddings: what a
     generator that sounds exactly like the corpus would score (valid vs test, sets of about
     the size one generates for an evaluation), and train vs test."""
-    from cadenza.corpus.audio import load_clips
-
     embedded = {}
     for split in ("train", "valid", "test"):
         audio, _, rate = load_clips(corpus, split)

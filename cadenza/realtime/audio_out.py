@@ -26,6 +26,7 @@ from collections.abc import Callable
 import numpy as np
 
 from cadenza.errors import CadenzaError
+from cadenza.realtime.library_noise import library_noise
 
 CHANNELS = 2
 # The ring holds at least this many frames, so the fill target can grow to a host that asks
@@ -44,7 +45,9 @@ _open_streams = 0  # RingPlayers playing in this process: rescanning would cut t
 
 def _sounddevice():
     try:
-        import sounddevice
+        # Loading PortAudio probes ALSA and JACK, which print to fd 2 what they do not find.
+        with library_noise():
+            import sounddevice
     except OSError as exc:  # sounddevice loads PortAudio when imported
         raise CadenzaError(
             f"no audio: PortAudio cannot be loaded ({exc}); apt-get install libportaudio2"
@@ -64,7 +67,8 @@ def rescan_audio_devices() -> None:
     sd = _sounddevice()
     with _streams_lock:
         _terminate_locked(sd)
-        sd._initialize()
+        with library_noise():  # the same probing as at import
+            sd._initialize()
 
 
 def release_audio_devices() -> None:

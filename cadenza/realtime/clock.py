@@ -82,10 +82,15 @@ class ClockFollower:
     lags a tempo step by up to a window, so each pulse is first checked against the line's
     prediction: a pulse further off than max(`min_threshold`, 4 x the fit's RMS residual) is
     held back as a suspect rather than fitted (an isolated late timestamp, e.g. a GC pause,
-    then never bends the line); `change_pulses` suspects in a row on the same side mean the
-    tempo changed, and the window restarts from them. A gap over `max_gap` seconds (a clock
-    stopped, a cable pulled) restarts it too. The first pulse after Start/Continue may be off
-    the line because the DAW restarted its pulses: the line then keeps its slope and moves.
+    then never bends the line); `change_pulses` suspects in a row on the same side, moving
+    further off, mean the tempo changed, and the window restarts from them. Suspects that sit
+    a whole number of periods off the line are a slipped count (a pulse counted that the DAW
+    never sent, or one lost on the way): the count is corrected, the tempo and phase kept.
+    Suspects coming back towards the line are a stall's backlog (pulses held up, then
+    delivered bunched): the line keeps its tempo and phase through it. A gap over `max_gap`
+    seconds (a clock stopped, a cable pulled) restarts it too. The first pulse after
+    Start/Continue may be off the line because the DAW restarted its pulses: the line then
+    keeps its slope and moves.
 
     Positions count pulses, never time: a DAW's position is the number of clocks it sent, so
     halving the tempo is not mistaken for lost pulses.
@@ -109,7 +114,8 @@ class ClockFollower:
         self.max_gap = max_gap
         self._pulses: deque[tuple[int, float]] = deque(maxlen=window)  # (serial, time)
         self._suspects: list[tuple[int, float, float]] = []  # (serial, time, residual)
-        self._serial = 0  # serial number of the next pulse; every pulse ever received counts
+        self._serial = 0  # serial number of the next pulse: every pulse counts, once
+        self.slips = 0  # times the count was corrected (a spurious or a lost pulse)
         self._last_time: float | None = None
         # The fitted line: time = _t_mean + _period * (serial - _s_mean).
         self._s_mean = 0.0
@@ -158,7 +164,8 @@ class ClockFollower:
         self._serial += 1
         if self._running:
             self._next_pos = self._anchor_pos + self._serial - self._anchor_serial
-        gap_ok = self._last_time is not None and 0 < t - self._last_time <= self.max_gap
+        # Equal stamps are pulses delivered together (a backlog), not time going backwards.
+        gap_ok = self._last_time is not None and 0 <= t - self._last_time <= self.max_gap
         self._last_time = t
         rephase, self._rephase = self._rephase, False
         if not gap_ok:  # first pulse, a long gap, or a timestamp going backwards: start over
@@ -178,6 +185,13 @@ class ClockFollower:
                     self._suspects.clear()
                 self._suspects.append((serial, t, residual))
                 if len(self._suspects) >= self.change_pulses:
+                    if self._slipped():
+                        return
+                    if abs(residual) <= abs(self._suspects[0][2]):
+                        # Off the line but coming back to it: the backlog of a stall (pulses
+                        # held up, then delivered bunched), not a new tempo. Never fitted.
+                        self._suspects.pop(0)
+                        return
                     # The tempo changed: the last trusted pulse joins the two lines.
                     start = [self._pulses[-1]] + [(s, u) for s, u, _ in self._suspects]
                     self._restart(start)
@@ -185,6 +199,26 @@ class ClockFollower:
         self._suspects.clear()
         self._pulses.append((serial, t))
         self._fit()
+
+    def _slipped(self) -> bool:
+        """The suspects sit on the line, a whole number of pulses off: the count slipped (a
+        pulse the DAW never sent counted, or one it sent lost on the way), not the tempo. The
+        count is corrected and the suspects fitted; True when that was the case."""
+        period, threshold = self._period, max(self.min_threshold, 4.0 * self._rms)
+        whole = round(self._suspects[0][2] / period)
+        if whole == 0 or any(abs(r - whole * period) > threshold for _, _, r in self._suspects):
+            return False
+        last_trusted = self._pulses[-1][0]
+        self._serial += whole
+        if self._anchor_serial > last_trusted:  # Start came after the slip: it counted it too
+            self._anchor_serial += whole
+        if self._running:
+            self._next_pos = self._anchor_pos + self._serial - self._anchor_serial
+        self._pulses.extend((s + whole, u) for s, u, _ in self._suspects)
+        self._suspects.clear()
+        self.slips += 1
+        self._fit()
+        return True
 
     def _restart(self, pulses: list[tuple[int, float]]) -> None:
         self._pulses.clear()
@@ -221,7 +255,7 @@ class ClockFollower:
 
     @property
     def pulses(self) -> int:
-        """Pulses received since this follower was made."""
+        """Pulses counted since this follower was made (a slipped count corrected)."""
         return self._serial
 
     @property

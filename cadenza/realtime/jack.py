@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cadenza.errors import CadenzaError
 from cadenza.realtime.audio_out import release_audio_devices
+from cadenza.realtime.library_noise import library_noise
 
 # 256 frames at 48 kHz (5.3 ms). JACK moves MIDI once a cycle, so a shorter cycle bounds
 # delivery jitter tighter, but with --no-realtime a client thread that is late for its cycle
@@ -80,7 +81,8 @@ def stop_jack(process: subprocess.Popen | None) -> None:
     if process is None or process.poll() is not None:
         return
     if "sounddevice" in sys.modules:  # only a process that played audio attached PortAudio
-        release_audio_devices()
+        with library_noise():  # PortAudio's JACK host API says goodbye on fd 2
+            release_audio_devices()
     process.terminate()
     try:
         process.wait(10)

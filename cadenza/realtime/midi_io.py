@@ -25,6 +25,7 @@ import rtmidi
 
 from cadenza.errors import CadenzaError
 from cadenza.midi_status import channel_of
+from cadenza.realtime.library_noise import library_noise
 
 API_BY_NAME: dict[str, int] = {
     "alsa": rtmidi.API_LINUX_ALSA,
@@ -112,7 +113,8 @@ class MidiPort:
             if match is None:
                 return False
             try:
-                self._midi.open_port(ports.index(match), self._local_name)
+                with library_noise():  # libjack reports a refused connection on fd 2
+                    self._midi.open_port(ports.index(match), self._local_name)
             except rtmidi.RtMidiError:  # gone again since the listing: try on the next call
                 return False
             self._after_open_locked()

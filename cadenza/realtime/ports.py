@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import rtmidi
 
+from cadenza.realtime.library_noise import library_noise
 from cadenza.realtime.midi_io import (
     API_BY_NAME,
     NAME_BY_API,
@@ -53,12 +54,13 @@ def platform_apis(platform: str = sys.platform) -> list[int]:
 
 def _api_works(api: int) -> bool:
     # Constructing a client is the only reliable test: ALSA fails here without
-    # /dev/snd/seq, JACK without a running server.
-    try:
-        probe = rtmidi.MidiOut(api, name="cadenza-probe")
-    except (rtmidi.SystemError, RuntimeError):
-        return False
-    probe.delete()
+    # /dev/snd/seq, JACK without a running server; both say so on fd 2 (library_noise.py).
+    with library_noise():
+        try:
+            probe = rtmidi.MidiOut(api, name="cadenza-probe")
+        except (rtmidi.SystemError, RuntimeError):
+            return False
+        probe.delete()
     return True
 
 
@@ -98,7 +100,8 @@ def _new_client(kind: type, api: int, client_name: str, attempts: int = 3):
     # add client"): a transient failure, so try again before giving up.
     for attempt in range(attempts):
         try:
-            return kind(api, name=client_name)
+            with library_noise():  # libjack's "Cannot connect to server socket..." lines
+                return kind(api, name=client_name)
         except (rtmidi.SystemError, RuntimeError) as exc:
             if attempt + 1 == attempts:
                 detail = " ".join(str(exc).split())

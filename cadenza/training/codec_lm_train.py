@@ -29,9 +29,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from cadenza.corpus.audio import load_clips
 from cadenza.errors import CadenzaError, ConfigError
-from cadenza.export.text_encoder import cached_text_encoder
 from cadenza.plugins.codebook_patterns import get_pattern
-from cadenza.plugins.text_encoder import TextEncoder
+from cadenza.plugins.text_encoder import TextEncoder, find_text_encoder
 from cadenza.training.codec_lm import CodecLM, CodecLMConfig, pattern_loss
 from cadenza.training.codec_train import codec_from_checkpoint
 from cadenza.training.runner import TrainingRun, load_checkpoint, write_json
@@ -228,7 +227,7 @@ def train(
     data = dataset_path(config)
     if run.is_main and not dataset_is_current(data, config):
         if text_encoder is None:
-            text_encoder = cached_text_encoder()
+            text_encoder = find_text_encoder()  # the shipped one, as `cadenza audio` plays
         build_dataset(config, data, text_encoder)
     run.barrier()
     arrays = np.load(data, allow_pickle=False)

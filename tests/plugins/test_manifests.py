@@ -28,7 +28,7 @@ from cadenza.plugins.manifests import (
     TransformerManifest,
     VAEManifest,
 )
-from tests.test_bundle import edit_manifest
+from tests.helpers import edit_manifest
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 SECTIONS: dict[str, type[Section]] = {

@@ -18,18 +18,7 @@ import pytest
 from cadenza.errors import CadenzaError
 from cadenza.realtime.audio_out import rescan_audio_devices
 from cadenza.realtime.jack import start_dummy_jack, stop_jack
-from tests.realtime.helpers import (  # noqa: F401  (re-exported: older imports still work)
-    ARRIVAL_TIMEOUT,
-    JACK,
-    Player,
-    Recorder,
-    assert_live_fails_in_one_line,
-    interrupt_live,
-    jack_client,
-    sounding_after,
-    spawn_live,
-    unique,
-)
+from tests.realtime.helpers import Player, Recorder
 
 
 @pytest.fixture(scope="session")

@@ -496,6 +496,34 @@ def play_phrase(player, pitches=PHRASE, length=0.12, gap=0.03) -> float:
     return last
 
 
+def feed_phrase(midi_in: FakeInput, pitches=PHRASE, length=0.12, gap=0.03) -> float:
+    """The phrase play_phrase plays, as a FakeInput hands it over when it was played up to
+    now: every message stamped with the time it was played, its last note-off now (no
+    sleeping through it). Returns the time of the last note-off."""
+    step = length + gap
+    start = time.perf_counter() - (len(pitches) - 1) * step - length
+    for k, pitch in enumerate(pitches):
+        midi_in.feed([NOTE_ON, pitch, 90], start + k * step)
+        last = midi_in.feed([NOTE_OFF, pitch, 0], start + k * step + length)
+    return last
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = ARRIVAL_TIMEOUT,
+             what: str = "the engine never got there") -> None:
+    """Wait until condition() holds (polled every 5 ms); fails if it never does."""
+    give_up = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < give_up, what
+        time.sleep(0.005)
+
+
+def answer_played(engine) -> bool:
+    """A call-and-response engine answered, and the answer is over: generated, and every
+    message of it sent."""
+    performer = engine.mode.performer
+    return bool(performer.records) and not performer.busy and engine.scheduler.pending == 0
+
+
 def note_ons(events):
     """The (time, message) pairs of `events` that start a note."""
     return [(t, m) for t, m in events if m[0] & 0xF0 == NOTE_ON and m[2] > 0]
@@ -568,9 +596,10 @@ class FakeRunningEngine:
     """Like RunningEngine, on fake ports: `.input` is what the player plays into, `.output`
     what the engine sent."""
 
-    def __init__(self, bundle, **settings):
-        self.input = FakeInput()
-        self.output = FakeOutput()
+    def __init__(self, bundle, *, midi_in: FakeInput | None = None,
+                 midi_out: FakeOutput | None = None, **settings):
+        self.input = midi_in if midi_in is not None else FakeInput()
+        self.output = midi_out if midi_out is not None else FakeOutput()
         self.engine = fake_engine(bundle, midi_in=self.input, midi_out=self.output, **settings)
         self.name = self.engine.config.port_name
         self.thread = threading.Thread(target=self.engine.run, daemon=True)

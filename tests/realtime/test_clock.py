@@ -150,6 +150,74 @@ def test_an_isolated_late_pulse_does_not_bend_the_tempo():
     assert follower.bpm == pytest.approx(100.0, abs=0.05)
 
 
+def stalled(times: np.ndarray, at: int, seconds: float) -> np.ndarray:
+    """`times` with the pulses due during a stall of `seconds` from pulse `at` delivered at
+    its end, all at once (the sender, or the MIDI system, was held up: they come bunched)."""
+    times = times.copy()
+    end = times[at] + seconds
+    times[at:][times[at:] < end] = end
+    return times
+
+
+def grid_error_after(follower: ClockFollower, bpm: float, latency: float = 0.0) -> float:
+    """Seconds between the follower's next two beats and the true ones (pulses sent from T0,
+    arriving `latency` later)."""
+    grid, beat = follower.grid(), 60.0 / bpm
+    upcoming = [np.ceil((follower.pulses + 1) / PPQN) + k for k in (0, 1)]
+    return max(abs(grid.time_of_beat(b) - (T0 + latency + b * beat)) for b in upcoming)
+
+
+@pytest.mark.parametrize("stall", [0.05, 0.1, 0.2])
+@pytest.mark.parametrize("seed", range(3))
+def test_a_stall_with_its_pulses_bunched_after_it_keeps_the_grid(stall, seed):
+    times = stalled(pulse_times(120.0, T0, 8 * PPQN, jitter=0.002, seed=seed), 4 * PPQN, stall)
+    follower = ClockFollower()
+    follower.feed(T0 - 0.001, [START])
+    for k, t in enumerate(times):
+        follower.feed(float(t), [CLOCK])
+        if k > 4 * PPQN:  # every moment from the stall on: an answer may be put on the grid
+            assert grid_error_after(follower, 120.0) < 0.001
+    assert follower.bpm == pytest.approx(120.0, abs=0.2)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_pulses_in_bursts_of_skipped_cycles_keep_the_grid_within_a_cycle(seed):
+    """A loaded machine's MIDI system skips cycles: pulses arrive two or three at a time,
+    each up to 10 ms late, all quantised to 5.3 ms cycles."""
+    rng = np.random.default_rng(seed)
+    times = pulse_times(120.0, T0, 12 * PPQN)
+    cycle = 256 / 48000
+    late = times + rng.choice([0.0, cycle, 2 * cycle], size=len(times), p=[0.6, 0.3, 0.1])
+    arrivals = np.maximum.accumulate(np.ceil(late / cycle) * cycle)
+    latency = float(np.mean(arrivals - times))  # all a receiver can know of the sender
+    follower = ClockFollower()
+    follower.feed(T0 - 0.001, [START])
+    for k, t in enumerate(arrivals):
+        follower.feed(float(t), [CLOCK])
+        if k > 4 * PPQN:
+            assert grid_error_after(follower, 120.0, latency) < cycle  # within a cycle
+    assert follower.bpm == pytest.approx(120.0, abs=0.2)
+
+
+@pytest.mark.parametrize("slip", ["duplicated", "lost"])
+@pytest.mark.parametrize("seed", range(3))
+def test_a_pulse_counted_twice_or_lost_on_the_way_keeps_the_position(slip, seed):
+    """The DAW sent 8 beats of pulses; the MIDI system delivered one pulse twice, or lost
+    one: the song position and the grid are the DAW's all the same, once it shows."""
+    times = pulse_times(120.0, T0, 8 * PPQN, jitter=0.002, seed=seed)
+    at = 5 * PPQN + 7
+    if slip == "duplicated":
+        times = np.insert(times, at + 1, times[at] + 0.0002)  # just after pulse `at`
+    else:
+        times = np.delete(times, at)
+    follower = ClockFollower()
+    follower.feed(T0 - 0.001, [START])
+    feed_pulses(follower, times)
+    assert follower.slips == 1 and follower.pulses == 8 * PPQN
+    assert follower.beat_position(T0 + 8 * 0.5) == pytest.approx(8.0, abs=0.01)
+    assert grid_error_after(follower, 120.0) < 0.001
+
+
 def test_a_gap_restarts_the_estimate():
     follower = started_at(100.0, beats=2)
     restart = T0 + 10.0  # the DAW's clock stopped for seconds, then came back at 60 BPM

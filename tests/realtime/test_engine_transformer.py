@@ -1,64 +1,63 @@
-"""The live engine with the transformer plugin, through a real JACK server: it answers, its
-style knob turns while it plays, and the plugin can be switched live."""
+"""The live engine with the transformer plugin, on fake ports (tests/realtime/helpers.py: the
+engine's behaviour, whatever carries the MIDI; test_engine.py shows an answer through real
+JACK ports): it answers, its style knob turns while it plays, and the plugin can be switched
+live."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import time
 
-from tests.realtime.conftest import unique
-from tests.realtime.test_engine import NOTE_ON, PHRASE, RunningEngine, connect, play_phrase
+from tests.realtime.helpers import (
+    PHRASE,
+    FakeRunningEngine,
+    answer_played,
+    feed_phrase,
+    has_note_on,
+    note_ons,
+    unique,
+    wait_for,
+)
 
 
-def answered(recorder) -> None:
-    recorder.wait_until(lambda messages: any(m[0] & 0xF0 == NOTE_ON for m in messages))
-
-
-def test_the_transformer_answers_a_phrase(tiny_transformer_bundle, player, recorder):
-    with RunningEngine(tiny_transformer_bundle, answer_length="1 s", style="bach") as running:
-        connect(running, player, recorder)
-        phrase_end = play_phrase(player)
-        answered(recorder)
-        time.sleep(1.2)
+def test_the_transformer_answers_a_phrase(tiny_transformer_bundle):
+    with FakeRunningEngine(tiny_transformer_bundle, answer_length="1 s", style="bach") as running:
+        phrase_end = feed_phrase(running.input)
+        running.output.wait_until(has_note_on)
+        wait_for(lambda: answer_played(running.engine))
         records = running.engine.mode.performer.records
         assert running.engine.generator.plugin == "transformer"
-    first_on = min(t for t, m in recorder.events if m[0] & 0xF0 == NOTE_ON and m[2] > 0)
+    first_on = min(t for t, _ in note_ons(running.output.events))
     assert first_on > phrase_end
     assert len(records) == 1 and records[0].events
     assert len(records[0].primer) >= 2 * len(PHRASE)  # the call, as the transformer's context
 
 
-def test_the_style_knob_turns_by_cc_and_by_key(tiny_transformer_bundle, player):
-    with RunningEngine(tiny_transformer_bundle, **{"cc.style": 21}) as running:
-        connect(running, player)
+def test_the_style_knob_turns_by_cc_and_by_key(tiny_transformer_bundle):
+    with FakeRunningEngine(tiny_transformer_bundle, **{"cc.style": 21}) as running:
         engine = running.engine
         assert engine.mode.style is None and engine.controls.styles == ["bach"]
-        player.send([0xB0, 21, 127])  # the top of the range: the last style
-        give_up = time.monotonic() + 5
-        while engine.mode.style != "bach" and time.monotonic() < give_up:
-            time.sleep(0.01)
-        assert engine.mode.style == "bach"
+        running.input.send([0xB0, 21, 127])  # the top of the range: the last style
+        wait_for(lambda: engine.mode.style == "bach", timeout=5)
+        wait_for(lambda: engine.generator.style == "bach")  # the generator's own thread
         engine.controls.turn_style(+1)  # the terminal's `s`: round to untagged
         assert engine.mode.style is None
-        time.sleep(0.2)
-        assert engine.generator.style is None  # the generator's own thread applied it
+        wait_for(lambda: engine.generator.style is None)  # the generator's own thread applied it
 
 
 def test_a_plugin_switch_mid_session_keeps_answering(tiny_bundle, tiny_transformer_bundle,
-                                                     player, recorder, monkeypatch, tmp_path):
+                                                     monkeypatch, tmp_path):
     models = tmp_path / "models"
     models.mkdir()
     (models / "transformer").symlink_to(tiny_transformer_bundle)
     monkeypatch.setenv("CADENZA_MODELS", str(models))
-    with RunningEngine(tiny_bundle, answer_length="0.6 s") as running:
-        connect(running, player, recorder)
+    with FakeRunningEngine(tiny_bundle, answer_length="0.6 s") as running:
         running.engine.controls.next_bundle()  # the terminal's `n`
         assert running.engine.generator.plugin == "transformer"
-        play_phrase(player, PHRASE[:4])
-        answered(recorder)
-        time.sleep(0.8)
+        feed_phrase(running.input, PHRASE[:4])
+        running.output.wait_until(has_note_on)
+        wait_for(lambda: answer_played(running.engine))
         assert running.engine.mode.performer.records[-1].events
 
 

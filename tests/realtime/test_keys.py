@@ -1,5 +1,5 @@
-"""Knobs on the computer keyboard: each key turns its knob on a running engine, and a real
-terminal (a pty) drives `cadenza live`."""
+"""Knobs on the computer keyboard: each key turns its knob on a running engine (on fake ports,
+tests/realtime/helpers.py), and a real terminal (a pty) drives `cadenza live` on JACK."""
 
 from __future__ import annotations
 
@@ -11,12 +11,18 @@ import sys
 import time
 
 from cadenza.realtime.keys import TerminalKeys
-from tests.realtime.conftest import unique
-from tests.realtime.test_engine import PHRASE, RunningEngine, connect, play_phrase
+from tests.realtime.helpers import (
+    PHRASE,
+    FakeRunningEngine,
+    feed_phrase,
+    has_note_on,
+    sounding_after,
+    unique,
+)
 
 
-def test_keys_turn_the_knobs(tiny_bundle, jack_server):
-    with RunningEngine(tiny_bundle, temperature=1.0) as running:
+def test_keys_turn_the_knobs(tiny_bundle):
+    with FakeRunningEngine(tiny_bundle, temperature=1.0) as running:
         engine, keys = running.engine, TerminalKeys(running.engine.controls)
         for key in "+++":
             keys.press(key)
@@ -34,19 +40,16 @@ def test_keys_turn_the_knobs(tiny_bundle, jack_server):
         assert not running.thread.is_alive()
 
 
-def test_panic_key_ends_the_answer(tiny_bundle, player, recorder):
-    from tests.realtime.conftest import sounding_after
-
-    with RunningEngine(tiny_bundle, answer_length="20 s") as running:
-        connect(running, player, recorder)
-        play_phrase(player, PHRASE[:3])
-        recorder.wait_until(lambda messages: any(m[0] & 0xF0 == 0x90 for m in messages))
-        TerminalKeys(running.engine.controls).press("p")
-        time.sleep(0.3)
-        assert sounding_after(recorder.messages) == {}
-        count = len(recorder.events)
+def test_panic_key_ends_the_answer(tiny_bundle):
+    with FakeRunningEngine(tiny_bundle, answer_length="20 s") as running:
+        output = running.output
+        feed_phrase(running.input, PHRASE[:3])
+        output.wait_until(has_note_on)
+        TerminalKeys(running.engine.controls).press("p")  # ends the notes as it returns
+        assert sounding_after(output.messages) == {}
+        count = len(output.events)
         time.sleep(0.5)
-        assert len(recorder.events) == count  # nothing more of that answer
+        assert len(output.events) == count  # nothing more of that answer
 
 
 def test_cadenza_live_in_a_terminal_quits_on_q(tiny_bundle, jack_server):

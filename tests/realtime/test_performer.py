@@ -1,6 +1,7 @@
 """The Performer as a unit: a real tiny bundle's generator, a schedule callable that records
 what the performer hands over, and the player's notes given with their times (no port, no
-sleeping through a phrase). The engine's JACK tests show the same through real ports."""
+sleeping through a phrase). test_engine.py shows the same in a running engine, on fake ports
+and (the answer) through real JACK ports."""
 
 from __future__ import annotations
 

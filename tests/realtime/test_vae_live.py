@@ -1,30 +1,35 @@
-"""Call and response with the vae plugin, through a real JACK server: the answer is the VAE's
-continuation of the call, quantised at the engine's tempo."""
+"""Call and response with the vae plugin, on fake ports (tests/realtime/helpers.py; an answer
+through real JACK ports is in test_engine.py): the answer is the VAE's continuation of the
+call, quantised at the engine's tempo."""
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 
 from cadenza.events import PERFORMANCE
 from cadenza.plugins import load_generator
-from tests.realtime.conftest import sounding_after
-from tests.realtime.test_engine import PHRASE, RunningEngine, connect, note_ons, play_phrase
+from tests.realtime.helpers import (
+    PHRASE,
+    FakeRunningEngine,
+    answer_played,
+    feed_phrase,
+    has_note_on,
+    note_ons,
+    sounding_after,
+    wait_for,
+)
 
 BPM = 100.0
 
 
-def test_the_answer_is_the_vaes_continuation_at_the_engines_tempo(
-    tiny_vae_bundle, player, recorder
-):
-    with RunningEngine(tiny_vae_bundle, answer_length="2 s", bpm=BPM, temperature=1.0) as running:
-        connect(running, player, recorder)
-        phrase_end = play_phrase(player)
-        recorder.wait_until(lambda messages: any(m[0] & 0xF0 == 0x90 for m in messages))
-        time.sleep(2.5)  # the rest of the answer
+def test_the_answer_is_the_vaes_continuation_at_the_engines_tempo(tiny_vae_bundle):
+    with FakeRunningEngine(tiny_vae_bundle, answer_length="1 s", bpm=BPM,
+                           temperature=1.0) as running:
+        phrase_end = feed_phrase(running.input)
+        running.output.wait_until(has_note_on)
+        wait_for(lambda: answer_played(running.engine))  # the rest of the answer
         records = running.engine.mode.performer.records
-    ons = note_ons(recorder.events)
+    ons = note_ons(running.output.events)
     assert ons[0][0] > phrase_end  # it listened first, then answered
     assert len(records) == 1
     record = records[0]
@@ -46,4 +51,4 @@ def test_the_answer_is_the_vaes_continuation_at_the_engines_tempo(
     ) / step
     assert len(steps) > 0
     assert np.abs(steps - np.round(steps)).max() * step <= 0.005 + 1e-9  # the codec's 10 ms
-    assert sounding_after(recorder.messages) == {}
+    assert sounding_after(running.output.messages) == {}
