@@ -10,34 +10,31 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import TINY_TRANSFORMER, TINY_VAE, tiny_config
+from tests.helpers import TINY_TRANSFORMER, TINY_VAE, built_once, tiny_config
 
 
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> Path:
     from cadenza.corpus.prepare import prepare_corpus
 
-    out = tmp_path_factory.mktemp("corpus")
-    prepare_corpus("music21:bach", out, limit=12, augment=False, jobs=2, progress=False)
-    return out
+    return built_once(tmp_path_factory, "corpus", lambda out: prepare_corpus(
+        "music21:bach", out, limit=12, augment=False, jobs=2, progress=False))
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tiny_corpus: Path, tmp_path_factory) -> Path:
     from cadenza.training.loop import train
 
-    out = tmp_path_factory.mktemp("run")
-    train(tiny_config(tiny_corpus, out), progress=False)
-    return out
+    return built_once(tmp_path_factory, "run",
+                      lambda out: train(tiny_config(tiny_corpus, out), progress=False))
 
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_run: Path, tmp_path_factory) -> Path:
     from cadenza.export.checkpoint import export_checkpoint
 
-    return export_checkpoint(
-        tiny_run / "best.pt", tmp_path_factory.mktemp("bundle") / "tiny", name="tiny"
-    )
+    return built_once(tmp_path_factory, "bundle", lambda out: export_checkpoint(
+        tiny_run / "best.pt", out / "tiny", name="tiny")) / "tiny"
 
 
 def train_tiny_transformer(corpus: Path, out: Path) -> Path:
@@ -56,13 +53,15 @@ def train_tiny_transformer(corpus: Path, out: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_transformer_run(tiny_corpus: Path, tmp_path_factory) -> Path:
-    return train_tiny_transformer(tiny_corpus, tmp_path_factory.mktemp("transformer-run"))
+    return built_once(tmp_path_factory, "transformer-run",
+                      lambda out: train_tiny_transformer(tiny_corpus, out))
 
 
 def export_tiny(run: Path, tmp_path_factory, name: str) -> Path:
     from cadenza.export.checkpoint import export_checkpoint
 
-    return export_checkpoint(run / "best.pt", tmp_path_factory.mktemp("bundle") / name, name=name)
+    return built_once(tmp_path_factory, f"bundle-{name}", lambda out: export_checkpoint(
+        run / "best.pt", out / name, name=name)) / name
 
 
 @pytest.fixture(scope="session")
@@ -75,17 +74,16 @@ def tiny_parts_corpus(tmp_path_factory) -> Path:
     """Chorales as parts on the grid (soprano = player; alto, tenor, bass = backing)."""
     from cadenza.corpus.prepare import prepare_corpus
 
-    out = tmp_path_factory.mktemp("parts-corpus")
-    prepare_corpus(
+    return built_once(tmp_path_factory, "parts-corpus", lambda out: prepare_corpus(
         "music21:bach", out, limit=12, augment=False, jobs=2, progress=False,
         representation="parts",
-    )
-    return out
+    ))
 
 
 @pytest.fixture(scope="session")
 def tiny_backing_run(tiny_parts_corpus: Path, tmp_path_factory) -> Path:
-    return train_tiny_transformer(tiny_parts_corpus, tmp_path_factory.mktemp("backing-run"))
+    return built_once(tmp_path_factory, "backing-run",
+                      lambda out: train_tiny_transformer(tiny_parts_corpus, out))
 
 
 @pytest.fixture(scope="session")
@@ -109,23 +107,23 @@ def tiny_vae_run(tmp_path_factory) -> Path:
     from cadenza.training.vae import load_vae_config
     from cadenza.training.vae_train import train
 
-    root = tmp_path_factory.mktemp("vae")
-    config = load_vae_config(
-        None,
-        [f"cache={root / 'grid'}", f"out={root / 'run'}", "max_steps=40", "eval_every=20",
-         *TINY_VAE],
-    )
-    train(config, progress=False)
-    return root / "run"
+    def build(root: Path) -> None:
+        config = load_vae_config(
+            None,
+            [f"cache={root / 'grid'}", f"out={root / 'run'}", "max_steps=40", "eval_every=20",
+             *TINY_VAE],
+        )
+        train(config, progress=False)
+
+    return built_once(tmp_path_factory, "vae", build) / "run"
 
 
 @pytest.fixture(scope="session")
 def tiny_vae_bundle(tiny_vae_run: Path, tmp_path_factory) -> Path:
     from cadenza.export.checkpoint import export_checkpoint
 
-    return export_checkpoint(
-        tiny_vae_run / "best.pt", tmp_path_factory.mktemp("bundle") / "tiny-vae", name="tiny-vae"
-    )
+    return built_once(tmp_path_factory, "bundle-tiny-vae", lambda out: export_checkpoint(
+        tiny_vae_run / "best.pt", out / "tiny-vae", name="tiny-vae")) / "tiny-vae"
 
 
 @pytest.fixture(scope="session")
@@ -140,12 +138,10 @@ def tiny_audio_corpus(tmp_path_factory) -> Path:
         find_soundfont()
     except CadenzaError as e:
         pytest.skip(str(e))
-    out = tmp_path_factory.mktemp("audio-corpus")
-    render_corpus(
+    return built_once(tmp_path_factory, "audio-corpus", lambda out: render_corpus(
         ["music21:bach", "music21:folk"], out, settings=RenderSettings(clip_seconds=2.0),
         max_pieces_per_source=6, jobs=2, progress=False,
-    )
-    return out
+    ))
 
 
 @pytest.fixture(scope="session")
@@ -164,15 +160,16 @@ def tiny_codec_run(tiny_audio_corpus: Path, tmp_path_factory) -> Path:
     from cadenza.training.codec import CodecConfig
     from cadenza.training.codec_train import load_codec_config, train
 
-    out = tmp_path_factory.mktemp("codec-run")
-    config = load_codec_config(None, [
-        f"data={tiny_audio_corpus}", f"out={out}", "batch_size=4", "crop_seconds=0.5",
-        "max_steps=6", "eval_every=3", "eval_clips=4", "threads=1",
-    ])
-    config.model = CodecConfig(latent_dim=8, codebook_size=16, frame_channels=16,
-                               frame_blocks=1, dead_code_threshold=0.1)
-    train(config, progress=False)
-    return out
+    def build(out: Path) -> None:
+        config = load_codec_config(None, [
+            f"data={tiny_audio_corpus}", f"out={out}", "batch_size=4", "crop_seconds=0.5",
+            "max_steps=6", "eval_every=3", "eval_clips=4", "threads=1",
+        ])
+        config.model = CodecConfig(latent_dim=8, codebook_size=16, frame_channels=16,
+                                   frame_blocks=1, dead_code_threshold=0.1)
+        train(config, progress=False)
+
+    return built_once(tmp_path_factory, "codec-run", build)
 
 
 @pytest.fixture(scope="session")
@@ -180,15 +177,17 @@ def tiny_codec_lm_run(tiny_audio_corpus: Path, tiny_codec_run: Path, text_encode
                       tmp_path_factory) -> Path:
     from cadenza.training.codec_lm_train import load_codec_lm_config, train
 
-    out = tmp_path_factory.mktemp("codec-lm-run")
-    config = load_codec_lm_config(None, [
-        f"data={tiny_audio_corpus}", f"codec={tiny_codec_run / 'best.pt'}", f"out={out}",
-        "model.codebook_size=16", "model.d_model=32", "model.num_layers=2", "model.num_heads=2",
-        "model.d_ff=64", "model.max_distance=64", "batch_size=8", "micro_batches=2",
-        "max_steps=20", "eval_every=10", "warmup_steps=5", "threads=1", "text_variants=2",
-    ])
-    train(config, progress=False, text_encoder=text_encoder)
-    return out
+    def build(out: Path) -> None:
+        config = load_codec_lm_config(None, [
+            f"data={tiny_audio_corpus}", f"codec={tiny_codec_run / 'best.pt'}", f"out={out}",
+            "model.codebook_size=16", "model.d_model=32", "model.num_layers=2",
+            "model.num_heads=2", "model.d_ff=64", "model.max_distance=64", "batch_size=8",
+            "micro_batches=2", "max_steps=20", "eval_every=10", "warmup_steps=5", "threads=1",
+            "text_variants=2",
+        ])
+        train(config, progress=False, text_encoder=text_encoder)
+
+    return built_once(tmp_path_factory, "codec-lm-run", build)
 
 
 @pytest.fixture(scope="session")

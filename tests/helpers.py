@@ -4,9 +4,13 @@ manifest. The session fixtures themselves are in tests/conftest.py."""
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
+from filelock import FileLock
 
 TINY_MODEL = [
     "model.embed_dim=16",
@@ -69,3 +73,23 @@ def edit_manifest(bundle_dir: Path, change) -> None:
     manifest = yaml.safe_load(path.read_text())
     change(manifest)
     path.write_text(yaml.safe_dump(manifest))
+
+
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], object]) -> Path:
+    """The folder `build(folder)` fills, made once per test run. Under pytest-xdist the first
+    worker to ask builds it in the temp root all workers share and the others wait on a file
+    lock: a tiny model is trained once per run, not once per worker. $CADENZA_TEST_BUILT
+    names a root shared by several runs (`make test` runs pytest twice, clearing it first)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("CADENZA_TEST_BUILT"):
+        root = Path(os.environ["CADENZA_TEST_BUILT"])
+    elif os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    folder = root / f"built-{name}"
+    with FileLock(f"{folder}.lock"):
+        if not (folder / ".built").is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            build(folder)
+            (folder / ".built").touch()
+    return folder

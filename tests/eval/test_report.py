@@ -62,7 +62,8 @@ def test_truncate_split_keeps_whole_sequences_then_part_of_the_last(tiny_corpus)
 
 def test_compare_puts_bundles_in_one_table(tiny_bundle, tiny_corpus, tmp_path):
     evaluate_many([str(tiny_bundle), str(tiny_bundle)], tmp_path, data=tiny_corpus,
-                  settings=EvalSettings(**{**SMALL, "samples": 2}), progress=False)
+                  settings=EvalSettings(**{**SMALL, "samples": 2, "nll_events": 300}),
+                  progress=False)
     table = [line for line in (tmp_path / "report.md").read_text().splitlines()
              if line.startswith("| tiny")]
     assert len(table) == 2 and (tmp_path / "tiny-2" / "report.md").is_file()

@@ -45,9 +45,11 @@ def shipped(text_encoder) -> TextEncoder:
     return text_encoder
 
 
-def test_shipped_weights_agree_with_pytorch_on_every_corpus_caption(shipped, reference):
-    figures = agreement(shipped, corpus_captions() + CAPTIONS, reference)
-    assert figures["captions"] > 200
+def test_shipped_weights_agree_with_pytorch_on_corpus_captions(shipped, reference):
+    """Every 4th caption of the corpus (docs/AUDIO.md's figure is over all of them:
+    `python -m cadenza.export.text_encoder`)."""
+    figures = agreement(shipped, corpus_captions()[::4] + CAPTIONS, reference)
+    assert figures["captions"] > 60
     assert figures["max_abs_embedding"] <= MAX_ABS_EMBEDDING, figures
     assert figures["min_cosine"] >= MIN_COSINE, figures
     assert figures["max_abs_states"] <= 0.1, figures  # the per-token states, for cross-attention

@@ -83,6 +83,7 @@ def test_a_signal_mid_answer_leaves_no_sounding_note(tiny_bundle, player, record
     interrupt_live(process, signum, recorder)
 
 
+@pytest.mark.timing
 def test_answers_follow_the_daws_clock_onto_its_beats(tiny_bundle, make_player, make_recorder):
     """The client sends 24 ppqn at 100 BPM and Start; answers start on that grid."""
     daw = make_player().open_virtual(unique("daw"))
