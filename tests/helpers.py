@@ -93,3 +93,18 @@ def built_once(tmp_path_factory, name: str, build: Callable[[Path], object]) -> 
             build(folder)
             (folder / ".built").touch()
     return folder
+
+
+def tiny_codec(architecture: str, seed: int, samples: int):
+    """A codec of a few thousand parameters (torch), its codebooks initialised by k-means on
+    `samples` of noise, in eval mode: for the codec's tests and its export's."""
+    import torch  # only the codec's tests need it
+
+    from cadenza.training.codec import Codec, CodecConfig
+
+    torch.manual_seed(seed)
+    config = CodecConfig(channels=4, latent_dim=8, codebook_size=16, residual_dilations=(1,),
+                         architecture=architecture, frame_channels=16, frame_blocks=2)
+    codec = Codec(config).train()
+    codec(torch.randn(2, 1, samples) * 0.1)
+    return codec.eval()

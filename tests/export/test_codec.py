@@ -8,19 +8,15 @@ import pytest
 import torch
 
 from cadenza.export.codec import codec_graphs, parity_check
-from cadenza.training.codec import Codec, CodecConfig, decoder_context_frames
+from cadenza.training.codec import Codec, decoder_context_frames
+from tests.helpers import tiny_codec
 
 HOP = 480
 
 
 @pytest.fixture(scope="module", params=["seanet", "stft"])
 def codec(request) -> Codec:
-    torch.manual_seed(0)
-    config = CodecConfig(channels=4, latent_dim=8, codebook_size=16, residual_dilations=(1,),
-                         architecture=request.param, frame_channels=16, frame_blocks=2)
-    codec = Codec(config).train()
-    codec(torch.randn(2, 1, 9600) * 0.1)  # k-means initialises the codebooks
-    return codec.eval()
+    return tiny_codec(request.param, seed=0, samples=9600)
 
 
 @pytest.fixture(scope="module")

@@ -301,13 +301,12 @@ sys.stdout.flush()
 """
 
 
-class Recorder:
+class Recorder(_Recording):
     """A JACK MIDI input for the test side (in a child process, see RECORDER_CHILD): keeps
     every message with the perf_counter time it arrived."""
 
     def __init__(self) -> None:
-        self.events: list[tuple[float, list[int]]] = []
-        self._arrived = threading.Condition()
+        super().__init__()
         self._child: subprocess.Popen | None = None
         self._reader: threading.Thread | None = None
         self.port_name = ""
@@ -328,9 +327,7 @@ class Recorder:
     def _read(self) -> None:
         for line in self._child.stdout:
             stamp, *message = line.split()
-            with self._arrived:
-                self.events.append((float(stamp), [int(b) for b in message]))
-                self._arrived.notify_all()
+            self._record([int(b) for b in message], float(stamp))
 
     def connect(self, source: str) -> Recorder:
         """Connect to cadenza's output port (its full name, or a unique part of it)."""
@@ -343,30 +340,6 @@ class Recorder:
         self.port_name = name or unique("test-recorder")
         self._start("virtual", self.port_name)
         return self
-
-    def wait_for(self, count: int, timeout: float = ARRIVAL_TIMEOUT) -> list[list[int]]:
-        """The first `count` messages; fails if fewer ever arrive."""
-        with self._arrived:
-            self._arrived.wait_for(lambda: len(self.events) >= count, timeout)
-            got = [message for _, message in self.events]
-        assert len(got) >= count, f"only {len(got)} of {count} messages arrived: {got[-5:]}"
-        return got[:count]
-
-    def wait_until(self, predicate, timeout: float = ARRIVAL_TIMEOUT) -> list[list[int]]:
-        """Wait until predicate(messages so far) holds; fails if it never does."""
-        with self._arrived:
-            ok = self._arrived.wait_for(lambda: predicate(self.messages_locked()), timeout)
-            got = self.messages_locked()
-        assert ok, f"condition never met; last messages: {got[-5:]}"
-        return got
-
-    def messages_locked(self) -> list[list[int]]:
-        return [message for _, message in self.events]
-
-    @property
-    def messages(self) -> list[list[int]]:
-        with self._arrived:
-            return self.messages_locked()
 
     def close(self) -> None:
         """Close the port (the child exits); what arrived before stays in `events`."""

@@ -17,6 +17,7 @@ from cadenza.training.codec import (
     STFTEncoder,
     decoder_context_frames,
 )
+from tests.helpers import tiny_codec
 
 CENTRES = torch.tensor([[4.0, 0.0], [-4.0, 0.0], [0.0, 4.0], [0.0, -4.0]])
 
@@ -120,12 +121,7 @@ def test_encode_then_decode_is_the_quantised_forward():
 
 @pytest.fixture(scope="module", params=["seanet", "stft"])
 def small_codec(request) -> Codec:
-    torch.manual_seed(6)
-    config = CodecConfig(channels=4, latent_dim=8, codebook_size=16, residual_dilations=(1,),
-                         architecture=request.param, frame_channels=16, frame_blocks=2)
-    codec = Codec(config).train()
-    codec(torch.randn(2, 1, 4800) * 0.1)  # initialises the codebooks
-    return codec.eval()
+    return tiny_codec(request.param, seed=6, samples=4800)
 
 
 def test_codec_makes_50_frames_a_second_at_24_khz(small_codec):
