@@ -11,13 +11,14 @@ import argparse
 import sys
 
 from cadenza.commands import audio, corpus, evaluate, generate, live, train
+from cadenza.commands.arguments import Parser
 from cadenza.errors import CadenzaError
 
 COMMANDS = (corpus, train, generate, live, audio, evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cadenza", description="Real-time music generation.")
+    parser = Parser(prog="cadenza", description="Real-time music generation.")
     sub = parser.add_subparsers(dest="command", required=True)
     for group in COMMANDS:
         group.add_commands(sub)
@@ -25,7 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # a usage error (one line, see Parser), or --help
+        return e.code if isinstance(e.code, int) else 2
     try:
         args.func(args)
     except CadenzaError as e:

@@ -24,6 +24,7 @@ import numpy as np
 from cadenza.notes import empty_notes, make_notes, sort_notes
 
 NUM_PITCHES = 128
+MAX_ENCODED_EVENTS = 1 << 24  # the most tokens `encode` lays out (an hour of dense music is <1M)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,9 @@ class PerformanceCodec:
         # Lay the tokens out: per note event [shifts...][velocity?][note].
         per_event = n_shift + has_vel + 1
         ends = np.cumsum(per_event)
+        if ends[-1] > MAX_ENCODED_EVENTS:  # before allocating them: notes at absurd times
+            raise ValueError(f"the notes would be {int(ends[-1])} events, over "
+                             f"{MAX_ENCODED_EVENTS} (a note at {float(notes['end'].max()):.4g} s)")
         starts = ends - per_event
         tokens = np.empty(ends[-1], dtype=np.int64)
         note_pos = ends - 1

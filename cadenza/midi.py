@@ -14,6 +14,11 @@ from cadenza.errors import MidiFileError
 from cadenza.notes import DRUM_CHANNEL, NOTE_DTYPE, empty_notes, sort_notes
 
 SUSTAIN_CC = 64
+# A MIDI file is untrusted data (a primer, a corpus file from the web): what it may make us
+# build is bounded here, before any array sized by its times is made. No piece Cadenza reads
+# is longer than an hour; a note beyond is a damaged or hostile file.
+MAX_MIDI_SECONDS = 3600.0
+MAX_MIDI_BYTES = 64 << 20
 PEDAL_DTYPE = np.dtype([("time", "f8"), ("channel", "i1"), ("value", "i2")])
 
 
@@ -33,7 +38,34 @@ def read_midi(path: str | Path) -> MidiContent:
         raise MidiFileError(path, "no such file")
     if path.is_dir():
         raise MidiFileError(path, "is a directory, not a MIDI file")
+    if path.stat().st_size > MAX_MIDI_BYTES:
+        raise MidiFileError(path, f"is over {MAX_MIDI_BYTES >> 20} MB, not a MIDI file to read")
     return parse_midi_bytes(path.read_bytes(), path)
+
+
+def parse_score(data: bytes, name: str | Path = "<bytes>") -> symusic.Score:
+    """MIDI file bytes parsed by symusic, the header checked first (the one place a MIDI
+    file's bytes become a score); MidiFileError naming `name` if they are not a file we read."""
+    if not data:
+        raise MidiFileError(name, "empty file")
+    if len(data) > MAX_MIDI_BYTES:
+        raise MidiFileError(name, f"is over {MAX_MIDI_BYTES >> 20} MB, not a MIDI file to read")
+    if not data.startswith(b"MThd"):
+        raise MidiFileError(name, "not a MIDI file (no MThd header)")
+    if len(data) < 14:
+        raise MidiFileError(name, "truncated MIDI header")
+    if data[12] & 0x80:
+        raise MidiFileError(name, "SMPTE time division is not supported")
+    if int.from_bytes(data[12:14], "big") == 0:
+        raise MidiFileError(name, "the header says 0 ticks per quarter note")
+    try:
+        score = symusic.Score.from_midi(data)
+    except Exception as e:  # symusic raises RuntimeError (and others) for damaged data
+        detail = str(e).split(":", 1)[-1].strip() or type(e).__name__
+        raise MidiFileError(name, f"corrupt or truncated MIDI data ({detail})") from None
+    if score.ticks_per_quarter <= 0:
+        raise MidiFileError(name, "the header says 0 ticks per quarter note")
+    return score
 
 
 def parse_midi_bytes(data: bytes, name: str | Path = "<bytes>") -> MidiContent:
@@ -44,18 +76,13 @@ def parse_midi_bytes(data: bytes, name: str | Path = "<bytes>") -> MidiContent:
     first-in first-out per pitch, as note_seq's decoder does; we then drop zero-length notes
     (notes the file never ends are dropped by symusic).
     """
-    if not data:
-        raise MidiFileError(name, "empty file")
-    if not data.startswith(b"MThd"):
-        raise MidiFileError(name, "not a MIDI file (no MThd header)")
-    if len(data) >= 14 and data[12] & 0x80:
-        raise MidiFileError(name, "SMPTE time division is not supported")
-    try:
-        score = symusic.Score.from_midi(data)
-    except Exception as e:  # symusic raises RuntimeError (and others) for damaged data
-        detail = str(e).split(":", 1)[-1].strip() or type(e).__name__
-        raise MidiFileError(name, f"corrupt or truncated MIDI data ({detail})") from None
-    return _content(score)
+    content = _content(parse_score(data, name))
+    last = max(float(content.notes["end"].max(initial=0.0)),
+               float(content.pedal["time"].max(initial=0.0)))
+    if not last <= MAX_MIDI_SECONDS:  # NaN too
+        raise MidiFileError(name, f"has a note or pedal change at {last:.4g} s, beyond "
+                                  f"{MAX_MIDI_SECONDS:g} s (the longest piece read)")
+    return content
 
 
 def _seconds(

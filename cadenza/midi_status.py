@@ -61,3 +61,39 @@ def ends_note(message: Sequence[int]) -> bool:
     return len(message) >= 3 and (
         kind_of(message) == NOTE_OFF or (kind_of(message) == NOTE_ON and message[2] == 0)
     )
+
+
+# Data bytes each status takes (a channel message by its kind); None: any number (SysEx);
+# a status not here is undefined (0xF4, 0xF5, 0xF9, 0xFD) or a lone end of SysEx (0xF7).
+_DATA_BYTES: dict[int, int | None] = {
+    NOTE_OFF: 2, NOTE_ON: 2, POLY_PRESSURE: 2, CONTROL_CHANGE: 2, PITCH_BEND: 2,
+    PROGRAM_CHANGE: 1, CHANNEL_PRESSURE: 1,
+    SYSEX: None,
+    0xF1: 1,  # MIDI time code quarter frame
+    SONG_POSITION: 2,
+    0xF3: 1,  # song select
+    0xF6: 0,  # tune request
+    CLOCK: 0, START: 0, CONTINUE: 0, STOP: 0,
+    0xFE: 0,  # active sensing
+    0xFF: 0,  # system reset
+}
+END_OF_SYSEX = 0xF7
+
+
+def well_formed(message: Sequence[int]) -> bool:
+    """One complete MIDI message, as the live engine reads input (the one check at that
+    trust boundary): a status byte, then exactly the data bytes its kind takes, each 0-127;
+    a SysEx whole, from 0xF0 to 0xF7. Anything else (empty, a lone data byte, a truncated
+    note, a velocity of 200, an undefined status, two messages run together) is not."""
+    if not message:
+        return False
+    status = message[0]
+    if not 0x80 <= status <= 0xFF:
+        return False  # a data byte first: running status, or a fragment
+    wanted = _DATA_BYTES.get(status & 0xF0 if status < SYSTEM else status, -1)
+    if wanted == -1:
+        return False
+    if wanted is None:  # SysEx: F0, data bytes, F7
+        return (len(message) >= 2 and message[-1] == END_OF_SYSEX
+                and all(0 <= byte < 0x80 for byte in message[1:-1]))
+    return len(message) == 1 + wanted and all(0 <= byte < 0x80 for byte in message[1:])

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import symusic
 
 from cadenza.errors import MidiFileError
-from cadenza.midi import parse_midi_bytes, performed_notes
+from cadenza.midi import parse_midi_bytes, parse_score, performed_notes
 from cadenza.notes import make_notes
 
 GRID_NOTE_DTYPE = np.dtype([("start", "i4"), ("end", "i4"), ("pitch", "i2"), ("velocity", "i2")])
@@ -141,10 +140,7 @@ class Meter:
 
 def read_meter(data: bytes, name: str | Path = "<bytes>") -> Meter:
     """The tempo map and time signatures of MIDI file bytes (120 bpm and 4/4 where it has none)."""
-    try:
-        score = symusic.Score.from_midi(data)
-    except Exception as e:  # symusic raises RuntimeError (and others) for damaged data
-        raise MidiFileError(name, f"corrupt or truncated MIDI data ({type(e).__name__})") from None
+    score = parse_score(data, name)
     tpq = float(score.ticks_per_quarter)
     tempos = score.tempos.numpy()
     ticks, mspq = tempos["time"].astype(np.float64), tempos["mspq"].astype(np.float64)
@@ -247,6 +243,9 @@ def fitted_meter(notes: np.ndarray, meter: Meter, steps_per_quarter: int = 4) ->
     )
 
 
+MAX_QUARTERS = 36_000  # the longest piece read on the grid: an hour at 600 bpm
+
+
 def read_grid_midi(
     data: bytes,
     name: str | Path = "<bytes>",
@@ -263,6 +262,13 @@ def read_grid_midi(
     meter = read_meter(data, name)
     if fit_tempo and len(notes):
         meter = fitted_meter(notes, meter, steps_per_quarter)
+    # Seconds are bounded (cadenza.midi), quarters not yet: a file's tempo of a microsecond a
+    # quarter would lay millions of bars over a short piece.
+    last = float(meter.quarters(notes["end"]).max()) if len(notes) else 0.0
+    if not last <= MAX_QUARTERS:
+        raise MidiFileError(name, f"its notes end {last:.4g} quarter notes in, beyond "
+                                  f"{MAX_QUARTERS} (a tempo of {MAX_QUARTERS // 60} bpm for "
+                                  f"an hour)")
     return grid_piece(notes, meter.with_pickup(pickup) if pickup else meter, steps_per_quarter)
 
 

@@ -318,6 +318,10 @@ def plot_piano_roll(
     return path
 
 
+MIN_WAV_RATE, MAX_WAV_RATE = 1000, 384_000  # sample rates a WAV read may have (Hz)
+MAX_WAV_SECONDS = 3600.0  # the longest WAV read (at its rate): an hour
+
+
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     """(mono float32 samples in [-1, 1], sample rate) of a 16-bit PCM WAV; channels are
     averaged. A missing or unreadable file is a one-line CadenzaError naming it."""
@@ -325,7 +329,15 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     try:
         with wave.open(str(path), "rb") as wav:
             width, channels, rate = wav.getsampwidth(), wav.getnchannels(), wav.getframerate()
-            data = wav.readframes(wav.getnframes())
+            frames = wav.getnframes()
+            # The header is untrusted: its rate sizes a resampled copy, its length a read.
+            if not MIN_WAV_RATE <= rate <= MAX_WAV_RATE:
+                raise CadenzaError(f"{path}: a sample rate of {rate} Hz; a WAV read has "
+                                   f"{MIN_WAV_RATE}..{MAX_WAV_RATE} Hz")
+            if frames > MAX_WAV_SECONDS * rate:
+                raise CadenzaError(f"{path}: {frames} frames, over {MAX_WAV_SECONDS:g} s at "
+                                   f"{rate} Hz")
+            data = wav.readframes(frames)
     except FileNotFoundError:
         raise CadenzaError(f"{path}: no such file") from None
     except (wave.Error, EOFError, OSError) as e:

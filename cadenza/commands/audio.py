@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from cadenza.commands import arguments as a
 from cadenza.errors import ConfigError
 
 
@@ -70,22 +71,25 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                            "or a WAV")
     audio.add_argument("--prompt", help='what to play, e.g. "a church organ playing a slow '
                        'Bach chorale" (none: unconditioned)')
-    audio.add_argument("--continue", dest="continue_from", metavar="IN.WAV",
+    audio.add_argument("--continue", dest="continue_from", metavar="IN.WAV", type=a.input_file,
                        help="continue this audio (16-bit WAV, any rate)")
-    audio.add_argument("--seconds", type=float,
+    audio.add_argument("--seconds", type=a.positive_seconds,
                        help="how long (default: until q or Ctrl-C; 10 with -o)")
-    audio.add_argument("-o", "--out", help="write a WAV instead of playing")
+    audio.add_argument("-o", "--out", type=a.output_file, help="write a WAV instead of playing")
     audio.add_argument("--bundle", help="codec-lm bundle (default: the shipped one)")
     audio.add_argument("--device", help="sound card: index or part of its name "
                        "(see cadenza ports)")
-    audio.add_argument("--temperature", type=float)
-    audio.add_argument("--top-k", type=int, help="sample from the k likeliest codes (250)")
-    audio.add_argument("--cfg", type=float, help="classifier-free guidance coefficient (3.0)")
-    audio.add_argument("--temperature-cc", type=int, help="a CC that turns the temperature")
-    audio.add_argument("--cfg-cc", type=int, help="a CC that turns the guidance")
+    audio.add_argument("--temperature", type=a.number(0.0, 10.0))
+    audio.add_argument("--top-k", type=a.non_negative_count,
+                       help="sample from the k likeliest codes (250)")
+    audio.add_argument("--cfg", type=a.number(0.0, 100.0),
+                       help="classifier-free guidance coefficient (3.0)")
+    audio.add_argument("--temperature-cc", type=a.controller,
+                       help="a CC that turns the temperature")
+    audio.add_argument("--cfg-cc", type=a.controller, help="a CC that turns the guidance")
     audio.add_argument("--midi-in", help="the MIDI input for the CCs (default: a virtual "
                        "port 'cadenza audio in')")
-    audio.add_argument("--seed", type=int)
+    audio.add_argument("--seed", type=a.seed)
     audio.add_argument("--quiet", action="store_true", help="no status line")
     audio.add_argument("--verbose", action="store_true",
                        help="also show the MIDI/audio libraries' own messages (ALSA, JACK)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cadenza.commands import arguments as a
+
 DEFAULT_CORPUS_DIR = Path("data/corpus")
 
 
@@ -63,17 +65,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "files; several make one corpus, each piece labelled with its source's style",
     )
     prepare.add_argument(
-        "-o", "--out", help=f"output directory (default {DEFAULT_CORPUS_DIR}/<source>)"
+        "-o", "--out", type=a.output_dir,
+        help=f"output directory (default {DEFAULT_CORPUS_DIR}/<source>)"
     )
     prepare.add_argument(
-        "--jobs", type=int, default=None, help="worker processes (default: all cores)"
+        "--jobs", type=a.jobs, default=None, help="worker processes (default: all cores)"
     )
     prepare.add_argument(
-        "--limit", type=int, default=None, help="use only the first N pieces of each source"
+        "--limit", type=a.count, default=None, help="use only the first N pieces of each source"
     )
     prepare.add_argument(
         "--max-pieces-per-source",
-        type=int,
+        type=a.count,
         default=None,
         metavar="N",
         help="at most N pieces of each source, the same ones every run (by a hash of the id)",
@@ -100,16 +103,21 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     render.add_argument(
         "source", nargs="*", help="as for prepare (default: music21:bach palestrina folk)"
     )
-    render.add_argument("-o", "--out", help="output directory (default data/audio/<sources>)")
-    render.add_argument("--sample-rate", type=int, default=24000, help="Hz (default 24000)")
-    render.add_argument("--clip-seconds", type=float, default=4.0, help="clip length (default 4)")
-    render.add_argument("--clips-per-piece", type=int, default=4, help="clips per piece (4)")
+    render.add_argument("-o", "--out", type=a.output_dir,
+                        help="output directory (default data/audio/<sources>)")
+    render.add_argument("--sample-rate", type=a.whole(8000, 192000), default=24000,
+                        help="Hz (default 24000)")
+    render.add_argument("--clip-seconds", type=a.number(0.0, 600.0, open_low=True), default=4.0,
+                        help="clip length (default 4)")
+    render.add_argument("--clips-per-piece", type=a.whole(1, 10_000), default=4,
+                        help="clips per piece (4)")
     render.add_argument(
-        "--max-pieces-per-source", type=int, default=150, metavar="N",
+        "--max-pieces-per-source", type=a.count, default=150, metavar="N",
         help="at most N pieces of each source, the same ones every run (default 150)",
     )
-    render.add_argument("--limit", type=int, default=None, help="first N pieces of each source")
-    render.add_argument("--soundfont", help="a .sf2 file (default: the system's GM SoundFont)")
-    render.add_argument("--jobs", type=int, default=None, help="worker processes (all cores)")
+    render.add_argument("--limit", type=a.count, default=None, help="first N pieces of each source")
+    render.add_argument("--soundfont", type=a.input_file,
+                        help="a .sf2 file (default: the system's GM SoundFont)")
+    render.add_argument("--jobs", type=a.jobs, default=None, help="worker processes (all cores)")
     render.add_argument("--force", action="store_true", help="render again even if cached")
     render.set_defaults(func=cmd_corpus_render)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cadenza.commands import arguments as a
 from cadenza.errors import CadenzaError, ConfigError
 from cadenza.extras import require
 from cadenza.kinds import EVENTS, get_kind
@@ -67,20 +68,26 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("bundle", nargs="?", help="bundle (default: the shipped one)")
     evaluate.add_argument("--compare", nargs="+", metavar="BUNDLE", help="several side by side")
     evaluate.add_argument("--data", help="prepared corpus (default: the bundle's training data)")
-    evaluate.add_argument("--samples", type=int, default=20, help="samples to generate")
-    evaluate.add_argument("--seconds", type=float, default=20.0, help="length of each sample")
+    evaluate.add_argument("--samples", type=a.whole(1, 100_000), default=20,
+                          help="samples to generate")
+    evaluate.add_argument("--seconds", type=a.positive_seconds, default=20.0,
+                          help="length of each sample")
     evaluate.add_argument(
-        "--primer-seconds", type=float, default=5.0, help="opening of held-out pieces to continue"
+        "--primer-seconds", type=a.non_negative_seconds, default=5.0,
+        help="opening of held-out pieces to continue"
     )
-    evaluate.add_argument("--seed", type=int, default=0)
-    evaluate.add_argument("--bpm", type=float, default=120.0, help="beat for the rhythm figures")
-    evaluate.add_argument("--nll-events", type=int, help="score at most N held-out events")
+    evaluate.add_argument("--seed", type=a.seed, default=0)
+    evaluate.add_argument("--bpm", type=a.number(0.0, 1000.0, open_low=True), default=120.0,
+                          help="beat for the rhythm figures")
+    evaluate.add_argument("--nll-events", type=a.whole(1, 10**12),
+                          help="score at most N held-out events")
     evaluate.add_argument("--critic", help="style critic bundle (default: the shipped one)")
     evaluate.add_argument("--no-critic", action="store_true", help="no style column")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bars")
-    evaluate.add_argument("--harmony", type=float,
+    evaluate.add_argument("--harmony", type=a.number(0.0, 4.0),
                           help="a backing bundle's harmony knob, 0..4 (default: its own)")
-    evaluate.add_argument("-o", "--out", required=True, help="folder for the report")
+    evaluate.add_argument("-o", "--out", type=a.output_dir, required=True,
+                          help="folder for the report")
     evaluate.set_defaults(func=cmd_eval)
 
     plugins = sub.add_parser("plugins", help="list installed plugins and bundles")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from cadenza.commands import arguments as a
 from cadenza.errors import ConfigError
 
 
@@ -79,8 +80,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     generate.add_argument("--plugin", help="plugin (default: the bundle's, or performance-rnn)")
     generate.add_argument("--style", help="a style of the bundle, e.g. bach (transformer)")
     generate.add_argument("--bundle", help="bundle directory or .zip (default: the shipped one)")
-    generate.add_argument("--primer", help="MIDI file to continue")
-    generate.add_argument("--seconds", type=float, default=30.0, help="length of the continuation")
+    generate.add_argument("--primer", type=a.input_file, help="MIDI file to continue")
+    generate.add_argument("--seconds", type=a.positive_seconds, default=30.0,
+                          help="length of the continuation")
     generate.add_argument(
         "--mode", choices=["continue", "variation", "interpolate", "sample"], default="continue",
         help="vae: continue the primer, vary it, interpolate --between A B, sample the prior",
@@ -88,15 +90,19 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     generate.add_argument(
         "--between", nargs=2, metavar=("A", "B"), help="vae interpolate: MIDI files or style:NAME"
     )
-    generate.add_argument("--steps", type=int, default=8, help="vae interpolate: segments A..B")
-    generate.add_argument("--temperature", type=float, default=1.0)
-    generate.add_argument("--top-k", type=int, default=0)
-    generate.add_argument("--top-p", type=float, default=1.0)
-    generate.add_argument("--seed", type=int, default=None)
-    generate.add_argument("--program", type=int, default=0, help="General MIDI program (0: piano)")
-    generate.add_argument("-o", "--output", required=True, help="MIDI file to write")
-    generate.add_argument("--wav", help="also render a WAV through a General MIDI SoundFont")
-    generate.add_argument("--png", help="also draw a piano roll")
+    generate.add_argument("--steps", type=a.whole(1, 1000), default=8,
+                          help="vae interpolate: segments A..B")
+    generate.add_argument("--temperature", type=a.number(0.0, 10.0), default=1.0)
+    generate.add_argument("--top-k", type=a.non_negative_count, default=0)
+    generate.add_argument("--top-p", type=a.number(0.0, 1.0, open_low=True), default=1.0)
+    generate.add_argument("--seed", type=a.seed, default=None)
+    generate.add_argument("--program", type=a.program, default=0,
+                          help="General MIDI program (0: piano)")
+    generate.add_argument("-o", "--output", type=a.output_file, required=True,
+                          help="MIDI file to write")
+    generate.add_argument("--wav", type=a.output_file,
+                          help="also render a WAV through a General MIDI SoundFont")
+    generate.add_argument("--png", type=a.output_file, help="also draw a piano roll")
     generate.add_argument("--soundfont", help="SoundFont (.sf2) for --wav (default: "
                           "$CADENZA_SOUNDFONT, else one found on the system)")
     generate.set_defaults(func=cmd_generate)

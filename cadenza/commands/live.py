@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cadenza.commands import arguments as a
+
 
 def _verbose(args: argparse.Namespace) -> None:
     """--verbose: show what the MIDI and audio libraries print (ALSA, JACK, PortAudio), which is
@@ -200,10 +202,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                          help="a CC (value >= 64) that mutates: the loop's bars afresh")
     live.set_defaults(func=cmd_live)
     demo = sub.add_parser("demo", help="a simulated player plays into the live engine")
-    demo.add_argument("-o", "--out", default="demo-out", help="folder for the recordings")
-    demo.add_argument("--primer", help="the phrase the player plays (default: a chorale)")
+    demo.add_argument("-o", "--out", type=a.output_dir, default="demo-out",
+                      help="folder for the recordings")
+    demo.add_argument("--primer", type=a.input_file,
+                      help="the phrase the player plays (default: a chorale)")
     demo.add_argument("--bundle", help="bundle (default: the shipped one)")
-    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--seed", type=a.seed, default=7)
     demo.add_argument("--soundfont", help="the .sf2 for the recording's WAV (default: "
                       "$CADENZA_SOUNDFONT, else one found on the system)")
     _add_verbose(demo)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from cadenza.commands import arguments as a
 from cadenza.kinds import get_kind, kinds_with
 
 
@@ -35,14 +36,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="override a setting, e.g. --set model.hidden_size=512",
     )
     train.add_argument("--data", help="prepared corpus directory")
-    train.add_argument("--out", help="run directory for checkpoints and metrics")
+    train.add_argument("--out", type=a.output_dir, help="run directory for checkpoints and metrics")
     train.add_argument("--device", help="cpu | cuda | cuda:N")
     train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
 
     export = sub.add_parser("export", help="checkpoint -> parity-checked ONNX bundle")
-    export.add_argument("checkpoint")
-    export.add_argument("-o", "--out", required=True, help="bundle directory to write")
+    export.add_argument("checkpoint", type=a.input_file)
+    export.add_argument("-o", "--out", type=a.output_dir, required=True,
+                        help="bundle directory to write")
     export.add_argument("--name", help="bundle name (default: the run directory's name)")
     export.set_defaults(func=cmd_export)

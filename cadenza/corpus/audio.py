@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cadenza.atomic import atomic_path
 from cadenza.corpus.clips import (
     INSTRUMENTS,
     STYLE_PHRASES,
@@ -210,17 +211,19 @@ class _ClipWriter:
     def finish(self) -> list[dict]:
         """Write `{split}.audio.npy` in piece order; the clips' metadata in that order."""
         shape = (self.rows, self.samples)
-        out = np.lib.format.open_memmap(self.path, mode="w+", dtype=np.int16, shape=shape)
         metadata: list[dict] = []
-        if self.rows:
-            raw = np.memmap(self.part, dtype=np.int16, mode="r", shape=shape)
-            for index in sorted(self.placed):
-                first, clips = self.placed[index]
-                out[len(metadata) : len(metadata) + len(clips)] = raw[first : first + len(clips)]
-                metadata.extend(clips)
-            del raw
-        out.flush()
-        del out
+        with atomic_path(self.path) as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int16, shape=shape)
+            if self.rows:
+                raw = np.memmap(self.part, dtype=np.int16, mode="r", shape=shape)
+                for index in sorted(self.placed):
+                    first, clips = self.placed[index]
+                    rows = slice(len(metadata), len(metadata) + len(clips))
+                    out[rows] = raw[first : first + len(clips)]
+                    metadata.extend(clips)
+                del raw
+            out.flush()
+            del out
         self.part.unlink(missing_ok=True)
         return metadata
 

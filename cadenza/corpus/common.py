@@ -12,11 +12,14 @@ import multiprocessing
 import os
 import zlib
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Protocol
 
 from tqdm import tqdm
 
+from cadenza.atomic import atomic_write_text
 from cadenza.corpus.sources import VALID_SOURCES, Piece, cap_pieces, resolve_source, style_of
 from cadenza.errors import CadenzaError, MidiFileError
 
@@ -111,6 +114,13 @@ def process_pieces(
                 writers[split_of(pieces[index].id)].add(index, output)
             bar.update()
             bar.set_postfix(skipped=len(reasons), refresh=False)
+    except WorkerDied as e:
+        files = [str(pieces[i].path) for i in e.indices] or ["an unknown piece"]
+        which = files[0] if len(files) == 1 else "one of " + ", ".join(files)
+        raise CadenzaError(
+            f"{desc}: a worker process died (killed, out of memory, or crashed) while "
+            f"processing {which}; the corpus was not finished"
+        ) from None
     finally:
         bar.close()
         for writer in writers.values():
@@ -126,8 +136,52 @@ def _pool_map(work: Callable, tasks: list, jobs: int | None, chunksize: int) -> 
     if jobs == 1:  # in-process: no worker start-up, and a debugger sees everything
         yield from map(work, tasks)
         return
-    with multiprocessing.Pool(jobs) as pool:
-        yield from pool.imap_unordered(work, tasks, chunksize=chunksize)
+    # concurrent.futures, not multiprocessing.Pool: a worker that dies (OOM-killed, a C
+    # library's abort) breaks the pool, where Pool would wait for its result forever. Each
+    # worker says which task it starts, so that the death can name the piece.
+    del chunksize  # one task a future: the task that was running is the one that is known
+    started: Any = multiprocessing.SimpleQueue()
+    done: set[int] = set()
+    with ProcessPoolExecutor(jobs, initializer=_worker_init, initargs=(started,)) as pool:
+        futures = {pool.submit(_run_task, work, task): task[0] for task in tasks}
+        try:
+            for future in as_completed(futures):
+                result = future.result()
+                done.add(futures[future])
+                yield result
+        except BrokenProcessPool:
+            running: list[int] = []
+            while not started.empty():
+                index = started.get()
+                if index not in done and index not in running:
+                    running.append(index)
+            raise WorkerDied(sorted(running)) from None
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+class WorkerDied(Exception):
+    """A worker process ended without a result (killed, out of memory, aborted) while it
+    processed the pieces at these indices (those started and not finished)."""
+
+    def __init__(self, indices: list[int]):
+        super().__init__(indices)
+        self.indices = indices
+
+
+_started: Any = None
+
+
+def _worker_init(started: Any) -> None:
+    global _started
+    _started = started
+
+
+def _run_task(work: Callable, task: Any) -> PieceResult:
+    if _started is not None:
+        _started.put(task[0])
+    return work(task)
 
 
 def pieces_digest(pieces: list[Piece]) -> str:
@@ -142,6 +196,4 @@ def pieces_digest(pieces: list[Piece]) -> str:
 def write_metadata(path: Path, meta: dict) -> None:
     """The corpus' metadata file, written last: its presence means the corpus is complete.
     Atomic: a reader sees the old file or the whole new one."""
-    tmp = path.parent / f".{path.name}.tmp"
-    tmp.write_text(json.dumps(meta, indent=1) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(meta, indent=1) + "\n")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cadenza.atomic import atomic_path
 from cadenza.corpus.common import SPLITS
 from cadenza.errors import CadenzaError
 from cadenza.events import PERFORMANCE
@@ -112,6 +113,11 @@ def fallback_style(source: object) -> str:
     return Path(name).name or "corpus"
 
 
+def _save(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        np.save(tmp, array, allow_pickle=False)
+
+
 class TokenSplitWriter:
     """Appends sequences to a raw side file as workers finish (in any order, in bounded
     memory), then lays them out in piece order, so the output never depends on scheduling."""
@@ -141,35 +147,28 @@ class TokenSplitWriter:
         styles: list[int] = []  # per sequence
         summary = SplitSummary(events=total, style_events=[0] * n_styles)
         if total == 0:
-            np.save(tokens_path, np.zeros(0, np.int16), allow_pickle=False)
+            _save(tokens_path, np.zeros(0, np.int16))
         else:
             raw = np.memmap(self.part, dtype=np.int16, mode="r", shape=(total,))
-            out = np.lib.format.open_memmap(tokens_path, mode="w+", dtype=np.int16, shape=(total,))
-            at = 0
-            for index in sorted(self.placed):
-                position, lengths = self.placed[index]
-                size = sum(lengths)
-                out[at : at + size] = raw[position : position + size]
-                for length in lengths:
-                    offsets.append(offsets[-1] + length)
-                at += size
-                style = piece_styles[index]
-                styles.extend([style] * len(lengths))
-                summary.pieces.append(ids[index])
-                summary.piece_sequences.append(len(lengths))
-                summary.piece_styles.append(style)
-                summary.style_events[style] += size
-            out.flush()
-            del out, raw
-        np.save(
-            self.out_dir / f"{self.name}.offsets.npy",
-            np.asarray(offsets, dtype=np.int64),
-            allow_pickle=False,
-        )
-        np.save(
-            self.out_dir / f"{self.name}.styles.npy",
-            np.asarray(styles, dtype=np.int16),
-            allow_pickle=False,
-        )
+            with atomic_path(tokens_path) as tmp:
+                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int16, shape=(total,))
+                at = 0
+                for index in sorted(self.placed):
+                    position, lengths = self.placed[index]
+                    size = sum(lengths)
+                    out[at : at + size] = raw[position : position + size]
+                    for length in lengths:
+                        offsets.append(offsets[-1] + length)
+                    at += size
+                    style = piece_styles[index]
+                    styles.extend([style] * len(lengths))
+                    summary.pieces.append(ids[index])
+                    summary.piece_sequences.append(len(lengths))
+                    summary.piece_styles.append(style)
+                    summary.style_events[style] += size
+                out.flush()
+                del out, raw
+        _save(self.out_dir / f"{self.name}.offsets.npy", np.asarray(offsets, dtype=np.int64))
+        _save(self.out_dir / f"{self.name}.styles.npy", np.asarray(styles, dtype=np.int16))
         self.part.unlink(missing_ok=True)
         return summary

@@ -235,7 +235,7 @@ def evaluate_backing(
         if other.parts.parts != generator.parts.parts:
             raise ConfigError("--compare", f"{path} plays {other.parts.parts} parts, "
                               f"{generator.bundle.path} {generator.parts.parts}")
-        others[f"{other.bundle.name} ({other.bundle.path})"] = other
+        others[f"{other.bundle.safe_name} ({other.bundle.path})"] = other
     results = check_backing(generator, corpus, seed=seed, progress=progress, compare=others)
     out.mkdir(parents=True, exist_ok=True)
     training = generator.bundle.training

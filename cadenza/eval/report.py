@@ -263,10 +263,13 @@ def evaluate_many(
     results = []
     used: set[str] = set()
     for path in bundles:
-        folder = load_bundle(path).name
+        # The manifest's name is someone else's text: a plain folder name, inside `out`.
+        folder = load_bundle(path).safe_name
         while folder in used:
             folder += "-2"
         used.add(folder)
+        if (Path(out) / folder).resolve().parent != Path(out).resolve():
+            raise CadenzaError(f"{path}: bundle name {folder!r} is not a folder inside {out}")
         result = evaluate_bundle(path, Path(out) / folder, data=data, settings=settings,
                                  critic=critic, progress=progress)
         result["_folder"] = folder

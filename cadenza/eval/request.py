@@ -57,5 +57,6 @@ def corpus_of(bundle: Bundle, data: str | Path | None) -> Path:
     path = Path(chosen)
     if not path.is_dir():
         raise ConfigError("--data", f"{path} is not a prepared corpus directory (run `cadenza "
-                          "corpus prepare SOURCE -o DIR` first)")
+                          "corpus prepare SOURCE -o DIR` first: a MIDI folder, or music21's "
+                          "corpus with pip install 'cadenza[train]')")
     return path

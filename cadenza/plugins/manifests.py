@@ -27,6 +27,9 @@ from cadenza.plugins.codebook_patterns import PATTERN_NAMES
 
 MAX_CONTEXT = 1 << 16  # cache slots: a (layers, heads, context, head_dim) array is allocated
 DEFAULT_CONTEXT = 1024  # a transformer bundle made before `context` was written
+MAX_CACHE_BYTES = 4 << 30  # a key/value cache (layers x 2 x context x d_model float32)
+MAX_SEGMENT_STEPS = 1 << 14  # a piano-roll segment's steps (a (steps, 3, pitches) roll)
+MAX_DECODER_SAMPLES = 1 << 24  # the audio a codec decoder is handed before a chunk
 PITCH = {"low": 0, "high": 127}
 
 
@@ -45,6 +48,17 @@ class RNNModel(Section):
 class PerformanceRNNManifest(PluginManifest):
     representation: PerformanceRepresentation = field(default_factory=PerformanceRepresentation)
     model: RNNModel | None = None  # a bundle made before it was written has none
+
+
+def check_cache(model: AttentionModel, context: int | None) -> None:
+    """Each size is bounded alone; their product, the cache allocated, is bounded here."""
+    if context is None:
+        return
+    need = 2 * model.num_layers * context * model.d_model * 4
+    if need > MAX_CACHE_BYTES:
+        raise FieldError("context", f"({context}) with {model.num_layers} layers of "
+                                    f"{model.d_model} needs a {need >> 20} MB cache (at most "
+                                    f"{MAX_CACHE_BYTES >> 20} MB)")
 
 
 # --- transformer --------------------------------------------------------------------------
@@ -72,6 +86,9 @@ class TransformerManifest(PluginManifest):
     def codec(self) -> PerformanceCodec:
         """The events the plugin reads and writes."""
         return self.representation.codec()
+
+    def check(self) -> None:
+        check_cache(self.model, self.context)
 
 
 # --- backing ------------------------------------------------------------------------------
@@ -134,6 +151,7 @@ class BackingManifest(PluginManifest):
         return PerformanceCodec()
 
     def check(self) -> None:
+        check_cache(self.model, self.context)
         parts, codec = self.representation.parts, self.representation.codec()
         if self.model.vocab_size != codec.vocab_size:
             raise FieldError("model.vocab_size", f"is {self.model.vocab_size}, its "
@@ -171,9 +189,12 @@ class PianorollRepresentation(Section):
             raise FieldError("max_pitch", f"({self.max_pitch}) is below min_pitch "
                                           f"({self.min_pitch})")
         try:
-            self.grid()
+            grid = self.grid()
         except ValueError as error:
             raise FieldError("beats_per_bar", str(error)) from None
+        if grid.segment_steps > MAX_SEGMENT_STEPS:
+            raise FieldError("bars", f"({self.bars}) makes segments of {grid.segment_steps} "
+                                     f"steps (at most {MAX_SEGMENT_STEPS})")
 
     def grid(self) -> Grid:
         return Grid(steps_per_quarter=self.steps_per_quarter, beats_per_bar=self.beats_per_bar,
@@ -221,6 +242,12 @@ class CodecRepresentation(Section):
     pattern: str = setting("delay", choices=PATTERN_NAMES)
     decoder_context_frames: int = setting(low=0, high=1 << 16)
 
+    def check(self) -> None:
+        if self.decoder_context_frames * self.hop > MAX_DECODER_SAMPLES:
+            raise FieldError("decoder_context_frames",
+                             f"({self.decoder_context_frames}) of {self.hop} samples each is "
+                             f"over {MAX_DECODER_SAMPLES} samples")
+
 
 @dataclass(frozen=True, kw_only=True)
 class CodecLMModel(AttentionModel):
@@ -245,6 +272,7 @@ class CodecLMManifest(PluginManifest):
     text_encoder: TextEncoderInfo | None = None
 
     def check(self) -> None:
+        check_cache(self.model, self.context)
         if self.text_encoder is not None and self.text_encoder.embedding_dim != self.model.text_dim:
             raise FieldError("text_encoder.embedding_dim",
                              f"is {self.text_encoder.embedding_dim}, the model's text_dim "

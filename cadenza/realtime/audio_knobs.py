@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from cadenza.midi_status import CONTROL_CHANGE, is_channel_message, kind_of
+from cadenza.midi_status import CONTROL_CHANGE, kind_of, well_formed
 from cadenza.realtime.controls import (
     CFG_RANGE,
     CFG_STEP,
@@ -133,6 +133,5 @@ class AudioKnobs:
     def _read_midi(self) -> None:
         while not self._stop.wait(MIDI_POLL_SECONDS):
             for _, message in self.midi.drain():
-                if (len(message) >= 3 and is_channel_message(message)
-                        and kind_of(message) == CONTROL_CHANGE):
+                if well_formed(message) and kind_of(message) == CONTROL_CHANGE:
                     self.control(message[1], message[2])

@@ -99,6 +99,11 @@ class CallResponseMode:
         self.phrases.reset()
         self._in_phrase = False
 
+    @property
+    def dropped(self) -> int:
+        """The player's messages a flood coalesced away before the generator heard them."""
+        return self.performer.dropped
+
     # --- the control step -----------------------------------------------------------------
     def poll(self, now: float) -> None:
         if self.config.mode != "call-response" or not self._in_phrase:

@@ -117,6 +117,8 @@ class ControlSurface:
         self.seed = seed
         self._panic_output = panic_output
         self.stop = stop
+        self.error: str | None = None  # the last key or knob that failed, for the status line
+        self.errors = 0
 
     # --- generator knobs, whatever the mode -------------------------------------------------
     def turn_temperature(self, delta: float) -> None:
@@ -181,8 +183,21 @@ class ControlSurface:
         self._panic_output()
 
     # --- inputs ------------------------------------------------------------------------------
+    def failed(self, what: str, error: BaseException) -> None:
+        """A key or knob raised: the set goes on, and the status line says what failed."""
+        self.errors += 1
+        self.error = f"{what} failed: {type(error).__name__}: {error}"
+
     def control_change(self, t: float, number: int, value: int) -> bool:
-        """A mapped CC turns its knob; True when the message was a knob."""
+        """A mapped CC turns its knob; True when the message was a knob. A knob that fails
+        is reported (failed()), never raised: the control loop goes on."""
+        try:
+            return self._control_change(t, number, value)
+        except Exception as error:
+            self.failed(f"CC {number}", error)
+            return True
+
+    def _control_change(self, t: float, number: int, value: int) -> bool:
         cc, switched = self.cc, value >= SWITCH_ON
         if number == cc.temperature:
             self.mode.generator.knobs.temperature = temperature_from_cc(value)
@@ -203,7 +218,14 @@ class ControlSurface:
         return True
 
     def press(self, key: str) -> None:
-        """One terminal key (KEYS_HELP); others are ignored. Letters in either case."""
+        """One terminal key (KEYS_HELP); others are ignored. Letters in either case. A key
+        whose action fails is reported (failed()), never raised: the next key still works."""
+        try:
+            self._press(key)
+        except Exception as error:
+            self.failed(f"key {key!r}", error)
+
+    def _press(self, key: str) -> None:
         actions: dict[str, Callable[[], None]] = {
             "+": lambda: self.turn_temperature(+TEMPERATURE_STEP),
             "=": lambda: self.turn_temperature(+TEMPERATURE_STEP),

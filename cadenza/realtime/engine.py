@@ -18,10 +18,12 @@ from cadenza.midi_status import (
     NOTE_OFF,
     NOTE_ON,
     PROGRAM_CHANGE,
+    SUSTAIN_PEDAL,
     SYSTEM,
     channel_of,
     is_channel_message,
     kind_of,
+    well_formed,
 )
 from cadenza.plugins.base import Generator
 from cadenza.realtime.clock import BeatGrid
@@ -29,6 +31,7 @@ from cadenza.realtime.config import LiveConfig
 from cadenza.realtime.controls import ControlSurface
 from cadenza.realtime.mode import EngineStats, LiveMode
 from cadenza.realtime.modes import mode_for
+from cadenza.realtime.note_state import NoteState
 from cadenza.realtime.ports import MidiInput, MidiOutput
 from cadenza.realtime.scheduler import Output, Scheduler
 from cadenza.realtime.timeline import Timeline
@@ -70,6 +73,7 @@ class LiveEngine:
         self.stop_requested = threading.Event()
         self._next_port_check = 0.0
         self._switch_interval = sys.getswitchinterval()
+        self.passed = NoteState()  # the player's notes and pedal passed through (control thread)
 
     @property
     def generator(self) -> Generator:
@@ -93,9 +97,10 @@ class LiveEngine:
         self.mode.start()
 
     def run(self) -> None:
-        """The control loop, until stop() or a fatal error; always ends every note."""
-        self.start()
+        """The control loop, until stop() or a fatal error; always ends every note (a failure
+        in start() included)."""
         try:
+            self.start()
             while not self.stop_requested.is_set():
                 self.step(time.perf_counter())
                 # Woken early by the player's input: a listening backing answers it at once.
@@ -129,9 +134,20 @@ class LiveEngine:
         self.stop_requested.set()
 
     # --- the control step -------------------------------------------------------------------
+    @property
+    def dropped(self) -> int:
+        """Input messages dropped: malformed, over the port's queue, or coalesced away."""
+        return (self.stats.malformed + getattr(self.midi_in, "dropped", 0)
+                + getattr(self.mode, "dropped", 0))
+
     def step(self, now: float) -> None:
+        # The one place input enters the engine: a message is well formed or it is dropped
+        # (raw-byte backends such as JACK and CoreMIDI pass any bytes).
         for t, raw in self.midi_in.drain():
-            self.on_message(t, list(raw))
+            if well_formed(raw):
+                self.on_message(t, list(raw))
+            else:
+                self.stats.malformed += 1
         try:
             self.mode.poll(now)
         except Exception as error:  # close() ends every note; the error is reported
@@ -151,6 +167,7 @@ class LiveEngine:
             return
         if not self.stats.input_lost:
             self.stats.input_lost = True
+            self._release_passed(now)
             self.mode.input_lost()
         if self.midi_in.reconnect_if_back():
             self.stats.input_lost = False
@@ -172,5 +189,17 @@ class LiveEngine:
         if kind not in PLAYED_KINDS:
             return
         if self.config.passthrough:
-            self.scheduler.schedule(t, [kind | self.channel, *message[1:]])
+            passed = [kind | self.channel, *message[1:]]
+            self.passed.apply(passed)
+            self.scheduler.schedule(t, passed)
         self.mode.player(t, message)
+
+    def _release_passed(self, now: float) -> None:
+        """The input is gone, and with it the note-offs of the keys held on it: end the
+        player's passed-through notes and lift its pedal."""
+        passed, self.passed = self.passed, NoteState()
+        offs = [(now, [NOTE_OFF | channel, pitch, 0])
+                for (channel, pitch), count in passed.notes.items() for _ in range(count)]
+        offs += [(now, [CONTROL_CHANGE | channel, SUSTAIN_PEDAL, 0]) for channel in passed.pedals]
+        if offs:
+            self.scheduler.schedule_many(offs)

@@ -85,6 +85,7 @@ class KeyReader:
     def __init__(self, press: Callable[[str], None], *, stdin: TextIO | None = None) -> None:
         self._press = press
         self._stdin = stdin
+        self.error: str | None = None  # the last key whose press raised (the thread goes on)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._console = None
@@ -119,7 +120,10 @@ class KeyReader:
         while not self._stop.is_set() and console is not None:
             key = console.read(POLL_SECONDS)
             if key and not self._stop.is_set():
-                self._press(key)
+                try:
+                    self._press(key)
+                except Exception as error:  # one key's failure must not end the keys
+                    self.error = f"key {key!r} failed: {type(error).__name__}: {error}"
 
 
 class TerminalKeys(KeyReader):

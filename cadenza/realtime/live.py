@@ -1,6 +1,6 @@
 """`cadenza live`: open the generator and the ports, run the engine, end cleanly.
 
-Ctrl-C and SIGTERM stop the engine through the same path as any other stop, so every note
+Ctrl-C, SIGTERM and SIGHUP stop the engine through the same path as any other stop, so every note
 it started gets its note-off; a failure in the generator or a lost output port does too.
 """
 
@@ -21,12 +21,24 @@ from cadenza.realtime.modes import mode_for
 from cadenza.realtime.ports import ChannelRouter, MidiOutput, open_input, open_output
 
 STATUS_PERIOD = 0.5  # seconds between status-line updates
+# Signals that end a set cleanly (every note ended); SIGHUP exists on POSIX only.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
+
+
+STATUS_WIDTH = 140  # characters of the status line
 
 
 def status_line(engine: LiveEngine) -> str:
     lateness = engine.scheduler.lateness_stats()
     late = f"late p99 {lateness['p99'] * 1e3:.2f} ms" if lateness["count"] else "late -"
-    return engine.mode.status(late)
+    dropped = engine.dropped
+    if dropped:  # malformed input, or a flood over the queues: counted, never fatal
+        late += f" | dropped {dropped}"
+    line = engine.mode.status(late)
+    if engine.controls.error is not None:
+        line += f" | {engine.controls.error}"
+    return line
 
 
 def _status_thread(engine: LiveEngine, stop: threading.Event) -> threading.Thread:
@@ -34,7 +46,7 @@ def _status_thread(engine: LiveEngine, stop: threading.Event) -> threading.Threa
 
     def run() -> None:
         while not stop.wait(STATUS_PERIOD):
-            sys.stderr.write("\r" + status_line(engine)[:110].ljust(110))
+            sys.stderr.write("\r" + status_line(engine)[:STATUS_WIDTH].ljust(STATUS_WIDTH))
             sys.stderr.flush()
         sys.stderr.write("\n")
 
@@ -83,11 +95,10 @@ def open_engine(config: LiveConfig) -> LiveEngine:
 
 
 def run_live(config: LiveConfig) -> LiveEngine:
-    """Run until Ctrl-C or SIGTERM (main thread only: it installs the signal handlers)."""
+    """Run until Ctrl-C, SIGTERM or SIGHUP (the terminal closed, the ssh session dropped);
+    main thread only: it installs the signal handlers."""
     engine = open_engine(config)
-    previous = {
-        sig: signal.signal(sig, lambda *_: engine.stop()) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
+    previous = {sig: signal.signal(sig, lambda *_: engine.stop()) for sig in STOP_SIGNALS}
     stop_status = threading.Event()
     status = None if config.quiet else _status_thread(engine, stop_status)
     keys = TerminalKeys(engine.controls)

@@ -173,6 +173,8 @@ class MidiInput(MidiPort):
 
     The queue is bounded: when it is full the oldest event is dropped and counted, so a flood
     costs neither memory nor growing latency; what is kept is the most recent input.
+    It passes bytes as they came (raw-byte backends such as JACK and CoreMIDI pass any): the
+    engine checks each with midi_status.well_formed where it reads them (LiveEngine.step).
     """
 
     direction = "input"

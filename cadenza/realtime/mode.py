@@ -43,6 +43,7 @@ class EngineStats:
     detect_to_start: list[float] = field(default_factory=list)  # answer start - detection
     error: str | None = None
     input_lost: bool = False
+    malformed: int = 0  # input messages that were no well-formed MIDI, dropped
     reconnects: int = 0
 
 

@@ -10,6 +10,7 @@ the first note of an answer never waits for the model.
 
 from __future__ import annotations
 
+import collections
 import queue
 import threading
 import time
@@ -33,6 +34,59 @@ class Unschedule(Protocol):
     def release_all(self) -> None: ...
 
 MAX_EVENTS_PER_STEP = 24  # events at one 10 ms instant before time is moved on
+MAX_PLAYER_BATCH = 256  # the player's messages kept of a run not yet taken in (the newest)
+
+
+class Commands:
+    """The performer's command queue: the control thread puts, the performer thread gets.
+
+    The player's messages coalesce: those put while the performer is busy join the batch at
+    the tail of the queue (one command, in order with the others), and a batch keeps its
+    newest MAX_PLAYER_BATCH messages, so a flood of input builds no backlog: what is
+    dropped is counted, and is what a context would have forgotten anyway."""
+
+    def __init__(self, batch: int = MAX_PLAYER_BATCH) -> None:
+        self.batch = batch
+        self.dropped = 0
+        self._queue: collections.deque[tuple] = collections.deque()
+        self._ready = threading.Condition()
+
+    def put(self, command: tuple) -> None:
+        with self._ready:
+            self._queue.append(command)
+            self._ready.notify()
+
+    def put_player(self, t: float, message: list[int]) -> None:
+        with self._ready:
+            last = self._queue[-1] if self._queue else None
+            if last is not None and last[0] == "player":
+                batch = last[1]
+                if len(batch) == batch.maxlen:
+                    self.dropped += 1
+                batch.append((t, message))
+                return
+            batch = collections.deque([(t, message)], maxlen=self.batch)
+            self._queue.append(("player", batch))
+            self._ready.notify()
+
+    def get(self, timeout: float) -> tuple:
+        """The oldest command; queue.Empty after `timeout` seconds without one."""
+        with self._ready:
+            if not self._ready.wait_for(lambda: self._queue, timeout):
+                raise queue.Empty
+            return self._queue.popleft()
+
+    def get_nowait(self) -> tuple:
+        with self._ready:
+            if not self._queue:
+                raise queue.Empty
+            return self._queue.popleft()
+
+    def empty(self) -> bool:
+        return not self._queue
+
+    def qsize(self) -> int:
+        return len(self._queue)
 
 
 @dataclass
@@ -73,12 +127,13 @@ class Performer(threading.Thread):
         codec = generator.codec
         self.encoder = LiveEncoder(codec)
         self.decoder = LiveDecoder(codec, channel=channel)
-        self.commands: queue.SimpleQueue = queue.SimpleQueue()
+        self.commands = Commands()
         self.mode = "idle"  # idle | answer | continuous | loop
         self.answer_end = 0.0
         self.answers = 0
         self.context: list[int] = []  # the current phrase's events, for mutate and records
         self.pending: list[tuple] = []  # player commands held back during an answer
+        self._pending_dropped = 0
         self.records: list[AnswerRecord] = []
         self._skip_leading_shifts = False
         self._closed = False
@@ -93,7 +148,12 @@ class Performer(threading.Thread):
 
     # --- called from the control thread -------------------------------------------------
     def player(self, t: float, message: list[int]) -> None:
-        self.commands.put(("player", t, message))
+        self.commands.put_player(t, message)
+
+    @property
+    def dropped(self) -> int:
+        """The player's messages a flood coalesced away (never taken into the context)."""
+        return self.commands.dropped + self._pending_dropped
 
     def new_phrase(self) -> None:
         self.commands.put(("new_phrase",))
@@ -172,9 +232,9 @@ class Performer(threading.Thread):
         if self.mode == "loop" and kind in ("player", "new_phrase", "answer", "mutate", "stop"):
             self.mode = "idle"  # the player is back: the loop has done its job
         if self.mode == "answer" and kind in ("player", "new_phrase"):
-            self.pending.append(command)  # the answer owns the generator until it is over
+            self._hold(command)  # the answer owns the generator until it is over
         elif kind == "player":
-            self._take(command[1], command[2])
+            self._take(command[1])
         elif kind == "new_phrase":
             self._reset_context()
         elif kind in ("answer", "mutate"):
@@ -201,10 +261,24 @@ class Performer(threading.Thread):
         elif kind == "close":
             self._closed = True
 
-    def _take(self, t: float, message: list[int]) -> None:
-        if self.mode == "continuous":  # one timeline: the player's notes join the generated
-            self.encoder.time = max(self.encoder.time or t, self.decoder.cursor)
-        events = self.encoder.feed(t, message)
+    def _hold(self, command: tuple) -> None:
+        """Keep a player command for after the answer; a batch joins the one held last, so
+        that what is held is bounded as the queue is."""
+        last = self.pending[-1] if self.pending else None
+        if command[0] == "player" and last is not None and last[0] == "player":
+            held = last[1]
+            self._pending_dropped += max(0, len(held) + len(command[1]) - held.maxlen)
+            held.extend(command[1])
+        else:
+            self.pending.append(command)
+
+    def _take(self, batch: collections.deque) -> None:
+        """The player's messages, in order, into the context: one extend for the batch."""
+        events: list[int] = []
+        for t, message in batch:
+            if self.mode == "continuous":  # one timeline: the player's notes join the generated
+                self.encoder.time = max(self.encoder.time or t, self.decoder.cursor)
+            events.extend(self.encoder.feed(t, message))
         if events:
             self.generator.extend(events)
             self.context.extend(events)

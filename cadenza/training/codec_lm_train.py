@@ -27,13 +27,14 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from cadenza.atomic import atomic_path
 from cadenza.corpus.audio import load_clips
 from cadenza.errors import CadenzaError, ConfigError
 from cadenza.plugins.codebook_patterns import get_pattern
 from cadenza.plugins.text_encoder import TextEncoder, find_text_encoder
 from cadenza.training.codec_lm import CodecLM, CodecLMConfig, pattern_loss
 from cadenza.training.codec_train import codec_from_checkpoint
-from cadenza.training.runner import TrainingRun, load_checkpoint, write_json
+from cadenza.training.runner import TrainingRun, load_checkpoint, save_checkpoint, write_json
 from cadenza.training.settings import fill_settings, require_at_least_one
 
 KIND = "codec-lm"
@@ -125,7 +126,8 @@ def build_dataset(config: CodecLMTrainConfig, path: Path, text_encoder: TextEnco
         arrays[f"{split}_text"] = np.stack([[table[t] for t in row] for row in captions])
         arrays[f"{split}_instrument"] = np.array([c.get("instrument", "") for c in clips])
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **arrays)
+    with atomic_path(path) as tmp:  # keeps the .npz suffix: np.savez adds none
+        np.savez(tmp, **arrays)
 
 
 def codec_fingerprint(path: str | Path) -> str:
@@ -241,7 +243,10 @@ def train(
     )
     g = torch.Generator().manual_seed(config.seed + run.rank)
     step, best = 0, math.inf
-    if (checkpoint := run.last_checkpoint()) is not None:
+    resumed = run.last_checkpoint(
+        config.to_dict()["model"], model.state_dict(), state_key="raw_model"
+    )
+    if (checkpoint := resumed) is not None:
         model.load_state_dict(checkpoint["raw_model"])
         ema.module.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -323,7 +328,7 @@ def finish(out: Path, device) -> dict:
     instruments = arrays["test_instrument"]
     test["other_instrument"] = other_instrument_loss(model, clips, instruments, device)
     checkpoint["test"] = test
-    torch.save(checkpoint, out / "best.pt")
+    save_checkpoint(checkpoint, out / "best.pt")
     figures = {
         "step": checkpoint["step"],
         "valid": checkpoint["valid"],

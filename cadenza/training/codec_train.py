@@ -36,7 +36,7 @@ from cadenza.training.codec_losses import (
     mel_distance,
     si_sdr,
 )
-from cadenza.training.runner import TrainingRun, load_checkpoint, write_json
+from cadenza.training.runner import TrainingRun, load_checkpoint, save_checkpoint, write_json
 from cadenza.training.settings import fill_settings
 
 KIND = "codec"
@@ -156,7 +156,8 @@ def train(config: CodecTrainConfig, *, resume: bool = False, progress: bool = Tr
     optimizer = torch.optim.AdamW(codec.parameters(), lr=config.lr, betas=(0.5, 0.9))
     mel_loss, stft_loss = MultiScaleMelLoss(rate).to(device), MultiResolutionSTFTLoss()
     step, best = 0, float("inf")
-    if (state := run.last_checkpoint()) is not None:
+    resumed = run.last_checkpoint(dataclasses.asdict(config)["model"], codec.state_dict())
+    if (state := resumed) is not None:
         codec.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step = int(state["step"])
@@ -215,7 +216,7 @@ def finish(out: Path, config: CodecTrainConfig) -> dict:
             for k, v in test.items()}
     test["clips"] = len(test_audio)
     checkpoint["test"] = test
-    torch.save(checkpoint, path)
+    save_checkpoint(checkpoint, path)
     figures = {"step": int(checkpoint["step"]), "test": test}
     write_json(out / "figures.json", figures)
     return figures

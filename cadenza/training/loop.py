@@ -28,7 +28,7 @@ from cadenza.training.data import (
     sequence_batches,
 )
 from cadenza.training.performance_rnn import PerformanceRNN
-from cadenza.training.runner import TrainingRun, load_checkpoint, write_json
+from cadenza.training.runner import TrainingRun, load_checkpoint, save_checkpoint, write_json
 from cadenza.training.transformer import MusicTransformer
 
 MODELS: dict[str, type[torch.nn.Module]] = {
@@ -136,7 +136,11 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99)
     )
     step, best = 0, math.inf
-    if (checkpoint := run.last_checkpoint()) is not None:
+    if (
+        checkpoint := run.last_checkpoint(
+            config.to_dict()["model"], model.state_dict(), kind=config.kind
+        )
+    ) is not None:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         step, best = checkpoint["step"], checkpoint["best_valid_nll"]
@@ -229,7 +233,7 @@ def finish(out: Path, config: TrainConfig, device: torch.device) -> dict:
     }
     checkpoint["metrics"] = metrics
     checkpoint.pop("optimizer", None)  # best.pt is what export reads; keep it small
-    torch.save(checkpoint, out / "best.pt")
+    save_checkpoint(checkpoint, out / "best.pt")
     write_json(out / "metrics.json", metrics)
     print(
         f"best step {metrics['steps']}: valid {metrics['valid_nll']:.3f}, test "

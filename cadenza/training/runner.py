@@ -24,9 +24,11 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from cadenza.atomic import atomic_path, atomic_write_text, temp_path_for
 from cadenza.errors import CadenzaError
 
 LAST, BEST, METRICS_LOG = "last.pt", "best.pt", "metrics.jsonl"
+LAST_PREV = "last.prev.pt"  # the last.pt before the latest save: --resume's fallback
 
 
 class ScheduleSettings(Protocol):
@@ -104,9 +106,71 @@ def load_checkpoint(path: str | Path) -> dict:
         raise CadenzaError(f"{path}: not a readable checkpoint ({type(e).__name__})") from None
 
 
+def save_checkpoint(checkpoint: dict, path: str | Path) -> None:
+    """`checkpoint` written atomically: `path` is the old checkpoint or the whole new one."""
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
+
+
 def write_json(path: Path, figures: dict) -> None:
     """A run's final figures (metrics.json, figures.json), indented for reading."""
-    path.write_text(json.dumps(figures, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(figures, indent=2) + "\n")
+
+
+def _flat(value: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flat(item, f"{prefix}.{key}"))
+        return out
+    if isinstance(value, tuple):  # a dataclass's tuple is a YAML file's list
+        value = list(value)
+    return {prefix: value}
+
+
+def check_resumable(
+    checkpoint: dict,
+    model_config: dict,
+    state: dict[str, torch.Tensor] | None = None,
+    *,
+    state_key: str = "model",
+    path: str | Path = LAST,
+    kind: str | None = None,
+) -> None:
+    """Raise, in one line naming the field, when the run's model config is not the one the
+    checkpoint was trained with in a field that shapes the model: before any state dict is
+    loaded (which would fail with torch's `size mismatch` traceback). With `state` (the new
+    model's state dict), a changed field that leaves every tensor's shape alone (dropout,
+    say) is allowed; without it, any changed field is refused."""
+    if kind is not None and checkpoint.get("kind", kind) != kind:
+        raise CadenzaError(
+            f"kind: the checkpoint has {checkpoint['kind']}, the config {kind}; "
+            "start a new --out or drop --resume"
+        )
+    saved = (checkpoint.get("config") or {}).get("model")
+    if not isinstance(saved, dict):
+        raise CadenzaError(f"{path}: the checkpoint names no model config; drop --resume")
+    old, new = _flat(saved, "model"), _flat(model_config, "model")
+    changed = [k for k in new if k in old and old[k] != new[k]]
+    changed += [k for k in new if k not in old] + [k for k in old if k not in new]
+    if not changed:
+        return
+    if state is not None:
+        saved_state = checkpoint.get(state_key)
+        if (
+            isinstance(saved_state, dict)
+            and set(saved_state) == set(state)
+            and all(
+                tuple(getattr(saved_state[k], "shape", ())) == tuple(state[k].shape) for k in state
+            )
+        ):
+            return  # nothing that shapes the model changed
+    field = changed[0]
+    has = old.get(field, "nothing")
+    wants = new.get(field, "nothing")
+    raise CadenzaError(
+        f"{field}: the checkpoint has {has}, the config {wants}; start a new --out or drop --resume"
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -219,14 +283,49 @@ class TrainingRun:
     def is_main(self) -> bool:
         return self.processes.is_main
 
-    def last_checkpoint(self) -> dict | None:
-        """OUT/last.pt when resuming and it is there; None to start afresh."""
+    def last_checkpoint(
+        self,
+        model_config: dict | None = None,
+        state: dict[str, torch.Tensor] | None = None,
+        *,
+        state_key: str = "model",
+        kind: str | None = None,
+    ) -> dict | None:
+        """When resuming: OUT/last.pt, or, when that is missing or unreadable (a run killed
+        by an older version mid-write, a damaged disk), the previous last.pt (last.prev.pt)
+        or best.pt, saying so in one line. None to start afresh (not resuming, or no
+        checkpoint at all); an error naming the file when none of them is readable.
+        With `model_config` (the run's config["model"] as a dict) and `state` (the new
+        model's state dict), a checkpoint of a differently shaped model is refused in one
+        line naming the field (`check_resumable`), before any state dict is loaded."""
+        if not self.resume:
+            return None
         path = self.out / LAST
-        if self.resume and path.is_file():
-            return load_checkpoint(path)
-        if self.resume and self.is_main:
-            print(f"no {path} to resume from; starting afresh")
-        return None
+        candidates = [self.out / name for name in (LAST, LAST_PREV, BEST)]
+        present = [p for p in candidates if p.is_file()]
+        if not present:
+            if self.is_main:
+                print(f"no {path} to resume from; starting afresh")
+            return None
+        problems: list[str] = []
+        for candidate in present:
+            try:
+                checkpoint = load_checkpoint(candidate)
+            except CadenzaError as e:
+                problems.append(str(e))
+                continue
+            if candidate != path and self.is_main:
+                why = problems[0] if problems else f"{path}: missing"
+                print(f"{why}; resuming from {candidate} (step {checkpoint.get('step', '?')})")
+            if model_config is not None:
+                check_resumable(
+                    checkpoint, model_config, state, state_key=state_key, path=candidate, kind=kind
+                )
+            return checkpoint
+        raise CadenzaError(
+            f"{problems[0]}, and no earlier checkpoint in {self.out} is readable; "
+            "drop --resume or start a new --out"
+        )
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         return self.processes.wrap(model)
@@ -246,10 +345,22 @@ class TrainingRun:
         return self.log
 
     def save(self, checkpoint: dict, *, improved: bool) -> None:
-        """OUT/last.pt, and OUT/best.pt too when the validation `improved` on the best."""
-        torch.save(checkpoint, self.out / LAST)
+        """OUT/last.pt, and OUT/best.pt too when the validation `improved` on the best; each
+        written atomically. The last.pt it replaces is kept as last.prev.pt (--resume's
+        fallback). At every moment one of last.pt, last.prev.pt is a whole checkpoint."""
+        last, prev = self.out / LAST, self.out / LAST_PREV
+        tmp = temp_path_for(last)
+        try:
+            torch.save(checkpoint, tmp)
+            with open(tmp, "rb") as file:
+                os.fsync(file.fileno())
+            if last.is_file():
+                os.replace(last, prev)
+            os.replace(tmp, last)
+        finally:
+            tmp.unlink(missing_ok=True)
         if improved:
-            torch.save(checkpoint, self.out / BEST)
+            save_checkpoint(checkpoint, self.out / BEST)
 
     def barrier(self) -> None:
         self.processes.barrier()

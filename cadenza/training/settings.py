@@ -8,6 +8,7 @@ is checked against the type of the default it replaces, dotted keys reach nested
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,6 +43,8 @@ def coerce_setting(name: str, value: Any, target: Any) -> Any:
         value = float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(name, f"expected {kind.__name__}, got {value!r}")
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(name, f"must be a finite number, got {value!r}")
     if kind in (int, float) and value < 0:
         raise ConfigError(name, f"must not be negative, got {value!r}")
     return value

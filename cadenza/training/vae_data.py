@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from cadenza.atomic import atomic_path, atomic_write_text
 from cadenza.corpus.common import SPLITS, split_of
 from cadenza.corpus.sources import (
     Piece,
@@ -105,12 +106,16 @@ def build_cache(
                 continue
             by_split[split_of(piece_id)].append((grid_piece, style_of_id[piece_id]))
     out.mkdir(parents=True, exist_ok=True)
+    # cache.json is written last and means "complete": gone while the arrays are rewritten,
+    # so a run killed midway leaves no cache.json over a mix of old and new arrays.
+    meta.unlink(missing_ok=True)
     counts = {}
     for split, items in by_split.items():
         _write_split(out, split, items)
         counts[split] = len(items)
-    meta.write_text(
-        json.dumps({**key, "styles": styles, "pieces": counts, "skipped": skipped}, indent=1)
+    atomic_write_text(
+        meta,
+        json.dumps({**key, "styles": styles, "pieces": counts, "skipped": skipped}, indent=1),
     )
     return out
 
@@ -132,21 +137,23 @@ def _write_split(out: Path, split: str, items: list[tuple[GridPiece, int]]) -> N
     def offsets(sizes):
         return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
+    def save(name: str, array: np.ndarray) -> None:
+        with atomic_path(out / f"{split}.{name}.npy") as tmp:
+            np.save(tmp, array, allow_pickle=False)
+
     notes = [p.notes for p, _ in items]
-    np.save(
-        out / f"{split}.notes.npy", np.concatenate(notes) if notes else np.zeros(0, GRID_NOTE_DTYPE)
-    )
-    np.save(out / f"{split}.note_offsets.npy", offsets([len(n) for n in notes]))
-    np.save(
-        out / f"{split}.bar_starts.npy",
+    save("notes", np.concatenate(notes) if notes else np.zeros(0, GRID_NOTE_DTYPE))
+    save("note_offsets", offsets([len(n) for n in notes]))
+    save(
+        "bar_starts",
         np.concatenate([p.bar_starts for p, _ in items] or [[]]).astype(np.int64),
     )
-    np.save(
-        out / f"{split}.bar_steps.npy",
+    save(
+        "bar_steps",
         np.concatenate([p.bar_steps for p, _ in items] or [[]]).astype(np.int64),
     )
-    np.save(out / f"{split}.bar_offsets.npy", offsets([len(p.bar_starts) for p, _ in items]))
-    np.save(out / f"{split}.styles.npy", np.array([s for _, s in items], dtype=np.int16))
+    save("bar_offsets", offsets([len(p.bar_starts) for p, _ in items]))
+    save("styles", np.array([s for _, s in items], dtype=np.int16))
 
 
 def load_pieces(cache: str | Path, split: str) -> tuple[list[GridPiece], np.ndarray, list[str]]:

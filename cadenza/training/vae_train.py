@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from cadenza.errors import CadenzaError
-from cadenza.training.runner import TrainingRun, load_checkpoint, write_json
+from cadenza.training.runner import TrainingRun, load_checkpoint, save_checkpoint, write_json
 from cadenza.training.vae import (
     SegmentVAE,
     VAEModelConfig,
@@ -94,7 +94,9 @@ def train(config: VAETrainConfig, *, resume: bool = False, progress: bool = True
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
     step, best = 0, math.inf
-    if (checkpoint := run.last_checkpoint()) is not None:
+    if (
+        checkpoint := run.last_checkpoint(config.to_dict()["model"], model.state_dict())
+    ) is not None:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         step, best = checkpoint["step"], checkpoint["best_valid_loss"]
@@ -354,7 +356,7 @@ def finish(out: Path, config: VAETrainConfig, device) -> dict:
         **figures,
     }
     checkpoint.pop("optimizer", None)  # best.pt is what export reads; keep it small
-    torch.save(checkpoint, out / "best.pt")
+    save_checkpoint(checkpoint, out / "best.pt")
     write_json(out / "metrics.json", checkpoint["metrics"])
     print(
         f"best step {checkpoint['step']}: recon {figures['recon_nll']:.2f} nats/segment, step "

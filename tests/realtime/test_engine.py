@@ -66,7 +66,7 @@ def test_answer_after_silence_is_the_plugins_continuation(tiny_bundle, player, r
     assert sounding_after(recorder.messages) == {}
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_mid_answer_leaves_no_sounding_note(tiny_bundle, player, recorder, signum):
     process, name = spawn_live(
         player, "--bundle", str(tiny_bundle), "--silence", "0.2", "--answer-length", "20 s",
