@@ -55,16 +55,15 @@ def _status_thread(engine: LiveEngine, stop: threading.Event) -> threading.Threa
     return thread
 
 
-def open_engine(config: LiveConfig) -> LiveEngine:
-    """The generator and the ports of `config`, in an engine ready to run."""
-    if config.link:
-        import_link()  # a missing binding is an error at once, before any model or port opens
+def live_generator(config: LiveConfig):
+    """The generator `config` plays, checked against its mode, parts and style before any
+    port opens."""
     backing = config.mode == "backing"
     default_plugin = None if config.bundle else "backing" if backing else "performance-rnn"
     generator = load_generator(config.bundle, plugin=config.plugin or default_plugin,
                                seed=config.seed)
-    mode_for(generator, config)  # a generator the mode cannot play: before any port opens
-    if backing:  # a channel or velocity per part, checked before any port opens
+    mode_for(generator, config)  # a generator the mode cannot play
+    if backing:  # a channel or velocity per part
         config.backing_channel_indices(generator.parts.parts)
         config.backing_velocities(generator.parts.parts)
         config.backing_program_list(generator.programs)
@@ -73,6 +72,15 @@ def open_engine(config: LiveConfig) -> LiveEngine:
             generator.set_style(config.style)
         except BundleError as e:
             raise ConfigError("style", str(e)) from None
+    return generator
+
+
+def open_engine(config: LiveConfig) -> LiveEngine:
+    """The generator and the ports of `config`, in an engine ready to run."""
+    if config.link:
+        import_link()  # a missing binding is an error at once, before any model or port opens
+    generator = live_generator(config)
+    backing = config.mode == "backing"
     name = config.port_name
     midi_out = open_output(config.output_port, virtual_name=f"{name} out", client_name=name)
     opened: list[MidiOutput] = [midi_out]

@@ -541,25 +541,18 @@ class RunningEngine:
         return self
 
     def __exit__(self, *exc):
-        self.engine.stop()
-        self.thread.join(timeout=10)
-        self.engine.close_ports()
+        stop_running(self.engine, self.thread)
 
 
 def fake_engine(bundle, *, midi_in: FakeInput | None = None,
                 midi_out: FakeOutput | None = None, **settings):
     """A LiveEngine on a real bundle whose ports are fakes: the same generator and checks as
     open_engine, without JACK. Run it with FakeRunningEngine (or call step() yourself)."""
-    from cadenza.plugins import load_generator
     from cadenza.realtime.engine import LiveEngine
+    from cadenza.realtime.live import live_generator
 
     config = live_config(bundle, **settings)
-    backing = config.mode == "backing"
-    default_plugin = None if config.bundle else "backing" if backing else "performance-rnn"
-    generator = load_generator(config.bundle, plugin=config.plugin or default_plugin,
-                               seed=config.seed)
-    if config.style is not None:
-        generator.set_style(config.style)
+    generator = live_generator(config)
     midi_in = midi_in if midi_in is not None else FakeInput(f"{config.port_name} in")
     midi_out = midi_out if midi_out is not None else FakeOutput(f"{config.port_name} out")
     return LiveEngine(config, generator, midi_in, midi_out)
@@ -582,6 +575,11 @@ class FakeRunningEngine:
         return self
 
     def __exit__(self, *exc):
-        self.engine.stop()
-        self.thread.join(timeout=10)
-        self.engine.close_ports()
+        stop_running(self.engine, self.thread)
+
+
+def stop_running(engine, thread: threading.Thread) -> None:
+    """End an engine run on `thread` as `cadenza live` does: stop, wait, close its ports."""
+    engine.stop()
+    thread.join(timeout=10)
+    engine.close_ports()
