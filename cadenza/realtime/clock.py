@@ -160,6 +160,9 @@ class ClockFollower:
         self._anchor_pos = self._next_pos
 
     def _pulse(self, t: float) -> None:
+        if self._repeats_last_pulse(t):
+            self.slips += 1
+            return
         serial = self._serial
         self._serial += 1
         if self._running:
@@ -199,6 +202,16 @@ class ClockFollower:
         self._suspects.clear()
         self._pulses.append((serial, t))
         self._fit()
+
+    def _repeats_last_pulse(self, t: float) -> bool:
+        """A pulse on top of the one before, which sat on the line: that pulse delivered twice
+        (a JACK client late in its cycle reads the previous cycle's events again). No DAW sends
+        two pulses a quarter period apart, and a stall's backlog follows a pulse that was itself
+        held up, off the line: a suspect."""
+        if self._period is None or len(self._pulses) < 3 or self._suspects:
+            return False
+        serial, last = self._pulses[-1]
+        return serial == self._serial - 1 and 0 <= t - last < self._period / 4
 
     def _slipped(self) -> bool:
         """The suspects sit on the line, a whole number of pulses off: the count slipped (a

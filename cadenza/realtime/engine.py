@@ -33,6 +33,7 @@ from cadenza.realtime.mode import EngineStats, LiveMode
 from cadenza.realtime.modes import mode_for
 from cadenza.realtime.note_state import NoteState
 from cadenza.realtime.ports import MidiInput, MidiOutput
+from cadenza.realtime.redelivery import RedeliveryFilter
 from cadenza.realtime.scheduler import Output, Scheduler
 from cadenza.realtime.timeline import Timeline
 
@@ -73,6 +74,7 @@ class LiveEngine:
         self.stop_requested = threading.Event()
         self._next_port_check = 0.0
         self._switch_interval = sys.getswitchinterval()
+        self.redelivered = RedeliveryFilter()  # input delivered twice (control thread)
         self.passed = NoteState()  # the player's notes and pedal passed through (control thread)
 
     @property
@@ -136,18 +138,20 @@ class LiveEngine:
     # --- the control step -------------------------------------------------------------------
     @property
     def dropped(self) -> int:
-        """Input messages dropped: malformed, over the port's queue, or coalesced away."""
-        return (self.stats.malformed + getattr(self.midi_in, "dropped", 0)
+        """Input messages dropped: malformed, delivered twice, over the port's queue, or
+        coalesced away."""
+        return (self.stats.malformed + self.redelivered.dropped
+                + getattr(self.midi_in, "dropped", 0)
                 + getattr(self.mode, "dropped", 0))
 
     def step(self, now: float) -> None:
         # The one place input enters the engine: a message is well formed or it is dropped
         # (raw-byte backends such as JACK and CoreMIDI pass any bytes).
         for t, raw in self.midi_in.drain():
-            if well_formed(raw):
-                self.on_message(t, list(raw))
-            else:
+            if not well_formed(raw):
                 self.stats.malformed += 1
+            elif not self.redelivered.is_repeat(t, raw):
+                self.on_message(t, list(raw))
         try:
             self.mode.poll(now)
         except Exception as error:  # close() ends every note; the error is reported

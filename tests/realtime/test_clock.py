@@ -218,6 +218,28 @@ def test_a_pulse_counted_twice_or_lost_on_the_way_keeps_the_position(slip, seed)
     assert grid_error_after(follower, 120.0) < 0.001
 
 
+def test_a_pulse_delivered_twice_is_not_counted_even_as_the_last_one():
+    """A repeated pulse sits on top of the one before it: the count and the position are
+    right at once, before any later pulse could show a slip."""
+    times = pulse_times(120.0, T0, 4 * PPQN, jitter=0.002, seed=1)
+    follower = ClockFollower()
+    follower.feed(T0 - 0.001, [START])
+    feed_pulses(follower, times)
+    follower.feed(float(times[-1]) + 0.00004, [CLOCK])
+    assert follower.pulses == 4 * PPQN and follower.slips == 1
+    assert follower.beat_position(float(times[-1])) == pytest.approx(4.0 - 1 / PPQN, abs=0.01)
+
+
+def test_a_backlog_after_a_held_up_pulse_is_counted_whole():
+    """Pulses held up and delivered together (the same stamp) are each a pulse the DAW sent."""
+    times = pulse_times(120.0, T0, 4 * PPQN, seed=2)
+    held = times.copy()
+    held[50:54] = times[53] + 0.0001  # four pulses arrive together, with the fourth
+    follower = ClockFollower()
+    feed_pulses(follower, held)
+    assert follower.pulses == 4 * PPQN and follower.slips == 0
+
+
 def test_a_gap_restarts_the_estimate():
     follower = started_at(100.0, beats=2)
     restart = T0 + 10.0  # the DAW's clock stopped for seconds, then came back at 60 BPM

@@ -139,6 +139,22 @@ def test_backing_drops_malformed_input_and_plays_on(tiny_backing_bundle):
     assert sounding_after(running.output.messages) == {}
 
 
+def test_input_delivered_twice_is_played_once(tiny_bundle):
+    """A late JACK client can get a cycle's events again: the player's key is struck once."""
+    with FakeRunningEngine(tiny_bundle, passthrough=True, answer_length="20 s") as running:
+        engine, keyboard = running.engine, running.input
+        t = time.perf_counter()
+        for again in (0.0, 0.00004):  # the cycle, then the same cycle 40 us later
+            keyboard.feed([NOTE_ON, 62, 80], t + again)
+            keyboard.feed([0xB0, 64, 127], t + again + 1e-6)
+        wait_for(lambda: engine.dropped == 2)
+        keyboard.feed([NOTE_OFF, 62, 0])
+        running.output.wait_until(lambda messages: [NOTE_OFF, 62, 0] in messages)
+        passed = [m for m in running.output.messages if m[1:2] == [62]]
+        assert passed == [[NOTE_ON, 62, 80], [NOTE_OFF, 62, 0]]
+        assert "dropped 2" in status_line(engine)
+
+
 # --- keys ------------------------------------------------------------------------------------
 
 def test_a_failing_key_is_shown_and_the_keys_still_work(tiny_bundle, monkeypatch):
