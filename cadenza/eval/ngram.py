@@ -1,87 +1,125 @@
-"""N-gram event models with interpolated Kneser-Ney smoothing: Markov order 1 (a bigram,
-one event of context) and order 2 (a trigram, two events).
+"""N-gram event models with interpolated Kneser-Ney smoothing (Chen & Goodman 1998): Markov
+order 1 (a bigram, one event of context) and order 2 (a trigram, two events).
 
 The baselines a neural model must clearly beat on the same held-out split: they know which
 event tends to follow which, and nothing of rhythm, harmony or longer context. Both score
 the same events as the neural models do: every event of a sequence but its first.
+
+Interpolated Kneser-Ney: the highest order uses raw counts c(.), every lower order uses
+continuation counts N1+(. w) (in how many distinct contexts an n-gram was seen, not how
+often), each discounted by `discount` and interpolated with the next lower order by the mass
+the discount freed; the unigram is interpolated with the uniform distribution, so an event
+never seen still has a little probability. Each sequence starts with a start marker (a
+context of its own, never predicted), as SRILM, KenLM and nltk pad a sentence with <s>: a
+piece's first pair is a continuation like any other, and its second event has two events
+of context. tests/eval/test_ngram_nltk.py checks both models against
+nltk.lm.KneserNeyInterpolated; they differ only where nltk's unigram is not interpolated
+(`unigram_discount=0` gives nltk's, under which an event never seen after another has
+probability 0), and in the default discount (nltk 0.1, here 0.75).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+DEFAULT_DISCOUNT = 0.75  # Chen & Goodman's usual single discount; nltk's default is 0.1
 
-def _bigrams(tokens: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(previous, next) pairs inside each sequence, never across a piece boundary."""
+
+def _contexts(tokens: np.ndarray, offsets: np.ndarray, start: int) -> tuple[np.ndarray, ...]:
+    """(u, v, w) for every event w but each sequence's first: v the event before it, u the
+    one before that or `start` (the marker) for a sequence's second event. Never across a
+    piece boundary."""
     tokens = tokens.astype(np.int64)
-    inside = np.ones(len(tokens), bool)
-    inside[offsets[:-1][offsets[:-1] < len(tokens)]] = False  # a sequence's first token has no past
-    position = np.flatnonzero(inside)
-    return tokens[position - 1], tokens[position]
+    first = np.zeros(len(tokens), bool)
+    first[offsets[:-1][offsets[:-1] < len(tokens)]] = True
+    position = np.flatnonzero(~first)
+    second = first[position - 1]  # the event before is its sequence's first
+    u = np.where(second, start, tokens[np.maximum(position - 2, 0)])
+    return u, tokens[position - 1], tokens[position]
+
+
+def _first_pairs(tokens: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Each non-empty sequence's first event: the marker's only continuations."""
+    starts = offsets[:-1][offsets[:-1] < offsets[1:]]
+    return tokens[starts[starts < len(tokens)]].astype(np.int64)
+
+
+def _interpolate(counts: np.ndarray, d: float, lower: np.ndarray) -> np.ndarray:
+    """One order of interpolated absolute discounting, a row per context: the discounted
+    counts plus the freed mass times `lower`; a context never seen is `lower` itself."""
+    total = counts.sum(axis=-1, keepdims=True)
+    distinct = (counts > 0).sum(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        probs = np.maximum(counts - d, 0) / total + d * distinct / total * lower
+    return np.where(total > 0, probs, lower)
+
+
+def continuation_unigram(pair_counts: np.ndarray, d: float) -> np.ndarray:
+    """P(w) from N1+(. w), the number of distinct events (or the start marker) seen before w,
+    discounted by `d` and interpolated with the uniform distribution."""
+    vocab = pair_counts.shape[1]
+    return _interpolate((pair_counts > 0).sum(axis=0).astype(np.float64), d,
+                        np.full(vocab, 1.0 / vocab))
 
 
 class BigramKN:
-    def __init__(self, vocab_size: int, discount: float = 0.75):
+    """Order 1: P(w | v) from raw pair counts over the continuation unigram."""
+
+    def __init__(self, vocab_size: int, discount: float = DEFAULT_DISCOUNT,
+                 unigram_discount: float | None = None):
         self.vocab_size = vocab_size
         self.discount = discount
-        self.log_probs: np.ndarray | None = None
+        self.unigram_discount = discount if unigram_discount is None else unigram_discount
+        self.log_probs: np.ndarray | None = None  # (context incl. the marker, next event)
+
+    def pair_counts(self, tokens: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """c(v w) with the marker as the last context row: (vocab_size + 1, vocab_size)."""
+        v = self.vocab_size
+        _, prev, nxt = _contexts(tokens, offsets, v)
+        counts = np.zeros((v + 1, v))
+        np.add.at(counts, (prev, nxt), 1)
+        np.add.at(counts[v], _first_pairs(tokens, offsets), 1)
+        return counts
 
     def fit(self, tokens: np.ndarray, offsets: np.ndarray) -> BigramKN:
-        prev, nxt = _bigrams(tokens, offsets)
-        v, d = self.vocab_size, self.discount
-        counts = np.zeros((v, v))
-        np.add.at(counts, (prev, nxt), 1)
-        # Continuation probability: in how many contexts does an event appear (add-one so
-        # that an event never seen in training still has a little mass).
-        continuation = (counts > 0).sum(axis=0) + 1.0
-        continuation /= continuation.sum()
-        context_total = counts.sum(axis=1, keepdims=True)
-        distinct = (counts > 0).sum(axis=1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            discounted = np.maximum(counts - d, 0) / context_total
-            backoff = d * distinct / context_total
-        seen = context_total[:, 0] > 0
-        probs = np.where(
-            seen[:, None], discounted + backoff * continuation[None, :], continuation[None, :]
-        )
-        self.log_probs = np.log(probs)
+        counts = self.pair_counts(tokens, offsets)
+        self.unigram = continuation_unigram(counts, self.unigram_discount)
+        with np.errstate(divide="ignore"):  # unigram_discount=0: an unseen event has p = 0
+            self.log_probs = np.log(_interpolate(counts, self.discount, self.unigram[None, :]))
         return self
+
+    def log_probs_of(self, tokens: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """log P of every predicted event (all but each sequence's first), in order."""
+        _, prev, nxt = _contexts(tokens, offsets, self.vocab_size)
+        return self.log_probs[prev, nxt]
 
     def nll(self, tokens: np.ndarray, offsets: np.ndarray) -> float:
         """Mean negative log-likelihood in nats per predicted event."""
-        prev, nxt = _bigrams(tokens, offsets)
-        return float(-self.log_probs[prev, nxt].mean()) if len(prev) else 0.0
+        log_probs = self.log_probs_of(tokens, offsets)
+        return float(-log_probs.mean()) if len(log_probs) else 0.0
 
 
 class TrigramKN:
-    """Markov order 2: P(w | u v) discounted by `discount`, the freed mass given to the
-    bigram P(w | v). Counts are sparse (sorted int64 keys), so a 388-event vocabulary needs
-    no 388**3 table. The second event of a sequence has one event of context: the bigram."""
+    """Order 2: P(w | u v) from raw triple counts, over P(w | v) from continuation counts
+    N1+(. v w), over the continuation unigram. Triple counts are sparse (sorted int64 keys),
+    so a 388-event vocabulary needs no 388**3 table."""
 
-    def __init__(self, vocab_size: int, discount: float = 0.75):
+    def __init__(self, vocab_size: int, discount: float = DEFAULT_DISCOUNT,
+                 unigram_discount: float | None = None):
         self.vocab_size = vocab_size
         self.discount = discount
-        self.bigram = BigramKN(vocab_size, discount)
-
-    def _triples(self, tokens: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, ...]:
-        """(context key u*V+v, next w, has_u, v) for every predicted event; `has_u` is False
-        for each sequence's second event, which has one event of context only."""
-        prev, nxt = _bigrams(tokens, offsets)
-        tokens = tokens.astype(np.int64)
-        inside = np.ones(len(tokens), bool)
-        inside[offsets[:-1][offsets[:-1] < len(tokens)]] = False
-        position = np.flatnonzero(inside)
-        has_u = np.zeros(len(position), bool)
-        has_u[1:] = inside[position[1:] - 1] & (position[1:] >= 2)
-        before = tokens[np.maximum(position - 2, 0)]
-        return before * self.vocab_size + prev, nxt, has_u, prev
+        self.unigram_discount = discount if unigram_discount is None else unigram_discount
 
     def fit(self, tokens: np.ndarray, offsets: np.ndarray) -> TrigramKN:
-        self.bigram.fit(tokens, offsets)
-        context, nxt, has_u, _ = self._triples(tokens, offsets)
-        keys = context[has_u] * self.vocab_size + nxt[has_u]
-        self.keys, self.counts = np.unique(keys, return_counts=True)
-        contexts, where = np.unique(self.keys // self.vocab_size, return_inverse=True)
+        v, d = self.vocab_size, self.discount
+        pairs = BigramKN(v, d, self.unigram_discount).pair_counts(tokens, offsets)
+        unigram = continuation_unigram(pairs, self.unigram_discount)
+        u, prev, nxt = _contexts(tokens, offsets, v)
+        self.keys, self.counts = np.unique((u * v + prev) * v + nxt, return_counts=True)
+        # N1+(. v w): the distinct events (or the marker) seen before each pair v w.
+        continuation = np.bincount(self.keys % (v * v), minlength=v * v).reshape(v, v)
+        self.middle = _interpolate(continuation.astype(np.float64), d, unigram[None, :])
+        contexts, where = np.unique(self.keys // v, return_inverse=True)
         self.contexts = contexts
         self.context_total = np.bincount(where, weights=self.counts)
         self.context_distinct = np.bincount(where).astype(np.float64)
@@ -89,21 +127,21 @@ class TrigramKN:
 
     def log_probs_of(self, tokens: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """log P of every predicted event (all but each sequence's first), in order."""
-        context, nxt, has_u, prev = self._triples(tokens, offsets)
-        lower = np.exp(self.bigram.log_probs[prev, nxt])
-        probs = lower.copy()
-        if len(self.contexts) == 0:  # trained on nothing longer than two events
+        v, d = self.vocab_size, self.discount
+        u, prev, nxt = _contexts(tokens, offsets, v)
+        probs = self.middle[prev, nxt]
+        context = u * v + prev
+        if len(self.contexts):
+            c = np.clip(np.searchsorted(self.contexts, context), 0, len(self.contexts) - 1)
+            seen = self.contexts[c] == context  # else the pair's order alone, as nltk
+            key = context[seen] * v + nxt[seen]
+            k = np.clip(np.searchsorted(self.keys, key), 0, len(self.keys) - 1)
+            count = np.where(self.keys[k] == key, self.counts[k], 0)
+            total = self.context_total[c[seen]]
+            backoff = d * self.context_distinct[c[seen]] / total
+            probs[seen] = np.maximum(count - d, 0) / total + backoff * probs[seen]
+        with np.errstate(divide="ignore"):
             return np.log(probs)
-        c = np.clip(np.searchsorted(self.contexts, context), 0, len(self.contexts) - 1)
-        seen = has_u.copy()
-        seen[seen] = self.contexts[c[seen]] == context[seen]
-        key = context[seen] * self.vocab_size + nxt[seen]
-        k = np.clip(np.searchsorted(self.keys, key), 0, len(self.keys) - 1)
-        count = np.where(self.keys[k] == key, self.counts[k], 0)
-        total = self.context_total[c[seen]]
-        backoff = self.discount * self.context_distinct[c[seen]] / total
-        probs[seen] = np.maximum(count - self.discount, 0) / total + backoff * lower[seen]
-        return np.log(probs)
 
     def nll(self, tokens: np.ndarray, offsets: np.ndarray) -> float:
         """Mean negative log-likelihood in nats per predicted event."""

@@ -22,7 +22,7 @@ from cadenza.eval import metrics
 from cadenza.eval.critic import StyleCritic, load_critic
 from cadenza.eval.distances import compare_feature, stack_features
 from cadenza.eval.features import features
-from cadenza.eval.ngram import TrigramKN
+from cadenza.eval.ngram import BigramKN, TrigramKN
 from cadenza.eval.plots import plot_distance_densities, plot_transition_matrices
 from cadenza.eval.report_text import bundle_report, summary_rows, write_results
 from cadenza.eval.request import EvalRequest, EvalSettings, corpus_of
@@ -87,13 +87,15 @@ def truncate_split(tokens: np.ndarray, offsets: np.ndarray, max_events: int | No
 class Baselines:
     """Order-1 and order-2 n-gram models fitted on a corpus's train split, once per corpus."""
 
-    _fitted: dict[Path, TrigramKN] = {}
+    _fitted: dict[Path, tuple[BigramKN, TrigramKN]] = {}
 
     @classmethod
-    def of(cls, corpus: Path, vocab_size: int) -> TrigramKN:
+    def of(cls, corpus: Path, vocab_size: int) -> tuple[BigramKN, TrigramKN]:
         key = Path(corpus).resolve()
         if key not in cls._fitted:
-            cls._fitted[key] = TrigramKN(vocab_size).fit(*load_split(corpus, "train"))
+            train = load_split(corpus, "train")
+            cls._fitted[key] = (BigramKN(vocab_size).fit(*train),
+                                TrigramKN(vocab_size).fit(*train))
         return cls._fitted[key]
 
 
@@ -137,11 +139,11 @@ def evaluate_bundle(
     tokens, offsets = truncate_split(*load_split(corpus, "test"), settings.nll_events)
     nll, scored = held_out_nll(generator, tokens, offsets, progress=progress)
     lap("held-out NLL (ONNX steps)")
-    ngram = Baselines.of(corpus, PERFORMANCE.num_classes)
+    bigram, trigram = Baselines.of(corpus, PERFORMANCE.num_classes)
     likelihood = {
         "nll": nll,
-        "bigram": ngram.bigram.nll(tokens, offsets),
-        "trigram": ngram.nll(tokens, offsets),
+        "bigram": bigram.nll(tokens, offsets),
+        "trigram": trigram.nll(tokens, offsets),
         "events": scored,
     }
     lap("n-gram baselines (fit + score)")

@@ -36,9 +36,11 @@ FIGURE_NAMES = {
     "pitch_class_entropy": "PC entropy",
     "scale_consistency": "scale cons.",
     "polyphony": "polyphony",
+    "note_polyphony": "notes sounding",
     "pitch_range": "pitch range",
     "empty_beat_rate": "empty beats",
     "groove_consistency": "groove cons.",
+    "groove_consistency_16th": "groove 16th",
 }
 
 
@@ -101,7 +103,10 @@ def bundle_report(results: dict, pictures: dict[str, str]) -> str:
         "fitted on the train split (bigram: one event of context, trigram: two). OA and KL: "
         "Yang & Lerch's overlapped area and KL divergence between the real set's intra-set "
         "distances and the inter-set distances, averaged over the features below. The "
-        "figures are MusPy's, averaged over the set (the first row: all real windows).",
+        "figures are MusPy's (polyphony: pitches sounding; groove cons.: 24 steps a beat), "
+        "averaged over the set (the first row: all real windows); two are Cadenza's own: "
+        "notes sounding (a unison counts twice, no grid) and groove 16th (MusPy's groove on "
+        "a 16th-note grid). docs/EVAL.md says what each means.",
         "",
         *summary_rows([results]),
         "",

@@ -1,4 +1,5 @@
-"""MusPy-style figures on hand-made note lists with known answers, and on real MIDI files."""
+"""MusPy's figures (and Cadenza's own two) on hand-made note lists with known answers, and on
+real MIDI files; tests/eval/test_muspy_agreement.py checks them against the muspy package."""
 
 from __future__ import annotations
 
@@ -48,14 +49,37 @@ def test_a_minor_melody_is_consistent_with_its_scale():
     assert metrics.scale_consistency(melody(a_minor)) == 1.0
 
 
-def test_polyphony_counts_notes_sounding_when_any_sounds():
+def test_polyphony_counts_pitches_sounding_when_any_sounds():
     triad = make_notes([0, 0, 0, 1.0], [1.0, 1.0, 1.0, 2.0], [60, 64, 67, 72], 80)
-    assert metrics.polyphony(triad) == pytest.approx(2.0)  # 3 notes for 1 s, then 1 for 1 s
+    assert metrics.polyphony(triad) == pytest.approx(2.0)  # 3 pitches for 1 s, then 1 for 1 s
+    assert metrics.note_polyphony(triad) == pytest.approx(2.0)
 
 
-def test_polyphony_leaves_out_silence():
+@pytest.mark.parametrize("figure", [metrics.polyphony, metrics.note_polyphony])
+def test_polyphony_leaves_out_silence(figure):
     apart = make_notes([0.0, 5.0], [1.0, 6.0], [60, 62], 80)
-    assert metrics.polyphony(apart) == pytest.approx(1.0)
+    assert figure(apart) == pytest.approx(1.0)
+
+
+def test_a_unison_is_one_pitch_but_two_notes():
+    # Two voices on C4 for 1 s (on two channels), then one voice for 1 s.
+    unison = make_notes([0.0, 0.0, 1.0], [1.0, 1.0, 2.0], [60, 60, 64], 80, channel=[0, 1, 0])
+    assert metrics.polyphony(unison) == pytest.approx(1.0)
+    assert metrics.note_polyphony(unison) == pytest.approx(1.5)
+
+
+def test_polyphony_leaves_out_drums():
+    kit = make_notes([0.0, 0.0], [1.0, 1.0], [60, 36], 80, channel=[0, 9])
+    assert metrics.polyphony(kit) == pytest.approx(1.0)
+    assert math.isnan(metrics.polyphony(kit[kit["channel"] == 9]))
+
+
+def test_polyphony_is_counted_on_the_beat_grid():
+    # Two notes overlapping by 10 ms: less than half a step of 24 a beat at 120 bpm (20.8 ms),
+    # so on MusPy's grid they never sound together; in exact time they do, briefly.
+    legato = make_notes([0.0, 0.5], [0.51, 1.0], [60, 62], 80)
+    assert metrics.polyphony(legato) == pytest.approx(1.0)
+    assert metrics.note_polyphony(legato) == pytest.approx(1.01)
 
 
 def test_pitch_range_is_highest_minus_lowest():
@@ -83,8 +107,17 @@ def test_groove_consistency_drops_by_the_share_of_grid_steps_that_differ():
     # Bar 1 has onsets on the four beats, bar 2 on those and the four off-beat 8ths:
     # 4 of the 16 sixteenth steps differ.
     start = np.concatenate([np.arange(4) * 0.5, 2.0 + np.arange(8) * 0.25])
-    notes = make_notes(start, start + 0.2, 60, 80)
-    assert metrics.groove_consistency(notes, 0.5) == pytest.approx(1 - 4 / 16)
+    notes = make_notes(start, start + 0.1, 60, 80)  # the last ends inside bar 2
+    assert metrics.groove_consistency(notes, 0.5, resolution=4) == pytest.approx(1 - 4 / 16)
+    assert metrics.groove_consistency(notes, 0.5) == pytest.approx(1 - 4 / 96)  # 24 a beat
+    values = metrics.figures(notes, beat_seconds=0.5)
+    assert values["groove_consistency_16th"] == pytest.approx(1 - 4 / 16)
+
+
+def test_a_piece_ending_on_a_barline_has_an_empty_bar_after_it():
+    # As MusPy counts bars: up to the last note's end, so one full bar then an empty one.
+    whole_bar = make_notes([0.0], [2.0], [60], 80)
+    assert metrics.groove_consistency(whole_bar, 0.5) == pytest.approx(1 - 1 / 96)
 
 
 def test_figures_of_no_notes_are_undefined():
@@ -97,8 +130,10 @@ def test_set_figures_leave_out_undefined_pieces():
     assert mean == 1.0
 
 
-def test_a_four_part_chorale_has_four_voices():
-    assert metrics.polyphony(load_notes(PRIMERS / "chorale.mid")) == pytest.approx(4.0, abs=0.05)
+def test_a_four_part_chorale_has_four_voices_and_fewer_pitches():
+    chorale = load_notes(PRIMERS / "chorale.mid")
+    assert metrics.note_polyphony(chorale) == pytest.approx(4.0, abs=0.05)
+    assert metrics.polyphony(chorale) == pytest.approx(3.75)  # voices meet in unisons
 
 
 def test_a_folk_tune_is_monophonic_and_in_one_scale():
