@@ -30,7 +30,8 @@ from cadenza.plugins import AudioGenerator, BackingGenerator, EventGenerator, lo
 from cadenza.plugins.base import Generator
 from cadenza.plugins.sampling import Knobs
 from cadenza.plugins.vae import SegmentVAE
-from cadenza.render import read_wav, render_wav
+from cadenza.render import render_wav
+from cadenza.sound_files import read_sound
 
 DEFAULT_BPM = 120.0
 Primer = str | Path | np.ndarray | None  # a MIDI file, a note array (cadenza.notes), nothing
@@ -159,7 +160,7 @@ class Model:
     def continue_audio(self, audio: str | Path | np.ndarray | None,
                        sample_rate: int | None = None, *, prompt: str | None = None,
                        seconds: float = 8.0, **params: Any) -> tuple[np.ndarray, int]:
-        """codec-lm: `seconds` of new audio after `audio` (a WAV file, or samples at
+        """codec-lm: `seconds` of new audio after `audio` (a sound file, or samples at
         `sample_rate`), as `prompt` describes."""
         lm = self.generator
         if not isinstance(lm, AudioGenerator):
@@ -169,7 +170,7 @@ class Model:
         self.set_generation_params(**params)
         codes = np.zeros((lm.num_codebooks, 0), dtype=np.int64)
         if audio is not None:
-            samples, rate = (read_wav(audio) if isinstance(audio, str | Path)
+            samples, rate = (read_sound(audio) if isinstance(audio, str | Path)
                              else (np.asarray(audio, np.float32), sample_rate))
             if rate != lm.sample_rate:
                 raise CadenzaError(f"audio: {rate} Hz, this model makes {lm.sample_rate} Hz")

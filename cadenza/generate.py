@@ -9,7 +9,7 @@ import numpy as np
 
 from cadenza.corpus.parts import parts_of_midi
 from cadenza.errors import CadenzaError, MidiFileError
-from cadenza.events import PERFORMANCE
+from cadenza.events import PERFORMANCE, PerformanceCodec
 from cadenza.pianoroll import GRID_NOTE_DTYPE, Grid, read_grid_midi, to_seconds
 from cadenza.plugins.backing import BackingTransformer, accompany
 from cadenza.plugins.base import EventGenerator
@@ -23,12 +23,21 @@ class Continuation:
     notes: np.ndarray  # the primer followed by its continuation
     primer_seconds: float  # where the continuation starts
     events: np.ndarray  # the generated events only
+    bpm: float = 120.0  # the tempo the notes were placed at (vae, backing: on its grid)
 
 
-def continue_primer(generator: EventGenerator, primer: np.ndarray, seconds: float) -> Continuation:
-    """Prime with the primer's events, sample until `seconds` of music have been generated."""
+def continue_primer(
+    generator: EventGenerator, primer: np.ndarray, seconds: float, *, start: float | None = None
+) -> Continuation:
+    """Prime with the primer's events, sample until `seconds` of music have been generated.
+    `start`: where the continuation begins (a bar line after the primer's end: the model
+    hears the rest until then), else at the primer's last note-off."""
     codec = generator.codec
     primer_events = codec.encode(primer)
+    if start is not None:
+        rest = int(round(start * codec.steps_per_second)) - int(
+            round(codec.seconds(primer_events) * codec.steps_per_second))
+        primer_events = np.concatenate([primer_events, rest_events(codec, rest)])
     generator.prime(primer_events)
     target_steps = int(round(seconds * codec.steps_per_second))
     events: list[int] = []
@@ -44,6 +53,13 @@ def continue_primer(generator: EventGenerator, primer: np.ndarray, seconds: floa
     return Continuation(notes=notes, primer_seconds=codec.seconds(primer_events), events=generated)
 
 
+def rest_events(codec: PerformanceCodec, steps: int) -> np.ndarray:
+    """TIME_SHIFT events making `steps` of silence (none for 0 or fewer)."""
+    full, remainder = divmod(max(steps, 0), codec.max_shift_steps)
+    shifts = [codec.max_shift_steps] * full + ([remainder] if remainder else [])
+    return np.array([codec.time_shift + s for s in shifts], dtype=np.int16)
+
+
 def vae_phrases(
     generator: SegmentVAE,
     mode: str,
@@ -51,12 +67,15 @@ def vae_phrases(
     between: list[str] | None,
     steps: int,
     seconds: float,
+    *,
+    bpm: float | None = None,
 ) -> Continuation:
     """The `vae` plugin's modes on files (cadenza.plugins.vae). The primer is read onto its
     own bar grid (its tempo map and time signatures); the result is written on the grid at
-    the primer's first tempo (the bundle's default without a primer). `between` names two
-    MIDI files or `style:NAME`s; for `continue` the result is the primer, then what follows."""
-    grid, piece, bpm = generator.grid, None, generator.default_bpm
+    the primer's first tempo (without a primer: `bpm`, else the bundle's default). `between`
+    names two MIDI files or `style:NAME`s; for `continue` the result is the primer, then what
+    follows."""
+    grid, piece, bpm = generator.grid, None, bpm or generator.default_bpm
     if primer:
         data = Path(primer).read_bytes()
         piece = read_grid_midi(data, primer, grid.steps_per_quarter)
@@ -71,7 +90,7 @@ def vae_phrases(
     rolls = generator.run_mode(mode, piece, segments=count, endpoints=endpoints, steps=steps)
     if mode != "continue":
         notes = generator.rolls_to_notes(rolls, bpm)
-        return Continuation(notes, 0.0, generator.codec.encode(notes))
+        return Continuation(notes, 0.0, generator.codec.encode(notes), bpm)
     last = generator.last_segment_start(piece) + grid.segment_steps
     before = piece.notes[piece.notes["start"] < last].copy()
     before["end"] = np.minimum(before["end"], last)
@@ -79,7 +98,7 @@ def vae_phrases(
     after = generator.rolls_to_notes(rolls, bpm, origin=last * grid.step_seconds(bpm))
     notes = np.concatenate([primer_notes, after])
     notes = notes[np.argsort(notes["start"], kind="stable")]
-    return Continuation(notes, last * grid.step_seconds(bpm), generator.codec.encode(after))
+    return Continuation(notes, last * grid.step_seconds(bpm), generator.codec.encode(after), bpm)
 
 
 def _vae_code(generator: SegmentVAE, item: str) -> np.ndarray:
@@ -120,4 +139,4 @@ def backing_parts(generator: BackingTransformer, primer: str | None) -> Continua
         voices.append(seconds)
     notes = np.concatenate(voices)
     notes = notes[np.lexsort((notes["pitch"], notes["start"]))]
-    return Continuation(notes, 0.0, PERFORMANCE.encode(np.concatenate(voices[1:])))
+    return Continuation(notes, 0.0, PERFORMANCE.encode(np.concatenate(voices[1:])), piece.bpm)

@@ -205,6 +205,23 @@ def performed_notes(
     return notes
 
 
+def note_messages(
+    notes: np.ndarray, channels: np.ndarray, seconds_per_tick: float
+) -> list[tuple[int, mido.Message]]:
+    """(absolute tick, note_on/note_off) of each note on its channel, in time order; a note
+    lasts at least a tick, and at one tick offs come before ons (no cut-off retrigger)."""
+    events: list[tuple[int, int, mido.Message]] = []
+    for note, ch in zip(notes, channels, strict=True):
+        ch = int(ch)
+        on = round(float(note["start"]) / seconds_per_tick)
+        off = max(round(float(note["end"]) / seconds_per_tick), on + 1)
+        pitch, vel = int(note["pitch"]), int(note["velocity"])
+        events.append((on, 1, mido.Message("note_on", channel=ch, note=pitch, velocity=vel)))
+        events.append((off, 0, mido.Message("note_off", channel=ch, note=pitch, velocity=0)))
+    events.sort(key=lambda e: (e[0], e[1]))
+    return [(tick, msg) for tick, _, msg in events]
+
+
 def notes_to_midi(
     notes: np.ndarray,
     *,
@@ -214,25 +231,14 @@ def notes_to_midi(
     ticks_per_beat: int = 480,
 ) -> mido.MidiFile:
     """A type-0 MIDI file of the notes. `channel` overrides the notes' own channels."""
-    seconds_per_tick = 60.0 / bpm / ticks_per_beat
     channels = notes["channel"] if channel is None else np.full(len(notes), channel)
-    events: list[tuple[int, int, mido.Message]] = []
-    for note, ch in zip(notes, channels, strict=True):
-        ch = int(ch)
-        on = round(float(note["start"]) / seconds_per_tick)
-        off = max(round(float(note["end"]) / seconds_per_tick), on + 1)
-        pitch, vel = int(note["pitch"]), int(note["velocity"])
-        events.append((on, 1, mido.Message("note_on", channel=ch, note=pitch, velocity=vel)))
-        events.append((off, 0, mido.Message("note_off", channel=ch, note=pitch, velocity=0)))
-    events.sort(key=lambda e: (e[0], e[1]))  # at one tick, offs before ons: no cut-off retrigger
-
     track = mido.MidiTrack()
     track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm), time=0))
     for ch in sorted({int(c) for c in channels}):
         if ch != DRUM_CHANNEL:
             track.append(mido.Message("program_change", channel=ch, program=program, time=0))
     last = 0
-    for tick, _, msg in events:
+    for tick, msg in note_messages(notes, channels, 60.0 / bpm / ticks_per_beat):
         track.append(msg.copy(time=tick - last))
         last = tick
     track.append(mido.MetaMessage("end_of_track", time=0))

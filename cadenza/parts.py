@@ -204,7 +204,7 @@ class PartsCodec:
         frames: list[list[int]] = [[self.step(p)] for p in positions]
 
         def place(notes: np.ndarray, off, on) -> None:
-            for note in _monophonic_per_pitch(notes):
+            for note in monophonic_per_pitch(notes):
                 begin, end = max(int(note["start"]), start), int(note["end"])
                 if end <= start or begin >= stop:
                     continue
@@ -290,7 +290,7 @@ def part_voices(codec: PartsCodec, sequences: Iterable[np.ndarray],
     return voices
 
 
-def _monophonic_per_pitch(notes: np.ndarray) -> np.ndarray:
+def monophonic_per_pitch(notes: np.ndarray) -> np.ndarray:
     """Notes of one part with no two of one pitch overlapping: an onset of a sounding pitch
     ends the earlier note there (as a MIDI note-on of a sounding key does)."""
     notes = np.sort(notes, order=["pitch", "start"]).copy()

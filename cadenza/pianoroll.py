@@ -146,6 +146,9 @@ def read_meter(data: bytes, name: str | Path = "<bytes>") -> Meter:
     ticks, mspq = tempos["time"].astype(np.float64), tempos["mspq"].astype(np.float64)
     if len(ticks) == 0 or ticks[0] > 0:
         ticks, mspq = np.concatenate([[0.0], ticks]), np.concatenate([[500_000.0], mspq])
+    # Tempos at one tick (music21 writes two at tick 0): the last is the one that plays.
+    last_tempo = np.append(np.diff(ticks) > 0, True)
+    ticks, mspq = ticks[last_tempo], mspq[last_tempo]
     quarters = ticks / tpq
     per_quarter = mspq / 1e6
     seconds = np.concatenate([[0.0], np.cumsum(np.diff(quarters) * per_quarter[:-1])])

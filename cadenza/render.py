@@ -11,7 +11,6 @@ import importlib.util
 import math
 import os
 import sys
-import wave
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 from cadenza.errors import CadenzaError
 from cadenza.extras import MissingExtra
 from cadenza.notes import DRUM_CHANNEL
+from cadenza.sound_files import write_sound
 
 SOUNDFONT_ENV = "CADENZA_SOUNDFONT"
 # Preferred by name inside a folder that holds several: General MIDI banks, smallest first.
@@ -146,7 +146,10 @@ def find_soundfont(
     )
 
 
-def load_synth(soundfont: str | Path | None, sample_rate: int, *, program: int = 0):
+Programs = int | Mapping[int, int]  # one General MIDI program for every channel, or by channel
+
+
+def load_synth(soundfont: str | Path | None, sample_rate: int, *, program: Programs = 0):
     """A tinysoundfont Synth with a General MIDI SoundFont loaded: `program` (0-based GM) on
     every channel, the drum kit on channel 10. Shared by offline rendering and `live --synth`."""
     try:
@@ -162,9 +165,10 @@ def load_synth(soundfont: str | Path | None, sample_rate: int, *, program: int =
     for channel in range(16):
         drums = channel == DRUM_CHANNEL
         try:
-            synth.program_select(channel, sfid, 0, 0 if drums else program, is_drums=drums)
+            chosen = program.get(channel, 0) if isinstance(program, Mapping) else program
+            synth.program_select(channel, sfid, 0, 0 if drums else chosen, is_drums=drums)
         except RuntimeError as e:
-            raise CadenzaError(f"{path}: no program {program} in this SoundFont ({e})") from None
+            raise CadenzaError(f"{path}: no program {chosen} in this SoundFont ({e})") from None
     return synth
 
 
@@ -186,13 +190,14 @@ def render_audio(
     notes: np.ndarray,
     *,
     soundfont: str | Path | None = None,
-    program: int = 0,
+    program: Programs = 0,
     sample_rate: int = 44100,
     tail_seconds: float = 1.0,
 ) -> np.ndarray:
     """The notes played through a General MIDI SoundFont: float32 samples, shape (n, 2).
 
-    Channel 10 plays the drum kit; every other channel plays `program` (0-based GM)."""
+    Channel 10 plays the drum kit; every other channel plays `program` (0-based GM; a
+    mapping gives each channel its own, 0 for a channel it leaves out)."""
     synth = load_synth(soundfont, sample_rate, program=program)
 
     events = _note_events(notes, sample_rate)
@@ -217,35 +222,23 @@ def render_audio(
     return out
 
 
-def write_wav(samples: np.ndarray, path: str | Path, sample_rate: int = 44100) -> Path:
-    """Float samples in [-1, 1], shape (n, channels), as a 16-bit PCM WAV; louder is clipped."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    samples = np.atleast_2d(samples.T).T  # mono (n,) -> (n, 1)
-    pcm = np.round(np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(pcm.shape[1])
-        wav.setsampwidth(2)
-        wav.setframerate(sample_rate)
-        wav.writeframes(pcm.tobytes())
-    return path
-
-
 def render_wav(
     notes: np.ndarray,
     path: str | Path,
     *,
     soundfont: str | Path | None = None,
-    program: int = 0,
+    program: Programs = 0,
     sample_rate: int = 44100,
     tail_seconds: float = 1.0,
+    bit_depth: str = "16",
 ) -> Path:
-    """Render the notes to a 16-bit stereo WAV at `path`; see `render_audio`."""
+    """Render the notes to a stereo WAV (AIFF for a .aif/.aiff name) at `path`, of
+    `bit_depth` "16", "24" or "float"; see `render_audio` and `sound_files.write_sound`."""
     audio = render_audio(
         notes, soundfont=soundfont, program=program, sample_rate=sample_rate,
         tail_seconds=tail_seconds,
     )
-    return write_wav(audio, path, sample_rate)
+    return write_sound(audio, path, sample_rate, bit_depth)
 
 
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
@@ -316,33 +309,3 @@ def plot_piano_roll(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     return path
-
-
-MIN_WAV_RATE, MAX_WAV_RATE = 1000, 384_000  # sample rates a WAV read may have (Hz)
-MAX_WAV_SECONDS = 3600.0  # the longest WAV read (at its rate): an hour
-
-
-def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
-    """(mono float32 samples in [-1, 1], sample rate) of a 16-bit PCM WAV; channels are
-    averaged. A missing or unreadable file is a one-line CadenzaError naming it."""
-    path = Path(path)
-    try:
-        with wave.open(str(path), "rb") as wav:
-            width, channels, rate = wav.getsampwidth(), wav.getnchannels(), wav.getframerate()
-            frames = wav.getnframes()
-            # The header is untrusted: its rate sizes a resampled copy, its length a read.
-            if not MIN_WAV_RATE <= rate <= MAX_WAV_RATE:
-                raise CadenzaError(f"{path}: a sample rate of {rate} Hz; a WAV read has "
-                                   f"{MIN_WAV_RATE}..{MAX_WAV_RATE} Hz")
-            if frames > MAX_WAV_SECONDS * rate:
-                raise CadenzaError(f"{path}: {frames} frames, over {MAX_WAV_SECONDS:g} s at "
-                                   f"{rate} Hz")
-            data = wav.readframes(frames)
-    except FileNotFoundError:
-        raise CadenzaError(f"{path}: no such file") from None
-    except (wave.Error, EOFError, OSError) as e:
-        raise CadenzaError(f"{path}: not a readable WAV file ({e})") from None
-    if width != 2:
-        raise CadenzaError(f"{path}: {8 * width}-bit samples; only 16-bit PCM WAV is read")
-    samples = np.frombuffer(data, dtype="<i2").reshape(-1, channels).astype(np.float32) / 32768
-    return samples.mean(axis=1), rate

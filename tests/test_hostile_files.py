@@ -33,6 +33,22 @@ def _wav(rate: int, frames: int | None = None) -> bytes:
             + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", frames * 2) + data)
 
 
+def _flac_claiming(frames: int) -> bytes:
+    """A real FLAC of 0.1 s whose STREAMINFO says it holds `frames` (its 36-bit total)."""
+    import io
+
+    import numpy as np
+    import soundfile
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.zeros(800, np.float32), 8000, format="FLAC")
+    data = bytearray(buffer.getvalue())
+    # "fLaC", a 4-byte block header, then STREAMINFO: the total is the low 36 bits of 18..26.
+    packed = int.from_bytes(data[18:26], "big")
+    data[18:26] = ((packed & ~((1 << 36) - 1)) | frames).to_bytes(8, "big")
+    return bytes(data)
+
+
 CODE = """
 import resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
@@ -50,8 +66,8 @@ try:
         from cadenza.pianoroll import read_meter
         read_meter(open(path, "rb").read(), path)
     else:
-        from cadenza.render import read_wav
-        read_wav(path)
+        from cadenza.sound_files import read_sound
+        read_sound(path)
 except CadenzaError as e:
     print(e)
     sys.exit(2)
@@ -76,10 +92,11 @@ FAR = _midi(1, (1 << 28) - 1)
     ("meter", _midi(0, 10), "0 ticks per quarter"),
     ("wav", _wav(1), "1 Hz"),
     ("wav", _wav(0), "0 Hz"),
-    ("wav", _wav(8000, frames=8000 * 3601), "frames"),
+    ("wav", _wav(8000, frames=8000 * 3601), "cut short"),
+    ("flac", _flac_claiming((1 << 36) - 1), "frames, over 3600 s"),
 ])
 def test_hostile_file_refused_in_one_line(kind, content, words, tmp_path):
-    path = tmp_path / ("x.wav" if kind == "wav" else "x.mid")
+    path = tmp_path / (f"x.{kind}" if kind in ("wav", "flac") else "x.mid")
     path.write_bytes(content)
     result = _read(kind, path)
     assert result.returncode == 2, result.stdout + result.stderr
@@ -88,9 +105,10 @@ def test_hostile_file_refused_in_one_line(kind, content, words, tmp_path):
 
 
 @pytest.mark.parametrize("kind, content", [
-    ("notes", _midi(480, 960)), ("grid", _midi(480, 960)), ("wav", _wav(16000))])
+    ("notes", _midi(480, 960)), ("grid", _midi(480, 960)), ("wav", _wav(16000)),
+    ("flac", _flac_claiming(800))])
 def test_ordinary_file_still_read(kind, content, tmp_path):
-    path = tmp_path / ("x.wav" if kind == "wav" else "x.mid")
+    path = tmp_path / (f"x.{kind}" if kind in ("wav", "flac") else "x.mid")
     path.write_bytes(content)
     result = _read(kind, path)
     assert result.returncode == 0 and "read" in result.stdout, result.stdout + result.stderr

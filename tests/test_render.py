@@ -19,7 +19,6 @@ from cadenza.render import (
     render_audio,
     render_wav,
     soundfont_places,
-    write_wav,
 )
 
 PRIMERS = Path(__file__).resolve().parents[1] / "cadenza" / "data" / "primers"
@@ -106,21 +105,6 @@ def test_render_no_notes_is_the_tail_in_silence(tmp_path, soundfont):
     params, audio = read_wav(render_wav(notes, tmp_path / "empty.wav", tail_seconds=0.25))
     assert params.nframes == round(0.25 * 44100)
     assert not audio.any()
-
-
-def test_write_wav_clips_rather_than_wraps(tmp_path):
-    samples = np.array([[0.0, 0.5], [1.5, -1.5], [1.0, -1.0]], dtype=np.float32)
-    _, audio = read_wav(write_wav(samples, tmp_path / "clip.wav"))
-    assert audio.tolist() == [[0, 16384], [32767, -32767], [32767, -32767]]
-
-
-def test_write_wav_mono_round_trip(tmp_path):
-    # `cadenza audio -o`: the codec's mono 24 kHz chunks, joined, come back as written.
-    chunks = [np.sin(np.arange(start, start + 1920) / 9).astype(np.float32) * 0.5
-              for start in range(0, 1920 * 3, 1920)]
-    params, audio = read_wav(write_wav(np.concatenate(chunks), tmp_path / "mono.wav", 24000))
-    assert (params.nchannels, params.framerate, params.nframes) == (1, 24000, 1920 * 3)
-    assert np.abs(audio[:, 0] / 32767 - np.concatenate(chunks)).max() <= 1 / 32767
 
 
 def test_missing_soundfont_names_the_path(tmp_path):

@@ -77,6 +77,17 @@ program = midi_value(*MIDI_PROGRAM)
 controller = midi_value(*MIDI_CONTROLLER)
 
 
+def part_program(text: str) -> tuple[str | None, int]:
+    """A General MIDI program for every part (`33`) or for one part by name (`bass=33`)."""
+    name, sep, value = text.rpartition("=")
+    if sep and not name.strip():
+        raise argparse.ArgumentTypeError(f"expected PROGRAM or PART=PROGRAM, got {text!r}")
+    return (name.strip() or None), program(value)
+
+
+part_program.__name__ = "program"
+
+
 def _writable_parent(path: Path) -> None:
     """The nearest existing ancestor of `path` must be a writable directory."""
     parent = path.absolute().parent

@@ -7,6 +7,7 @@ import argparse
 
 from cadenza.commands import arguments as a
 from cadenza.errors import ConfigError
+from cadenza.sound_files import BIT_DEPTHS
 
 
 def cmd_audio(args: argparse.Namespace) -> None:
@@ -21,6 +22,8 @@ def cmd_audio(args: argparse.Namespace) -> None:
 
     if args.seconds is not None and args.seconds <= 0:
         raise ConfigError("--seconds", f"must be positive, got {args.seconds}")
+    if args.bit_depth is not None and args.out is None:
+        raise ConfigError("--bit-depth", "is for the file -o writes; none is given")
     lm = load_codec_lm(args.bundle, args.seed)
     from dataclasses import replace
 
@@ -40,7 +43,7 @@ def cmd_audio(args: argparse.Namespace) -> None:
     if prompt_seconds:
         print(f"continuing {prompt_seconds:.2f} s of {args.continue_from}")
     if args.out is not None:
-        run = write_file(lm, args.seconds or 10.0, args.out)
+        run = write_file(lm, args.seconds or 10.0, args.out, args.bit_depth or "16")
         print(f"{args.out}: {run.seconds:.1f} s at {lm.sample_rate} Hz in {run.wall:.1f} s "
               f"({run.real_time_factor:.2f}x real time)")
         return
@@ -72,10 +75,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     audio.add_argument("--prompt", help='what to play, e.g. "a church organ playing a slow '
                        'Bach chorale" (none: unconditioned)')
     audio.add_argument("--continue", dest="continue_from", metavar="IN.WAV", type=a.input_file,
-                       help="continue this audio (16-bit WAV, any rate)")
+                       help="continue this audio: WAV (16/24/32-bit, float), AIFF, FLAC..., "
+                       "any rate")
     audio.add_argument("--seconds", type=a.positive_seconds,
                        help="how long (default: until q or Ctrl-C; 10 with -o)")
-    audio.add_argument("-o", "--out", type=a.output_file, help="write a WAV instead of playing")
+    audio.add_argument("-o", "--out", type=a.output_file,
+                       help="write a WAV (an AIFF for a .aif/.aiff name) instead of playing")
+    audio.add_argument("--bit-depth", choices=list(BIT_DEPTHS),
+                       help="samples of the file -o writes: 16 or 24-bit PCM, or 32-bit float "
+                       "(default 16)")
     audio.add_argument("--bundle", help="codec-lm bundle (default: the shipped one)")
     audio.add_argument("--device", help="sound card: index or part of its name "
                        "(see cadenza ports)")

@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from cadenza.commands import arguments as a
 from cadenza.errors import ConfigError
+from cadenza.sound_files import BIT_DEPTHS
+
+QUANTIZE_UNITS = ("16th", "8th", "beat")  # cadenza.tracks.BarGrid.unit_seconds: what each is
+MAX_BARS = 10_000
+MAX_VARIATIONS = 100
+BPM = (20.0, 400.0)  # the live engine's range
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
     # Imported here, as in every command: `cadenza --help` and the other commands start fast.
-    from cadenza.generate import backing_parts, continue_primer, vae_phrases
-    from cadenza.midi import load_notes, write_midi
-    from cadenza.notes import empty_notes
-    from cadenza.plugins import BackingGenerator, EventGenerator, load_generator
+    from cadenza.plugins import load_generator
     from cadenza.plugins.sampling import Knobs
-    from cadenza.plugins.vae import SegmentVAE
+    from cadenza.takes import Request, as_tracks, set_programs, takes
+    from cadenza.tracks import write_parts
 
-    if args.seconds <= 0:
-        raise ConfigError("--seconds", f"must be positive, got {args.seconds}")
     _check_outputs(args)  # before any work: no MIDI file written and then a missing extra
-    primer = load_notes(args.primer) if args.primer else empty_notes()
     default_plugin = None if args.bundle else "performance-rnn"  # else the bundle's own
     generator = load_generator(args.bundle, plugin=args.plugin or default_plugin, seed=args.seed)
     if args.style:
@@ -29,37 +31,51 @@ def cmd_generate(args: argparse.Namespace) -> None:
         generator.knobs = Knobs(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
     except ValueError as e:
         raise ConfigError("sampling", str(e)) from None
-    if isinstance(generator, SegmentVAE):  # phrases through latent codes, on the bar grid
-        result = vae_phrases(
-            generator, args.mode, args.primer, args.between, args.steps, args.seconds
-        )
-    elif isinstance(generator, BackingGenerator):  # parts under the primer's melody
-        result = backing_parts(generator, args.primer)
-    elif not isinstance(generator, EventGenerator):
-        raise ConfigError("bundle", f"{generator.plugin} makes audio: use `cadenza audio`")
-    elif args.mode != "continue":
-        raise ConfigError("--mode", f"{args.mode} needs the vae plugin, not {generator.plugin}")
-    else:
-        result = continue_primer(generator, primer, args.seconds)
-    write_midi(result.notes, args.output, program=args.program)
-    print(
-        f"{args.output}: {len(result.notes)} notes, primer {result.primer_seconds:.1f} s + "
-        f"{len(result.events)} generated events"
-    )
-    if args.wav or args.png:
-        from cadenza.render import plot_piano_roll, render_wav
+    request = Request(mode=args.mode, primer=args.primer, between=args.between,
+                      steps=args.steps, seconds=args.seconds, bars=args.bars, bpm=args.bpm,
+                      quantize=args.quantize)
+    made = takes(generator, request, args.variations, args.seed)
+    for one in made:
+        set_programs(one, args.program or [])
+    outputs = [as_tracks(made)] if args.variations_as == "tracks" else made
+    for k, one in enumerate(outputs):
+        path = numbered(args.output, k, len(outputs))
+        write_parts(one.parts, one.grid, one.span, path)
+        bar = one.grid.bar_seconds
+        lead = f"{one.primer_seconds / bar:.4g} bars of primer + " if one.primer_seconds else ""
+        print(f"{path}: {one.grid}, {lead}{(one.span - one.primer_seconds) / bar:.4g} bars "
+              f"({one.span:.1f} s); tracks {', '.join(p.name for p in one.parts)}; "
+              f"{one.events} generated events")
+        _render(args, one, k, len(outputs), generator.bundle.name)
 
-        if args.wav:
-            render_wav(result.notes, args.wav, soundfont=args.soundfont, program=args.program)
-            print(f"{args.wav}: rendered through a General MIDI SoundFont")
-        if args.png:
-            plot_piano_roll(
-                result.notes,
-                args.png,
-                split_at=result.primer_seconds,
-                title=f"{generator.bundle.name}: primer | continuation",
-            )
-            print(f"{args.png}: piano roll")
+
+def numbered(path: str, k: int, count: int) -> str:
+    """`path` itself for one file; NAME-1.mid, NAME-2.mid... for several."""
+    if count == 1:
+        return path
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}-{k + 1}{p.suffix}"))
+
+
+def _render(args: argparse.Namespace, one, k: int, count: int, name: str) -> None:
+    """--wav and --png of one output file (numbered as the MIDI files are)."""
+    if not (args.wav or args.png):
+        return
+    from cadenza.render import plot_piano_roll, render_wav
+    from cadenza.tracks import MELODIC_CHANNELS, all_notes
+
+    notes = all_notes(one.parts)
+    if args.wav:
+        wav = numbered(args.wav, k, count)
+        programs = {MELODIC_CHANNELS[i]: p.program for i, p in enumerate(one.parts)}
+        render_wav(notes, wav, soundfont=args.soundfont, program=programs,
+                   bit_depth=args.bit_depth or "16")
+        print(f"{wav}: rendered through a General MIDI SoundFont")
+    if args.png:
+        png = numbered(args.png, k, count)
+        plot_piano_roll(notes, png, split_at=one.primer_seconds,
+                        title=f"{name}: primer | continuation")
+        print(f"{png}: piano roll")
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -68,6 +84,8 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
     if args.png:
         require("generate --png", "matplotlib")
+    if args.bit_depth is not None and not args.wav:
+        raise ConfigError("--bit-depth", "is for the file --wav writes; none is given")
     if args.wav:
         from cadenza.render import find_soundfont
 
@@ -81,8 +99,22 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     generate.add_argument("--style", help="a style of the bundle, e.g. bach (transformer)")
     generate.add_argument("--bundle", help="bundle directory or .zip (default: the shipped one)")
     generate.add_argument("--primer", type=a.input_file, help="MIDI file to continue")
-    generate.add_argument("--seconds", type=a.positive_seconds, default=30.0,
-                          help="length of the continuation")
+    length = generate.add_mutually_exclusive_group()
+    length.add_argument("--seconds", type=a.positive_seconds,
+                        help="length of the continuation (default 30; vae variation and "
+                        "interpolate, backing: the music's own)")
+    length.add_argument("--bars", type=a.whole(1, MAX_BARS),
+                        help="length in whole bars of the primer's tempo and time signature "
+                        "(without a primer: --bpm, 4/4)")
+    generate.add_argument("--bpm", type=a.number(*BPM), help="tempo without a primer "
+                          "(default 120, the vae's own); a primer's first tempo is used")
+    generate.add_argument("--quantize", choices=QUANTIZE_UNITS,
+                          help="snap the generated notes' starts and ends to this grid")
+    generate.add_argument("--variations", type=a.whole(1, MAX_VARIATIONS), default=1,
+                          help="how many different results (seeds --seed, --seed+1, ...)")
+    generate.add_argument("--variations-as", choices=["files", "tracks"], default="files",
+                          help="files: NAME-1.mid, NAME-2.mid...; tracks: one file, a track "
+                          "per variation's part")
     generate.add_argument(
         "--mode", choices=["continue", "variation", "interpolate", "sample"], default="continue",
         help="vae: continue the primer, vary it, interpolate --between A B, sample the prior",
@@ -96,12 +128,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     generate.add_argument("--top-k", type=a.non_negative_count, default=0)
     generate.add_argument("--top-p", type=a.number(0.0, 1.0, open_low=True), default=1.0)
     generate.add_argument("--seed", type=a.seed, default=None)
-    generate.add_argument("--program", type=a.program, default=0,
-                          help="General MIDI program (0: piano)")
+    generate.add_argument("--program", type=a.part_program, action="append",
+                          metavar="[PART=]N", help="General MIDI program 0-127 of every part, "
+                          "or of one part by name (bass=33); repeat for several (default: "
+                          "0, piano; a backing bundle's own for its parts)")
     generate.add_argument("-o", "--output", type=a.output_file, required=True,
                           help="MIDI file to write")
     generate.add_argument("--wav", type=a.output_file,
-                          help="also render a WAV through a General MIDI SoundFont")
+                          help="also render a WAV (an AIFF for a .aif/.aiff name) through a "
+                          "General MIDI SoundFont")
+    generate.add_argument("--bit-depth", choices=list(BIT_DEPTHS),
+                          help="samples of the --wav file: 16 or 24-bit PCM, or 32-bit float "
+                          "(default 16)")
     generate.add_argument("--png", type=a.output_file, help="also draw a piano roll")
     generate.add_argument("--soundfont", help="SoundFont (.sf2) for --wav (default: "
                           "$CADENZA_SOUNDFONT, else one found on the system)")

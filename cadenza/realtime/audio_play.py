@@ -23,7 +23,7 @@ from cadenza.errors import CadenzaError
 from cadenza.plugins import load_generator
 from cadenza.plugins.codec_lm import CodecLM
 from cadenza.realtime.stream_player import StreamPlayer
-from cadenza.render import read_wav, write_wav
+from cadenza.sound_files import read_sound, write_sound
 
 
 @dataclass
@@ -45,13 +45,13 @@ def load_codec_lm(bundle: str | None, seed: int | None) -> CodecLM:
 
 
 def prime(lm: CodecLM, prompt: str | None, continue_from: str | Path | None) -> float:
-    """Set the prompt and, with `continue_from` (a WAV), the audio to continue; returns the
+    """Set the prompt and, with `continue_from` (a sound file), the audio to continue; returns the
     seconds of that audio that the codec took in."""
     codes = np.zeros((lm.num_codebooks, 0), dtype=np.int64)
     if continue_from is not None:
-        samples, rate = read_wav(continue_from)
+        samples, rate = read_sound(continue_from)
         if rate != lm.sample_rate:
-            import soxr  # imported here: optional (cadenza[audio]), only to resample a WAV
+            import soxr  # imported here: optional (cadenza[audio]), only to resample a file
 
             samples = soxr.resample(samples, rate, lm.sample_rate).astype(np.float32)
         codes = lm.encode(samples)
@@ -73,11 +73,11 @@ def limited(stream: Iterator[np.ndarray], samples: int | None) -> Iterator[np.nd
             return
 
 
-def write_file(lm: CodecLM, seconds: float, out: str | Path) -> AudioRun:
+def write_file(lm: CodecLM, seconds: float, out: str | Path, bit_depth: str = "16") -> AudioRun:
     started = time.perf_counter()
     audio = lm.generate_audio(seconds)
     wall = time.perf_counter() - started
-    write_wav(audio, out, lm.sample_rate)
+    write_sound(audio, out, lm.sample_rate, bit_depth)
     peak = float(np.abs(audio).max()) if len(audio) else 0.0
     return AudioRun(seconds=len(audio) / lm.sample_rate, wall=wall, peak=peak)
 
