@@ -103,6 +103,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/backing_soak.py
 	$(BIN)/python benchmarks/backing_latency.py
 	$(BIN)/python benchmarks/audio_rtf.py
+	$(BIN)/python benchmarks/input_flood.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache

@@ -42,13 +42,13 @@ sys.stdout.write("\\n".join(out) + "\\n")
 """
 
 
-def start_jack(period: int) -> subprocess.Popen:
+def start_jack(period: int, *, realtime: bool = False) -> subprocess.Popen:
     """A JACK server of the benchmark's own (by name: no running session is touched)."""
     name = f"cadenza-bench-{os.getpid()}"
     os.environ["JACK_DEFAULT_SERVER"] = name
     os.environ["CADENZA_MIDI_API"] = "jack"
     try:
-        return start_dummy_jack(name, period=period)
+        return start_dummy_jack(name, period=period, realtime=realtime)
     except CadenzaError as e:
         sys.exit(str(e))
 
@@ -73,6 +73,8 @@ def recording(receiver: subprocess.Popen) -> list[tuple[float, list[int]]]:
 
 
 def ms(values: np.ndarray, q: float | None = None) -> str:
+    values = np.asarray(values, dtype=np.float64)
+    values = values[~np.isnan(values)]
     if len(values) == 0:
         return "-"
     return f"{(values.max() if q is None else np.percentile(values, q)) * 1e3:.3f}"
@@ -89,10 +91,10 @@ def play_phrases(player, count: int) -> None:
         for pitch in PHRASE:
             pitch = int(pitch + rng.integers(-2, 3))
             player.send([NOTE_ON, pitch, int(rng.integers(60, 100))])
-            time.sleep(0.11)
+            time.sleep(0.08)
             player.send([NOTE_OFF, pitch, 0])
             time.sleep(0.02)
-        time.sleep(0.3 + ANSWER_SECONDS + 0.5)  # the silence, the answer, a breath
+        time.sleep(0.3 + ANSWER_SECONDS + 0.2)  # the silence, the answer, a breath
 
 
 def synchronous_seconds(bundle: str, primer: list[int], seed: int | None) -> float:
@@ -109,41 +111,145 @@ def synchronous_seconds(bundle: str, primer: list[int], seed: int | None) -> flo
     return time.perf_counter() - t0
 
 
-def measure(bundle: str, phrases: int) -> dict:
+class SendStamps:
+    """The engine's output port, stamping each message as the scheduler hands it over: the
+    'sent' stage of an answer, before JACK carries it."""
+
+    def __init__(self, port) -> None:
+        self.port = port
+        self.sent: list[tuple[float, list[int]]] = []
+
+    def send(self, message) -> None:
+        self.sent.append((time.perf_counter(), list(message)))
+        self.port.send(message)
+
+
+class GenerateThenPlay:
+    """The baseline through Cadenza's own scheduler and ports: the performer's notes are held
+    until it has generated the whole answer (magenta_midi's order), then handed over at once.
+    A watcher thread flushes them within 0.2 ms of the answer's end."""
+
+    def __init__(self, engine) -> None:
+        performer = engine.mode.performer
+        performer.lookahead = ANSWER_SECONDS + 1.0  # the whole answer in one go
+        performer.anticipate = lambda heard: None  # no opening made during the silence
+        self.performer, self.scheduler = performer, engine.scheduler
+        self.held: list[tuple[float, list[int]]] = []
+        self.lock = threading.Lock()
+        performer.schedule = self.hold
+        self.running = True
+        threading.Thread(target=self.watch, daemon=True).start()
+
+    def hold(self, deadline: float, message: list[int]) -> None:
+        with self.lock:
+            self.held.append((deadline, message))
+
+    def watch(self) -> None:
+        while self.running:
+            if not self.performer.busy:
+                with self.lock:
+                    held, self.held = self.held, []
+                if held:
+                    self.scheduler.schedule_many(held)
+            time.sleep(0.0002)
+
+
+def jack_alone(count: int = 200) -> np.ndarray:
+    """JACK by itself: a port of this process sends notes 2-20 ms apart to the recording
+    client; seconds from each send to its arrival (what no client can make shorter)."""
+    output = open_output(None, virtual_name="bench jack alone")
+    receiver = receive(output.name)
+    time.sleep(0.2)
+    rng = np.random.default_rng(0)
+    sent = []
+    for k in range(count):
+        time.sleep(float(rng.uniform(0.002, 0.020)))
+        sent.append(time.perf_counter())
+        output.send([NOTE_ON, k % 128, 1 + k // 128])
+    time.sleep(0.2)
+    arrived = {tuple(m): t for t, m in recording(receiver)}
+    output.close()
+    return np.array([arrived[(NOTE_ON, k % 128, 1 + k // 128)] - t
+                     for k, t in enumerate(sent) if (NOTE_ON, k % 128, 1 + k // 128) in arrived])
+
+
+def first_after(times: np.ndarray, t: float) -> float | None:
+    later = times[times >= t]
+    return float(later[0]) if len(later) else None
+
+
+def measure(bundle: str, phrases: int, *, baseline: bool = False,
+            realtime: bool = True) -> dict:
+    """Plays `phrases` calls into `cadenza live` on `bundle`; for each answer, the stages
+    from the phrase's end to the first note at a client in another process (seconds):
+    detect (the silence rule's moment -> the control thread acting on it), hand (-> the
+    performer taking it up), generate (-> the first note handed to the scheduler), send
+    (-> the port's send), carry (-> arrival), and `first`, the whole. With `baseline`, the
+    performer's notes wait for the whole answer (GenerateThenPlay)."""
     config = load_live_config(None, {"quiet": True, "seed": 1, "silence_seconds": 0.3,
                                      "answer_length": f"{ANSWER_SECONDS} s", "bundle": bundle,
-                                     "port_name": "bench-cadenza"})
+                                     "port_name": "bench-cadenza", "realtime": realtime})
     engine = open_engine(config)
+    stamps = SendStamps(engine.scheduler.output)
+    engine.scheduler.output = stamps
     thread = threading.Thread(target=engine.run, daemon=True)
     thread.start()
+    while not engine.mode.performer.is_alive():
+        time.sleep(0.01)
+    holder = GenerateThenPlay(engine) if baseline else None
     receiver = receive(engine.midi_out.name)
     player = open_output(engine.midi_in.name, virtual_name="player", client_name="bench-player")
     time.sleep(0.3)
     try:
         play_phrases(player, phrases)
     finally:
+        if holder is not None:
+            holder.running = False
         engine.stop()
         thread.join(timeout=10)
         arrived = recording(receiver)
         player.close()
         engine.close_ports()
-    detected = engine.stats.detected_at
+    stats, records = engine.stats, engine.mode.performer.records
     ons = np.array([t for t, m in arrived if starts_note(m)])
-    first = []
-    for k, t in enumerate(detected):
-        later = ons[(ons >= t) & (ons < (detected[k + 1] if k + 1 < len(detected) else np.inf))]
-        if len(later):
-            first.append(later[0] - t)
-    records = engine.mode.performer.records
-    baseline = [synchronous_seconds(bundle, r.primer, r.seed) for r in records]
+    sent = np.array([t for t, m in stamps.sent if starts_note(m)])
+    stages: dict[str, list[float]] = {k: [] for k in
+                                      ("first", "detect", "hand", "generate", "send", "carry")}
+    opened = 0
+    for k, detected in enumerate(stats.detected_at):
+        until = stats.detected_at[k + 1] if k + 1 < len(stats.detected_at) else np.inf
+        arrival = first_after(ons, detected)
+        if arrival is None or arrival >= until or k >= len(records):
+            continue
+        record, handled = records[k], stats.handled_at[k]
+        scheduled = record.first_note if record.first_note is not None else np.nan
+        sent_at = first_after(sent, scheduled) if record.first_note is not None else None
+        sent_at = np.nan if sent_at is None else sent_at
+        # An answer whose opening was made during the silence went from the control thread
+        # straight to the scheduler: neither the performer nor the model was on its path.
+        hand = 0.0 if record.opened else record.began - handled
+        generate = 0.0 if record.opened else scheduled - record.began
+        opened += record.opened
+        for name, value in (("first", arrival - detected), ("detect", handled - detected),
+                            ("hand", hand), ("generate", generate),
+                            ("send", sent_at - scheduled), ("carry", arrival - sent_at)):
+            stages[name].append(value)
     return {"name": engine.generator.bundle.name, "plugin": engine.generator.plugin,
-            "phrases": len(detected), "answered": len(first), "first": np.array(first),
-            "baseline": np.array(baseline)}
+            "played": phrases, "phrases": len(stats.detected_at),
+            "answered": len(stages["first"]), "opened": opened, "dropped": engine.dropped,
+            **{k: np.array(v) for k, v in stages.items()},
+            "records": records}
 
 
-def shipped_symbolic_bundles() -> list[str]:
-    return [str(p) for p in find_bundles()
-            if load_bundle(p).plugin in ("performance-rnn", "transformer")]
+def synchronous_baseline(result: dict, bundle: str) -> np.ndarray:
+    """The offline baseline: prime and generate each whole answer again, timed."""
+    return np.array([synchronous_seconds(bundle, r.primer, r.seed) for r in result["records"]])
+
+
+def shipped_symbolic_bundles(*, vae: bool = False) -> list[str]:
+    plugins = ("performance-rnn", "transformer", "vae") if vae else ("performance-rnn",
+                                                                     "transformer")
+    return [str(p) for p in find_bundles() if load_bundle(p).plugin in plugins]
 
 
 def print_table(results: list[dict], period: int) -> None:
@@ -157,4 +263,4 @@ def print_table(results: list[dict], period: int) -> None:
     for r in results:
         print(f"| {r['name']} | {r['plugin']} | {r['answered']} / {r['phrases']} | "
               f"{ms(r['first'], 50)} | {ms(r['first'], 99)} | {ms(r['first'])} | "
-              f"{ms(r['baseline'], 50)} | {ms(r['baseline'], 99)} |")
+              f"{ms(r.get('baseline', []), 50)} | {ms(r.get('baseline', []), 99)} |")

@@ -36,6 +36,7 @@ from common import (
     recording,
     shipped_symbolic_bundles,
     start_jack,
+    synchronous_baseline,
 )
 
 from cadenza.midi_status import NOTE_OFF, NOTE_ON
@@ -162,6 +163,8 @@ def main() -> None:
             sys.setswitchinterval(default_interval)
         idle = idle_cpu(args.idle_seconds)
         answers = [measure(bundle, args.phrases) for bundle in shipped_symbolic_bundles()]
+        for result, bundle in zip(answers, shipped_symbolic_bundles(), strict=True):
+            result["baseline"] = synchronous_baseline(result, bundle)
     finally:
         stop_jack(server)
 

@@ -96,7 +96,7 @@ class Bundle:
         where = self.path / MANIFEST
         _check_name(filename, field_name, where)
         if self._zip_prefix is None:
-            target = _inside(self.path, filename, field_name, where)
+            target = file_inside(self.path, filename, field_name, where)
             if target.stat().st_size > MAX_FILE_BYTES:
                 raise BundleError(target, f"field '{field_name}': the file is over "
                                           f"{MAX_FILE_BYTES >> 20} MB")
@@ -131,8 +131,9 @@ def _check_name(filename: Any, field_name: str, where: Path) -> str:
     return filename
 
 
-def _inside(folder: Path, filename: str, field_name: str, where: Path) -> Path:
-    """folder/filename, refused when a symlink takes it out of the folder."""
+def file_inside(folder: Path, filename: str, field_name: str, where: Path) -> Path:
+    """folder/filename, refused (a BundleError at `where`) when a symlink takes it out of
+    the folder: any file a bundle carries is read through this."""
     target = folder / filename
     try:
         target.resolve().relative_to(folder.resolve())
@@ -237,12 +238,12 @@ def load_bundle(path: str | Path) -> Bundle:
             raise BundleError(path, f"no {MANIFEST} in the bundle directory")
         if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
             raise BundleError(manifest_path, f"is over {MAX_MANIFEST_BYTES >> 10} KB")
-        _inside(path, MANIFEST, MANIFEST, path)
+        file_inside(path, MANIFEST, MANIFEST, path)
         text = manifest_path.read_bytes()
         prefix = None
 
         def exists(name: str, field_name: str) -> bool:
-            return _inside(path, name, field_name, path / MANIFEST).is_file()
+            return file_inside(path, name, field_name, path / MANIFEST).is_file()
     elif zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as archive:

@@ -21,10 +21,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cadenza.errors import CadenzaError
 from cadenza.notes import empty_notes, make_notes, sort_notes
 
 NUM_PITCHES = 128
 MAX_ENCODED_EVENTS = 1 << 24  # the most tokens `encode` lays out (an hour of dense music is <1M)
+
+
+class TooManyEvents(CadenzaError, ValueError):
+    """encode's backstop: notes that would lay out more than MAX_ENCODED_EVENTS tokens (tens
+    of MB of notes, or a codec with tiny time shifts over an hour). A CadenzaError, so it
+    reaches a user as one line; callers that know the file name it (MidiFileError)."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +113,7 @@ class PerformanceCodec:
         per_event = n_shift + has_vel + 1
         ends = np.cumsum(per_event)
         if ends[-1] > MAX_ENCODED_EVENTS:  # before allocating them: notes at absurd times
-            raise ValueError(f"the notes would be {int(ends[-1])} events, over "
+            raise TooManyEvents(f"the notes would be {int(ends[-1])} events, over "
                              f"{MAX_ENCODED_EVENTS} (a note at {float(notes['end'].max()):.4g} s)")
         starts = ends - per_event
         tokens = np.empty(ends[-1], dtype=np.int64)

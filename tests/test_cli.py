@@ -70,7 +70,8 @@ def test_generate_backs_a_melody_with_parts_on_their_channels(
     common = ["generate", "--bundle", str(tiny_backing_bundle), "--seed", "1", "-o", str(out)]
     result = cadenza(*common, "--primer", str(chorale_midi), "--temperature", "1.5")
     assert result.returncode == 0, result.stderr
-    ons = [m for m in mido.MidiFile(out).tracks[0] if m.type == "note_on" and m.velocity]
+    ons = [m for track in mido.MidiFile(out).tracks for m in track
+           if m.type == "note_on" and m.velocity]
     channels = {m.channel for m in ons}
     assert 0 in channels and channels - {0}, channels  # the melody, and backing under it
     assert channels <= {0, 1, 2, 3}
@@ -170,13 +171,13 @@ def test_plugins_lists_the_plugin():
 
 
 def test_audio_writes_the_asked_seconds_to_a_wav(tiny_codec_lm_bundle, text_encoder, tmp_path):
-    from cadenza.render import read_wav
+    from cadenza.sound_files import read_sound
 
     out = tmp_path / "flute.wav"
     result = cadenza("audio", "--bundle", str(tiny_codec_lm_bundle), "--prompt", "a flute",
                      "--seconds", "1.5", "--seed", "1", "-o", str(out))
     assert result.returncode == 0, result.stderr
-    samples, rate = read_wav(out)
+    samples, rate = read_sound(out)
     assert rate == 24000 and len(samples) == 36000
     assert abs(samples).max() > 0
 
@@ -184,17 +185,96 @@ def test_audio_writes_the_asked_seconds_to_a_wav(tiny_codec_lm_bundle, text_enco
 def test_audio_continues_a_wav_after_it(tiny_codec_lm_bundle, text_encoder, tmp_path):
     import numpy as np
 
-    from cadenza.render import read_wav, write_wav
+    from cadenza.sound_files import read_sound, write_sound
 
     prompt = tmp_path / "prompt.wav"  # at 48 kHz: resampled to the codec's 24 kHz
     t = np.arange(48000) / 48000
-    write_wav((0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32), prompt, 48000)
+    write_sound((0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32), prompt, 48000)
     out = tmp_path / "more.wav"
     result = cadenza("audio", "--bundle", str(tiny_codec_lm_bundle), "--prompt", "organ",
                      "--continue", str(prompt), "--seconds", "0.8", "-o", str(out))
     assert result.returncode == 0, result.stderr
     assert "continuing 1.00 s" in result.stdout
-    assert len(read_wav(out)[0]) == round(0.8 * 24000)
+    assert len(read_sound(out)[0]) == round(0.8 * 24000)
+
+
+def test_generate_renders_a_24_bit_aiff(tiny_bundle, chorale_midi, tmp_path):
+    pytest.importorskip("tinysoundfont")
+    import numpy as np
+    import soundfile
+
+    from cadenza.errors import CadenzaError
+    from cadenza.render import find_soundfont
+
+    try:
+        find_soundfont()
+    except CadenzaError as e:
+        pytest.skip(str(e))
+    wav = tmp_path / "out.aiff"
+    result = cadenza("generate", "--bundle", str(tiny_bundle), "--primer", str(chorale_midi),
+                     "--seconds", "1", "--seed", "1", "-o", str(tmp_path / "out.mid"),
+                     "--wav", str(wav), "--bit-depth", "24")
+    assert result.returncode == 0, result.stderr
+    info = soundfile.info(wav)
+    assert (info.format, info.subtype, info.channels, info.samplerate) == (
+        "AIFF", "PCM_24", 2, 44100)
+    assert np.abs(soundfile.read(wav)[0]).max() > 1e-3  # the primer's notes, heard
+
+
+@pytest.mark.parametrize("container, subtype, suffix, rate, channels, bit_depth, written", [
+    ("WAV", "PCM_24", ".wav", 48000, 2, "24", "PCM_24"),  # a DAW's usual stereo bounce
+    ("WAV", "FLOAT", ".wav", 44100, 1, "float", "FLOAT"),
+    ("AIFF", "PCM_24", ".aiff", 24000, 2, None, "PCM_16"),  # Logic's; 16-bit out by default
+    ("AIFF", "PCM_16", ".aif", 24000, 1, "24", "PCM_24"),  # written as AIFF, by its name
+])
+def test_audio_continues_a_daw_bounce(container, subtype, suffix, rate, channels, bit_depth,
+                                      written, tiny_codec_lm_bundle, text_encoder, tmp_path):
+    import numpy as np
+    import soundfile
+
+    t = np.arange(round(1.2 * rate)) / rate
+    tone = 0.3 * np.sin(2 * np.pi * 330 * t)
+    prompt = tmp_path / f"bounce{suffix}"
+    soundfile.write(prompt, np.stack([tone] * channels, axis=1), rate, subtype=subtype,
+                    format=container)
+    out = tmp_path / f"more{'.aif' if suffix == '.aif' else '.wav'}"
+    result = cadenza("audio", "--bundle", str(tiny_codec_lm_bundle), "--prompt", "organ",
+                     "--continue", str(prompt), "--seconds", "0.8", "-o", str(out),
+                     *(["--bit-depth", bit_depth] if bit_depth else []))
+    assert result.returncode == 0, result.stderr
+    assert "continuing 1.20 s" in result.stdout  # all of it, resampled to 24 kHz
+    info = soundfile.info(out)
+    assert (info.format, info.subtype) == ("AIFF" if suffix == ".aif" else "WAV", written)
+    assert (info.samplerate, info.channels, info.frames) == (24000, 1, round(0.8 * 24000))
+    assert np.abs(soundfile.read(out)[0]).max() > 0
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda raw: raw[: len(raw) // 2], "cut short"),
+    (lambda raw: raw[:30], "not a readable sound file"),
+    (lambda raw: b"RIFF" + bytes(40) + raw[44:], "not a readable sound file"),
+])
+def test_audio_refuses_a_damaged_file_in_one_line(damage, words, tiny_codec_lm_bundle,
+                                                  tmp_path):
+    import numpy as np
+    import soundfile
+
+    take = tmp_path / "take.wav"
+    soundfile.write(take, np.zeros(24000, np.float32), 24000, subtype="PCM_24")
+    take.write_bytes(damage(take.read_bytes()))
+    out = tmp_path / "more.wav"
+    result = cadenza("audio", "--bundle", str(tiny_codec_lm_bundle), "--continue", str(take),
+                     "--seconds", "0.5", "-o", str(out))
+    assert_one_line_usage_error(result, str(take), words)
+    assert not out.exists()
+
+
+def test_bit_depth_without_a_file_is_a_usage_error(tiny_codec_lm_bundle):
+    result = cadenza("audio", "--bundle", str(tiny_codec_lm_bundle), "--bit-depth", "24",
+                     "--seconds", "1")
+    assert_one_line_usage_error(result, "--bit-depth")
+    assert_one_line_usage_error(cadenza("audio", "--bit-depth", "32", "-o", "x.wav"),
+                                "--bit-depth", "invalid choice")
 
 
 @pytest.mark.parametrize(

@@ -221,3 +221,23 @@ def test_decode_accepts_any_event_sequence(tokens):
     notes = P.decode(np.array(tokens, dtype=np.int64))
     assert np.all(notes["end"] > notes["start"])
     assert np.all(notes["end"] - notes["start"] <= P.seconds(np.array(tokens)) + 1e-9)
+
+
+def test_too_many_events_is_one_line_naming_the_primer(tiny_bundle, chorale_midi, tmp_path,
+                                                       monkeypatch, capsys):
+    """encode's backstop (MAX_ENCODED_EVENTS, before the tokens are allocated) reaches the
+    user of `cadenza generate --primer` as one line naming the file, exit 2. The cap is
+    lowered to the chorale's size: a real primer over the real one is tens of MB."""
+    from cadenza import events
+    from cadenza.cli import main
+
+    assert len(P.encode(load_notes(chorale_midi))) > 200
+    monkeypatch.setattr(events, "MAX_ENCODED_EVENTS", 200)
+    with pytest.raises(events.TooManyEvents):  # a CadenzaError (one line), and a ValueError
+        P.encode(load_notes(chorale_midi))
+    code = main(["generate", "--bundle", str(tiny_bundle), "--primer", str(chorale_midi),
+                 "-o", str(tmp_path / "out.mid")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert str(chorale_midi) in err and "events, over 200" in err
+    assert not (tmp_path / "out.mid").exists()

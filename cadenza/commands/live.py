@@ -51,12 +51,13 @@ def cmd_live(args: argparse.Namespace) -> None:
     _verbose(args)
     overrides = {
         "mode": args.mode,
-        "input_port": args.input_port,
+        "input_port": tuple(args.input_port) if args.input_port else None,
         "output_port": args.output_port,
         "port_name": args.port_name,
         "input_channel": args.input_channel,
         "output_channel": args.channel,
-        "program": args.program,
+        "program": next((n for part, n in reversed(args.program or []) if part is None), None),
+        "part_programs": {part: n for part, n in args.program or [] if part is not None} or None,
         "passthrough": args.passthrough or None,
         "bpm": args.bpm,
         "follow_clock": args.follow_clock or None,
@@ -79,6 +80,7 @@ def cmd_live(args: argparse.Namespace) -> None:
         "bundle": args.bundle,
         "seed": args.seed,
         "quiet": args.quiet or None,
+        "realtime": False if args.no_rt else None,
         "synth": args.synth or None,
         "soundfont": args.soundfont,
         "backing_channels": args.backing_channels,
@@ -92,6 +94,10 @@ def cmd_live(args: argparse.Namespace) -> None:
         "loop_bars": args.loop_bars,
         "cc.loop": args.loop_cc,
         "cc.mutate": args.mutate_cc,
+        "cc.panic": args.panic_cc,
+        "cc.bundle": args.select_cc,
+        "record": args.record,
+        "offset_ms": args.offset_ms,
     }
     config = load_live_config(args.config, overrides)
     if config.synth:  # before the model loads and the ports open
@@ -127,8 +133,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     live.add_argument(
         "--in",
         dest="input_port",
-        help="connect to the input port whose name "
-        "contains this (default: a virtual port 'cadenza in')",
+        action="append",
+        metavar="PORT[:ROLES]",
+        help="connect to the input port whose name contains PORT (default: a virtual port "
+        "'cadenza in'); again for more ports, each read for ROLES: notes, controls, clock "
+        "(comma-separated; default all), e.g. --in keys --in 'nanoKONTROL:controls'",
     )
     live.add_argument(
         "--out",
@@ -140,7 +149,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     live.add_argument("--input-channel", type=int, help="listen to this channel only (1-16)")
     live.add_argument("--channel", type=int, help="output channel (1-16, default 1)")
-    live.add_argument("--program", type=int, help="General MIDI program sent at start")
+    live.add_argument("--program", type=a.part_program, action="append", metavar="[PART=]N",
+                      help="General MIDI program sent at start on --channel; PART=N: a backing "
+                      "part's by name (bass=33); repeat for several")
     live.add_argument("--passthrough", action="store_true", help="echo the player's notes")
     live.add_argument("--bpm", type=float, help="tempo (default 120)")
     live.add_argument("--follow-clock", action="store_true", help="follow the DAW's MIDI clock")
@@ -165,7 +176,19 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     live.add_argument("--style", help="a style of the bundle, e.g. bach (transformer)")
     live.add_argument("--style-cc", type=int, help="a CC that picks the style")
     live.add_argument("--seed", type=int)
+    live.add_argument("--record", metavar="FILE.mid",
+                      help="record the set into this MIDI file as it goes (the `r` key stops "
+                      "and starts takes: FILE-2.mid ...)")
+    live.add_argument("--offset-ms", type=float, metavar="MS",
+                      help="send every generated note MS later (negative: earlier, backing "
+                      "mode only): latency compensation")
+    live.add_argument("--panic-cc", type=int, help="a CC (value >= 64) that ends every note")
+    live.add_argument("--select-cc", type=int,
+                      help="a CC whose value picks the bundle, among every bundle found")
     live.add_argument("--quiet", action="store_true", help="no status line")
+    live.add_argument("--no-rt", action="store_true",
+                      help="no real-time scheduling for the engine's threads (by default "
+                           "asked for, and used where the OS grants it: docs/LIVE.md)")
     live.add_argument(
         "--synth",
         action="store_true",

@@ -107,7 +107,7 @@ def process_pieces(
     reasons: dict[int, str] = {}
     bar = tqdm(total=len(tasks), unit="piece", desc=desc, disable=not progress)
     try:
-        for index, output, reason in _pool_map(work, tasks, jobs, chunksize):
+        for index, output, reason in pool_map(work, tasks, jobs, chunksize):
             if output is None:
                 reasons[index] = reason or "unknown error"
             else:
@@ -115,12 +115,7 @@ def process_pieces(
             bar.update()
             bar.set_postfix(skipped=len(reasons), refresh=False)
     except WorkerDied as e:
-        files = [str(pieces[i].path) for i in e.indices] or ["an unknown piece"]
-        which = files[0] if len(files) == 1 else "one of " + ", ".join(files)
-        raise CadenzaError(
-            f"{desc}: a worker process died (killed, out of memory, or crashed) while "
-            f"processing {which}; the corpus was not finished"
-        ) from None
+        raise e.error(desc, [str(pieces[i].path) for i in e.indices], "the corpus") from None
     finally:
         bar.close()
         for writer in writers.values():
@@ -131,7 +126,11 @@ def process_pieces(
     return reasons
 
 
-def _pool_map(work: Callable, tasks: list, jobs: int | None, chunksize: int) -> Iterator:
+def pool_map(work: Callable, tasks: list, jobs: int | None, chunksize: int = 1, *,
+             start_method: str | None = None) -> Iterator:
+    """work(task) for each task (its first item the task's index), in any order, on `jobs`
+    processes (None: all cores; 1: in this one); `start_method` ("spawn", ...) as
+    multiprocessing names it, None for the platform's. Raises WorkerDied when a worker dies."""
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
     if jobs == 1:  # in-process: no worker start-up, and a debugger sees everything
         yield from map(work, tasks)
@@ -140,9 +139,11 @@ def _pool_map(work: Callable, tasks: list, jobs: int | None, chunksize: int) -> 
     # library's abort) breaks the pool, where Pool would wait for its result forever. Each
     # worker says which task it starts, so that the death can name the piece.
     del chunksize  # one task a future: the task that was running is the one that is known
-    started: Any = multiprocessing.SimpleQueue()
+    context = multiprocessing.get_context(start_method)
+    started: Any = context.SimpleQueue()
     done: set[int] = set()
-    with ProcessPoolExecutor(jobs, initializer=_worker_init, initargs=(started,)) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_init,
+                             initargs=(started,)) as pool:
         futures = {pool.submit(_run_task, work, task): task[0] for task in tasks}
         try:
             for future in as_completed(futures):
@@ -168,6 +169,14 @@ class WorkerDied(Exception):
     def __init__(self, indices: list[int]):
         super().__init__(indices)
         self.indices = indices
+
+    @staticmethod
+    def error(desc: str, files: list[str], product: str) -> CadenzaError:
+        """The one line a run ends with: which files a dead worker was processing."""
+        files = files or ["an unknown piece"]
+        which = files[0] if len(files) == 1 else "one of " + ", ".join(files)
+        return CadenzaError(f"{desc}: a worker process died (killed, out of memory, or "
+                            f"crashed) while processing {which}; {product} was not finished")
 
 
 _started: Any = None

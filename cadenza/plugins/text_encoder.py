@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cadenza.bundle import file_inside
 from cadenza.errors import CadenzaError
 
 # sentence-transformers encodes this model's inputs up to 256 tokens (sentence_bert_config);
@@ -191,8 +192,11 @@ def find_text_encoder(*folders: Path) -> TextEncoder:
     global _shared
     for folder in folders:
         folder = Path(folder)
-        if (folder / WEIGHTS).is_file() and (folder / TOKENIZER).is_file():
-            return TextEncoder(folder / WEIGHTS, folder / TOKENIZER)
+        # A bundle is someone else's data: its files stay inside it (no link out).
+        weights, tokenizer = (file_inside(folder, name, name, folder)
+                              for name in (WEIGHTS, TOKENIZER))
+        if weights.is_file() and tokenizer.is_file():
+            return TextEncoder(weights, tokenizer)
     if _shared is None:
         folder = shipped_dir()
         if not (folder / WEIGHTS).is_file():

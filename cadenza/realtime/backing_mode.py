@@ -9,6 +9,7 @@ note) and sends each part's program on its channel.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 
@@ -19,6 +20,7 @@ from cadenza.realtime.clock import PPQN
 from cadenza.realtime.config import AnswerLength, LiveConfig
 from cadenza.realtime.controls import DENSITY_RANGE, MAX_LOOP_BARS, clamp
 from cadenza.realtime.mode import EngineStats, makes_performance_events, plays_backing_parts
+from cadenza.realtime.offset import offset_seconds, shifted
 from cadenza.realtime.scheduler import Scheduler
 from cadenza.realtime.timeline import Timeline
 
@@ -51,7 +53,8 @@ class BackingMode:
         self.backing = BackingLoop(
             generator,
             scheduler,
-            timeline.transport_grid,
+            # --offset-ms moves the grid the backing plays on: it plans that much earlier too.
+            shifted(timeline.transport_grid, offset_seconds(config)),
             channels=config.backing_channel_indices(parts),
             velocities=config.backing_velocities(parts),
             steps_per_quarter=generator.parts.steps_per_quarter,
@@ -59,6 +62,7 @@ class BackingMode:
             listen=config.listen_ms / 1000,
         )
         self._due: float | None = None  # when the backing loop is next due
+        self._link_playing: bool | None = None  # a Link session's transport, as last seen
 
     @staticmethod
     def plays(generator: Generator) -> bool:
@@ -76,7 +80,8 @@ class BackingMode:
 
     def _send_programs(self) -> None:
         """Each backing part's program on its channel (the bundle's, or the player's choice)."""
-        programs = self.config.backing_program_list(self.generator.programs)
+        programs = self.config.backing_program_list(self.generator.programs,
+                                                    self.generator.parts.names)
         now = time.perf_counter()
         self.scheduler.schedule_many(
             (now, [PROGRAM_CHANGE | channel, program])
@@ -108,7 +113,25 @@ class BackingMode:
 
     # --- the control step -----------------------------------------------------------------
     def poll(self, now: float) -> None:
+        if self.timeline.link is not None:
+            self._follow_link(now)
         self._due = self.backing.poll(time.perf_counter())
+
+    def _follow_link(self, now: float) -> None:
+        """A Link peer's Stop ends every backing note; its Start plays from the next bar line.
+        Only changes are followed: a session nobody starts (or whose peers share no transport)
+        is played along with from the start."""
+        playing = self.timeline.link.playing
+        was, self._link_playing = self._link_playing, playing
+        if was is None or playing == was:
+            return
+        if not playing:
+            self.backing.stop()
+            return
+        grid = self.timeline.current()
+        bars = math.ceil(grid.beat_at(now) / grid.beats_per_bar)
+        self._send_programs()
+        self.backing.start(bars * grid.beats_per_bar)
 
     def pause(self, now: float) -> float:
         if self._due is None:
@@ -179,7 +202,7 @@ class BackingMode:
 
     def banner(self) -> str:
         names = self.generator.parts.names
-        programs = self.config.backing_program_list(self.generator.programs)
+        programs = self.config.backing_program_list(self.generator.programs, names)
         parts = ", ".join(f"{name} on {channel + 1} (program {program})" for name, channel,
                           program in zip(names, self.backing.channels, programs, strict=True))
         text = f"; backing parts: {parts}"

@@ -22,6 +22,7 @@ from cadenza.realtime.controls import (
     clamp,
 )
 from cadenza.realtime.mode import EngineStats, makes_performance_events, plays_backing_parts
+from cadenza.realtime.offset import delayed, offset_seconds
 from cadenza.realtime.performer import Performer
 from cadenza.realtime.phrase import PhraseDetector
 from cadenza.realtime.scheduler import Scheduler
@@ -47,7 +48,7 @@ class CallResponseMode:
         self.style = generator.style  # open_engine set it from config.style
         self.performer = Performer(
             generator,
-            scheduler.schedule,
+            delayed(scheduler.schedule, offset_seconds(config)),  # --offset-ms
             channel=config.output_channel_index,
             lookahead=config.lookahead_seconds,
             seed=config.seed,
@@ -64,6 +65,8 @@ class CallResponseMode:
         )
         self._in_phrase = False
         self._last_phrase_seconds = 0.0
+        self._heard = 0  # the player's messages handed to the performer
+        self._anticipated = False  # this silence's opening was asked for
 
     @staticmethod
     def plays(generator: Generator) -> bool:
@@ -91,6 +94,8 @@ class CallResponseMode:
             self._in_phrase = True
         self.phrases.feed(t, message)
         self.performer.player(t, message)
+        self._heard += 1
+        self._anticipated = False
 
     def transport(self, t: float, status: int) -> None:
         pass  # answers follow the clock's grid, not its transport
@@ -108,13 +113,24 @@ class CallResponseMode:
     def poll(self, now: float) -> None:
         if self.config.mode != "call-response" or not self._in_phrase:
             return
-        phrase = self.phrases.poll(time.perf_counter(), self.timeline.current())
+        grid = self.timeline.current()
+        phrase = self.phrases.poll(time.perf_counter(), grid)
         if phrase is not None:
             self._in_phrase = False
             self._answer(phrase.detected_at, phrase.duration)
+        elif not self._anticipated and self.phrases.silence_ends_at(grid) is not None:
+            # The player let go: the answer's opening is made during the silence, so that
+            # the first note waits for neither the model nor a thread when the phrase ends.
+            self.performer.anticipate(self._heard)
+            self._anticipated = True
 
     def pause(self, now: float) -> float:
-        return BUSY_POLL if self.phrases.sounding or self._in_phrase else IDLE_POLL
+        """Until the next look at the input: woken by input anyway, so at most BUSY_POLL
+        while a phrase may end, and exactly until the moment the silence would end it."""
+        if not (self.phrases.sounding or self._in_phrase):
+            return IDLE_POLL
+        ends = self.phrases.silence_ends_at(self.timeline.current())
+        return BUSY_POLL if ends is None else min(BUSY_POLL, max(0.0, ends - now))
 
     def _answer_start(self, detected_at: float) -> float:
         quantize = self.config.quantize_answer_to
@@ -128,13 +144,16 @@ class CallResponseMode:
         return grid.next_beat(earliest, division)
 
     def _answer(self, detected_at: float, call_seconds: float) -> None:
-        start = max(self._answer_start(detected_at), time.perf_counter())
+        handled = time.perf_counter()
+        start = max(self._answer_start(detected_at), handled)
         seconds = self.config.answer_length.seconds(call_seconds, self.timeline.current())
         self._last_phrase_seconds = call_seconds
+        self.performer.play_opening(self._heard, start, seconds)
         self.performer.answer(start, seconds)
         self.stats.phrases += 1
         self.stats.answers += 1
         self.stats.detected_at.append(detected_at)
+        self.stats.handled_at.append(handled)
         self.stats.detect_to_start.append(start - detected_at)
 
     # --- knobs ------------------------------------------------------------------------------

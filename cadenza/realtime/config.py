@@ -30,6 +30,7 @@ from cadenza.realtime.controls import (
     LOOKAHEAD_RANGE,
     MAX_ANSWER_BARS,
     MAX_LOOP_BARS,
+    OFFSET_MS_RANGE,
     PROGRAM_RANGE,
     SILENCE_BEATS_RANGE,
     SILENCE_SECONDS_RANGE,
@@ -37,14 +38,18 @@ from cadenza.realtime.controls import (
     VELOCITY_RANGE,
     CCMap,
 )
+from cadenza.realtime.inputs import InputRoute, input_routes
 from cadenza.realtime.validators import (
     Rule,
     choice,
     flag,
+    input_ports,
     integer,
     list_of,
+    midi_file,
     number,
     optional,
+    part_programs,
     text,
 )
 
@@ -96,7 +101,9 @@ class AnswerLength:
 @dataclass
 class LiveConfig:
     mode: str = "call-response"  # call-response | accompany | backing
-    input_port: str | None = None  # substring of a port name; None: a virtual "cadenza in"
+    # A substring of a port name, or several (`NAME:ROLES` each, see cadenza.realtime.inputs);
+    # None: a virtual "cadenza in".
+    input_port: str | tuple[str, ...] | None = None
     output_port: str | None = None  # None: a virtual "cadenza out"
     port_name: str = "cadenza"  # virtual ports are "<port_name> in" and "<port_name> out"
     input_channel: int | None = None  # 1..16 as musicians count; None: all channels
@@ -133,6 +140,8 @@ class LiveConfig:
     backing_ports: bool = False  # each part on a virtual port of its own: "<port_name> <part>"
     # General MIDI programs (0..127), one per part, sent at start; None: the bundle's own.
     backing_programs: tuple[int, ...] | None = None
+    # A backing part's program by its name (--program bass=33), over the list or the bundle's.
+    part_programs: dict[str, int] = field(default_factory=dict)
     # A listening backing waits this long past a step's grid point for the player's note of
     # it (then plays at once with what it heard); 0: it plays on the grid point.
     listen_ms: float = 10.0
@@ -140,7 +149,24 @@ class LiveConfig:
     harmony: float | None = None
     density: float = 0.0  # bias on the backing's note-ons (log-odds): -3 sparse .. +3 busy
     loop_bars: int = 0  # repeat the last N bars of the backing; 0: off (generate on)
+    record: str | None = None  # record the set into this MIDI file (session_record.py)
+    offset_ms: float = 0.0  # every generated note sent this much later (earlier: backing only)
+    realtime: bool = True  # real-time scheduling for the engine's threads where granted
     cc: CCMap = field(default_factory=CCMap)
+
+    @property
+    def input_routes(self) -> list[InputRoute]:
+        """The input ports to open, each with its roles; [] for the virtual one."""
+        if self.input_port is None:
+            return []
+        ports = (self.input_port,) if isinstance(self.input_port, str) else self.input_port
+        return input_routes(ports)
+
+    @property
+    def knob_controllers(self) -> frozenset[int]:
+        """The controller numbers mapped to knobs (an input's `controls` role)."""
+        numbers = [getattr(self.cc, knob) for knob in CC_KNOBS] + [self.end_cc]
+        return frozenset(n for n in numbers if n is not None)
 
     @property
     def input_channel_index(self) -> int | None:
@@ -173,14 +199,21 @@ class LiveConfig:
                               f"{len(velocities)} velocities")
         return list(velocities)
 
-    def backing_program_list(self, programs: list[int]) -> list[int]:
-        """The programs to send, one per part: the bundle's `programs` unless given."""
-        if self.backing_programs is None:
-            return list(programs)
-        if len(self.backing_programs) != len(programs):
-            raise ConfigError("backing_programs", f"the bundle has {len(programs)} backing "
-                              f"parts, got {len(self.backing_programs)} programs")
-        return list(self.backing_programs)
+    def backing_program_list(self, programs: list[int], names: list[str]) -> list[int]:
+        """The programs to send, one per part (`names`): the bundle's `programs` unless
+        given as a list, then any given by a part's name."""
+        chosen = list(programs)
+        if self.backing_programs is not None:
+            if len(self.backing_programs) != len(programs):
+                raise ConfigError("backing_programs", f"the bundle has {len(programs)} backing "
+                                  f"parts, got {len(self.backing_programs)} programs")
+            chosen = list(self.backing_programs)
+        for name, program in self.part_programs.items():
+            if name not in names:
+                raise ConfigError("program", f"no backing part {name!r} (parts: "
+                                  f"{', '.join(names)})")
+            chosen[names.index(name)] = program
+        return chosen
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -205,7 +238,7 @@ def _controller(value: Any) -> int:
 
 RULES: dict[str, Rule] = {
     "mode": choice(*MODES),
-    "input_port": optional(text),
+    "input_port": optional(input_ports),
     "output_port": optional(text),
     "port_name": text,
     "input_channel": optional(integer(*CHANNEL_RANGE)),
@@ -239,10 +272,14 @@ RULES: dict[str, Rule] = {
     "backing_velocity": list_of(integer(*VELOCITY_RANGE)),
     "backing_ports": flag,
     "backing_programs": optional(list_of(integer(*PROGRAM_RANGE))),
+    "part_programs": part_programs,
     "listen_ms": number(*LISTEN_MS_RANGE),
     "harmony": optional(number(*HARMONY_RANGE)),
     "density": number(*DENSITY_RANGE),
     "loop_bars": integer(0, MAX_LOOP_BARS),
+    "record": optional(midi_file),
+    "offset_ms": number(*OFFSET_MS_RANGE),
+    "realtime": flag,
 }
 CC_RULE = optional(_controller)
 CC_KNOBS = tuple(f.name for f in dataclasses.fields(CCMap))
@@ -296,6 +333,15 @@ def _check_together(config: LiveConfig, where: dict[str, str]) -> None:
     def label(name: str) -> str:
         return where.get(name, name)
 
+    if any("clock" in r.roles and r.named_roles for r in config.input_routes):
+        config.follow_clock = True  # a port named for the clock is followed
+        where.setdefault("follow_clock", label("input_port"))
+    elif config.follow_clock and sum("clock" in r.roles for r in config.input_routes) > 1:
+        raise ConfigError(label("input_port"), "several ports would carry the clock: name "
+                          "the one to follow, e.g. --in 'DAW:clock'")
+    if config.part_programs and config.mode != "backing":
+        raise ConfigError(label("part_programs"), "PART=PROGRAM names a backing part: "
+                          "use --mode backing (or --program N for the output channel)")
     if config.follow_clock and config.send_clock:
         name = "send_clock" if "send_clock" in where else "follow_clock"
         raise ConfigError(label(name), "cannot both follow and send MIDI clock")

@@ -13,11 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cadenza.bundle import find_bundles
-from cadenza.errors import CadenzaError
 from cadenza.midi_status import SWITCH_ON
-from cadenza.plugins import load_generator
 from cadenza.plugins.backing import HARMONY_RANGE as HARMONY_RANGE  # re-exported: see below
+from cadenza.realtime.bundle_select import BundleSelector
 from cadenza.realtime.mode import LiveMode
 
 # --- limits (and HARMONY_RANGE, the backing plugin's own, imported above) -------------------
@@ -32,6 +30,7 @@ SILENCE_KEY_RANGE = (0.1, 8.0)  # ... and as the keys turn it
 SILENCE_STEP = 0.1  # seconds, per key press
 SILENCE_BEATS_RANGE = (0.25, 64.0)
 LISTEN_MS_RANGE = (0.0, 50.0)  # how long past a grid point a listening backing waits
+OFFSET_MS_RANGE = (-500.0, 500.0)  # latency compensation of the generated notes
 DENSITY_RANGE = (-3.0, 3.0)  # log-odds bias on the backing's note-ons: sparser .. busier
 DENSITY_STEP = 0.5  # per key press
 MAX_LOOP_BARS = 16  # the backing's loop
@@ -96,11 +95,12 @@ class CCMap:
     style: int | None = None  # 0..127 across "any" and the bundle's styles, see style_from_cc
     density: int | None = None  # 0..127 -> -3..+3 (64: 0), see density_from_cc (backing)
     loop: int | None = None  # value >= 64: loop on/off (backing: the last loop_bars bars)
+    bundle: int | None = None  # 0..127 across every bundle the mode plays, see BundleSelector
 
 
 KEYS_HELP = (
     "keys: +/- temperature  [/] answer (backing: loop) bars  </> silence  (/) density  "
-    "p panic  m mutate  l loop  n next bundle  s style  q quit"
+    "p panic  m mutate  l loop  n next bundle  s style  r record  q quit"
 )
 
 
@@ -108,17 +108,20 @@ class ControlSurface:
     """The knobs of a running engine, from any thread (a key, a CC on the control thread).
 
     `panic_output` silences the output after the mode's interrupt (the scheduler's panic);
-    `stop` ends the engine (the `q` key)."""
+    `stop` ends the engine (the `q` key); `record` starts or stops a take (the `r` key)."""
 
     def __init__(self, cc: CCMap, mode: LiveMode, *, seed: int | None,
-                 panic_output: Callable[[], None], stop: Callable[[], None]):
+                 panic_output: Callable[[], None], stop: Callable[[], None],
+                 record: Callable[[], None] = lambda: None):
         self.cc = cc
         self.mode = mode
         self.seed = seed
         self._panic_output = panic_output
         self.stop = stop
+        self.record = record
         self.error: str | None = None  # the last key or knob that failed, for the status line
         self.errors = 0
+        self.bundles = BundleSelector(mode, seed=seed, on_error=self.failed)
 
     # --- generator knobs, whatever the mode -------------------------------------------------
     def turn_temperature(self, delta: float) -> None:
@@ -141,16 +144,9 @@ class ControlSurface:
             self.set_style(choices[(choices.index(self.mode.style) + delta) % len(choices)])
 
     def next_bundle(self) -> None:
-        """Switch to the next installed bundle the mode can play (in backing mode: backing
-        parts, as many as there are channels)."""
-        current = self.mode.generator.bundle.path
-        for path in (p for p in find_bundles() if p != current):
-            try:
-                generator = load_generator(path, seed=self.seed)
-            except CadenzaError:
-                continue
-            if self.mode.take(generator):
-                return
+        """Switch to the next bundle found that the mode can play (in backing mode: backing
+        parts, as many as there are channels), round and round; loaded on a thread."""
+        self.bundles.step(+1)
 
     # --- knobs the mode gives their meaning -------------------------------------------------
     def turn_answer_bars(self, delta: int) -> None:
@@ -213,6 +209,8 @@ class ControlSurface:
             self.set_density(density_from_cc(value))
         elif number == cc.loop and switched:
             self.toggle_loop()
+        elif number == cc.bundle:
+            self.bundles.select_cc(value)
         else:
             return False
         return True
@@ -241,6 +239,7 @@ class ControlSurface:
             "l": self.toggle_loop,
             "n": self.next_bundle,
             "s": lambda: self.turn_style(+1),
+            "r": self.record,
             "q": self.stop,
         }
         action = actions.get(key.lower() if key.isalpha() else key)

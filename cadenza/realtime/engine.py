@@ -33,8 +33,15 @@ from cadenza.realtime.mode import EngineStats, LiveMode
 from cadenza.realtime.modes import mode_for
 from cadenza.realtime.note_state import NoteState
 from cadenza.realtime.ports import MidiInput, MidiOutput
+from cadenza.realtime.priority import (
+    CONTROL,
+    midi_system_realtime,
+    ordinary_priority,
+    raise_priority,
+)
 from cadenza.realtime.redelivery import RedeliveryFilter
 from cadenza.realtime.scheduler import Output, Scheduler
+from cadenza.realtime.session_record import PlayerEcho, RecordingOutput, SessionRecorder
 from cadenza.realtime.timeline import Timeline
 
 PORT_CHECK_PERIOD = 1.0  # seconds between looks at a lost input port
@@ -64,16 +71,23 @@ class LiveEngine:
 
             self.synth = SynthOutput(config.soundfont)
             output = TeeOutput(midi_out, self.synth)
-        self.scheduler = Scheduler(output)
+        # The set is recorded from what the scheduler sends (--record, or the `r` key).
+        self.recorder = SessionRecorder(config.record, generated_voices(config, generator))
+        # Real-time threads where the MIDI system's own are (ports are open: its threads run).
+        self.wants_realtime = config.realtime and midi_system_realtime()
+        self.scheduler = Scheduler(RecordingOutput(output, self.recorder),
+                                   priority=CONTROL if self.wants_realtime else None)
         mode_class = mode_for(generator, config)
         self.timeline = Timeline(config, clock_pulses=mode_class.clock_pulses)
         self.mode: LiveMode = mode_class(config, generator, self.scheduler, self.timeline,
                                          self.stats, self.fail)
         self.controls = ControlSurface(config.cc, self.mode, seed=config.seed,
-                                       panic_output=self.scheduler.panic, stop=self.stop)
+                                       panic_output=self.scheduler.panic, stop=self.stop,
+                                       record=self.recorder.toggle)
         self.stop_requested = threading.Event()
         self._next_port_check = 0.0
         self._switch_interval = sys.getswitchinterval()
+        self.realtime = False  # the control thread got real-time scheduling (start)
         self.redelivered = RedeliveryFilter()  # input delivered twice (control thread)
         self.passed = NoteState()  # the player's notes and pedal passed through (control thread)
 
@@ -91,7 +105,10 @@ class LiveEngine:
         # would wait that long to timestamp a message while another thread computes.
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)
+        # The control thread (this one) runs when a phrase ends, whatever else is busy.
+        self.realtime = self.wants_realtime and raise_priority(CONTROL)
         self.timeline.start(self.scheduler)
+        self.recorder.poll(time.perf_counter(), self.timeline.current)  # --record: from here
         if self.config.program is not None:
             self.scheduler.schedule(
                 time.perf_counter(), [PROGRAM_CHANGE | self.channel, self.config.program]
@@ -122,7 +139,10 @@ class LiveEngine:
         self.scheduler.panic()
         self.timeline.stop(self.scheduler)
         self.scheduler.stop()
+        self.recorder.close()  # after the last note-off: every note ends in the file too
         sys.setswitchinterval(self._switch_interval)
+        if self.realtime:
+            ordinary_priority()
 
     def close_ports(self) -> None:
         self.midi_in.close()
@@ -159,6 +179,7 @@ class LiveEngine:
         if now >= self._next_port_check:
             self._check_input(now)
         self.timeline.send_clock(now, self.scheduler)
+        self.recorder.poll(now, self.timeline.current)
         if self.scheduler.port_error.is_set() or not self.midi_out.is_alive():
             self.stats.error = f"output port {self.midi_out.name} was lost"
             self.stop_requested.set()
@@ -192,8 +213,9 @@ class LiveEngine:
             return
         if kind not in PLAYED_KINDS:
             return
+        self.recorder.player(t, message)
         if self.config.passthrough:
-            passed = [kind | self.channel, *message[1:]]
+            passed = PlayerEcho([kind | self.channel, *message[1:]])
             self.passed.apply(passed)
             self.scheduler.schedule(t, passed)
         self.mode.player(t, message)
@@ -202,8 +224,19 @@ class LiveEngine:
         """The input is gone, and with it the note-offs of the keys held on it: end the
         player's passed-through notes and lift its pedal."""
         passed, self.passed = self.passed, NoteState()
-        offs = [(now, [NOTE_OFF | channel, pitch, 0])
+        offs = [(now, PlayerEcho([NOTE_OFF | channel, pitch, 0]))
                 for (channel, pitch), count in passed.notes.items() for _ in range(count)]
-        offs += [(now, [CONTROL_CHANGE | channel, SUSTAIN_PEDAL, 0]) for channel in passed.pedals]
+        offs += [(now, PlayerEcho([CONTROL_CHANGE | channel, SUSTAIN_PEDAL, 0]))
+                 for channel in passed.pedals]
         if offs:
             self.scheduler.schedule_many(offs)
+
+
+def generated_voices(config: LiveConfig, generator: Generator) -> dict[int, str]:
+    """The channels (0..15) the generator plays on, each with its track name in a recording:
+    the answers' channel, or each backing part's."""
+    if config.mode != "backing":
+        return {config.output_channel_index: "answers"}
+    parts = generator.parts
+    channels = config.backing_channel_indices(parts.parts)
+    return dict(zip(channels, parts.names, strict=True))

@@ -24,9 +24,14 @@ from cadenza.realtime.library_noise import library_noise
 PERIOD_FRAMES = 256
 
 
-def jackd_command(server_name: str | None = None, period: int = PERIOD_FRAMES) -> list[str]:
+def jackd_command(server_name: str | None = None, period: int = PERIOD_FRAMES, *,
+                  realtime: bool = False) -> list[str]:
+    """`realtime`: JACK's threads (the server's and each client's process thread) on the
+    SCHED_FIFO policy, as a musician's JACK runs; it needs the right to (root, or the
+    `audio` group's rtprio limit)."""
     name = ["--name", server_name] if server_name else []
-    return ["jackd", *name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", str(period)]
+    scheduling = ["--realtime"] if realtime else ["--no-realtime"]
+    return ["jackd", *name, *scheduling, "-d", "dummy", "-r", "48000", "-p", str(period)]
 
 
 def server_env(server_name: str | None) -> dict[str, str]:
@@ -55,15 +60,16 @@ def start_dummy_jack(
     period: int = PERIOD_FRAMES,
     log_path: Path | None = None,
     timeout: float = 20.0,
+    realtime: bool = False,
 ) -> subprocess.Popen:
     """Start `jackd -d dummy` and wait until it answers; the caller stops it (stop_jack)."""
     if shutil.which("jackd") is None:
         raise CadenzaError("no MIDI system and no jackd to start one: "
                            "apt-get install jackd2 (or load the ALSA sequencer, snd-seq)")
     with open(log_path or os.devnull, "w") as log:  # the child keeps its own copy of the fd
-        process = subprocess.Popen(jackd_command(server_name, period), stdout=log,
-                                   stderr=subprocess.STDOUT, env=server_env(server_name),
-                                   start_new_session=True)
+        command = jackd_command(server_name, period, realtime=realtime)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                   env=server_env(server_name), start_new_session=True)
     give_up = time.monotonic() + timeout
     while not jack_running(server_name):
         if process.poll() is not None or time.monotonic() > give_up:

@@ -63,34 +63,43 @@ class LinkFollower:
     """A Link peer that joins the session on the network and gives its grid.
 
     `bpm` is our tempo while we are alone; once a peer is found, the session's tempo wins.
-    Link's timeline always runs (its transport start/stop is not followed), so there is
-    always a grid, unlike a stopped MIDI clock."""
+    Link's timeline always runs, so there is always a grid, unlike a stopped MIDI clock; the
+    session's transport (start/stop sync, switched on here) is `playing`, for a mode that
+    follows it (backing_mode.py)."""
 
     def __init__(self, bpm: float, beats_per_bar: int = 4):
         binding = import_link()
         self.quantum = beats_per_bar
         self._link = binding.Link(bpm)
         self._clock = self._link.clock()
+        self._link.startStopSyncEnabled = True  # peers share their transport's start/stop
         self._link.enabled = True  # starts discovery (UDP multicast) on Link's own threads
-        # (grid, perf_counter time it expires): one tuple, so the control and status threads
-        # each see a consistent pair without a lock.
-        self._cached: tuple[BeatGrid, float] | None = None
+        # (grid, perf_counter time it expires, playing): one tuple, so the control and status
+        # threads each see a consistent set without a lock.
+        self._cached: tuple[BeatGrid, float, bool] | None = None
 
     @property
     def peers(self) -> int:
         return self._link.numPeers()
 
     def grid(self) -> BeatGrid:
+        return self._current()[0]
+
+    @property
+    def playing(self) -> bool:
+        """The session's transport plays (as of the last refresh)."""
+        return self._current()[2]
+
+    def _current(self) -> tuple[BeatGrid, float, bool]:
         now = time.perf_counter()
         cached = self._cached
         if cached is not None and now < cached[1]:
-            return cached[0]
-        grid = self._capture()
-        self._cached = (grid, now + REFRESH)
-        return grid
-
-    def _capture(self) -> BeatGrid:
+            return cached
         state = self._link.captureSessionState()
+        self._cached = (self._capture(state), now + REFRESH, bool(state.isPlaying()))
+        return self._cached
+
+    def _capture(self, state: Any) -> BeatGrid:
         offset = clock_offset(self._clock.micros)
         micros = self._clock.micros()
         # The grid's beat 0 is the session's last bar line: small numbers, and a BeatGrid's

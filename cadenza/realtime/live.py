@@ -9,16 +9,19 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 
 from cadenza.errors import BundleError, CadenzaError, ConfigError
 from cadenza.plugins import load_generator
 from cadenza.realtime.config import LiveConfig
 from cadenza.realtime.controls import KEYS_HELP
 from cadenza.realtime.engine import LiveEngine
+from cadenza.realtime.inputs import InputPorts
 from cadenza.realtime.keys import TerminalKeys
 from cadenza.realtime.link import import_link
 from cadenza.realtime.modes import mode_for
-from cadenza.realtime.ports import ChannelRouter, MidiOutput, open_input, open_output
+from cadenza.realtime.offset import clamped_note
+from cadenza.realtime.ports import ChannelRouter, MidiInput, MidiOutput, open_input, open_output
 
 STATUS_PERIOD = 0.5  # seconds between status-line updates
 # Signals that end a set cleanly (every note ended); SIGHUP exists on POSIX only.
@@ -36,6 +39,12 @@ def status_line(engine: LiveEngine) -> str:
     if dropped:  # malformed input, or a flood over the queues: counted, never fatal
         late += f" | dropped {dropped}"
     line = engine.mode.status(late)
+    bundles = engine.controls.bundles
+    if len(bundles.paths) > 1:
+        line += f" | {bundles.label}"
+    recording = engine.recorder.status(time.perf_counter())
+    if recording:
+        line += f" | {recording}"
     if engine.controls.error is not None:
         line += f" | {engine.controls.error}"
     return line
@@ -66,7 +75,7 @@ def live_generator(config: LiveConfig):
     if backing:  # a channel or velocity per part
         config.backing_channel_indices(generator.parts.parts)
         config.backing_velocities(generator.parts.parts)
-        config.backing_program_list(generator.programs)
+        config.backing_program_list(generator.programs, generator.parts.names)
     if config.style is not None:
         try:
             generator.set_style(config.style)
@@ -83,7 +92,7 @@ def open_engine(config: LiveConfig) -> LiveEngine:
     backing = config.mode == "backing"
     name = config.port_name
     midi_out = open_output(config.output_port, virtual_name=f"{name} out", client_name=name)
-    opened: list[MidiOutput] = [midi_out]
+    opened: list[MidiOutput | MidiInput] = [midi_out]
     try:
         if backing and config.backing_ports:
             channels = config.backing_channel_indices(generator.parts.parts)
@@ -94,7 +103,7 @@ def open_engine(config: LiveConfig) -> LiveEngine:
                                               client_name=name)
                 opened.append(routes[channel])
             midi_out = ChannelRouter(midi_out, routes)
-        midi_in = open_input(config.input_port, virtual_name=f"{name} in", client_name=name)
+        midi_in = open_inputs(config, opened)
     except BaseException:
         for port in opened:
             port.close()
@@ -102,13 +111,47 @@ def open_engine(config: LiveConfig) -> LiveEngine:
     return LiveEngine(config, generator, midi_in, midi_out)
 
 
+def open_inputs(config: LiveConfig, opened: list[MidiOutput | MidiInput]
+                ) -> MidiInput | InputPorts:
+    """The input port (virtual, or one --in), or several read as one, each with its roles;
+    every port opened is added to `opened` (closed by the caller if a later one fails)."""
+    name = config.port_name
+    routes = config.input_routes
+    if len(routes) <= 1 and all(not route.named_roles for route in routes):
+        pattern = routes[0].pattern if routes else None
+        opened.append(open_input(pattern, virtual_name=f"{name} in", client_name=name))
+        return opened[-1]
+    ports = []
+    for k, route in enumerate(routes):
+        local = f"{name} in" if k == 0 else f"{name} in {k + 1}"
+        port = open_input(route.pattern, virtual_name=local, client_name=name)
+        opened.append(port)
+        ports.append((port, route.roles))
+    return InputPorts(ports, config.knob_controllers)
+
+
 def run_live(config: LiveConfig) -> LiveEngine:
     """Run until Ctrl-C, SIGTERM or SIGHUP (the terminal closed, the ssh session dropped);
     main thread only: it installs the signal handlers."""
-    engine = open_engine(config)
-    previous = {sig: signal.signal(sig, lambda *_: engine.stop()) for sig in STOP_SIGNALS}
+    # The handlers go in before the ports open: a signal while they open (as soon as the
+    # ports are seen) stops the engine the moment it exists, rather than a traceback.
+    stopping = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in STOP_SIGNALS}
+    try:
+        engine = open_engine(config)
+    except BaseException:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        raise
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, lambda *_: engine.stop())
+    if stopping.is_set():
+        engine.stop()
     stop_status = threading.Event()
     status = None if config.quiet else _status_thread(engine, stop_status)
+    note = clamped_note(config)
+    if note is not None:
+        print(note, file=sys.stderr)
     keys = TerminalKeys(engine.controls)
     if keys.start() and not config.quiet:
         print(KEYS_HELP, file=sys.stderr)

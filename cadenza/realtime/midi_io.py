@@ -1,25 +1,20 @@
 """MIDI port objects: an output cadenza sends to, an input it reads from, and a router that
 makes several outputs one. ports.py opens them (which rtmidi API, virtual or by name).
 
-Two python-rtmidi hazards shape MidiInput (both reproduced on JACK under an input flood):
-- its input callback runs on rtmidi's thread (JACK's process thread) and takes the GIL. A
-  thread that holds the GIL while closing the port waits for that thread, which waits for the
-  GIL: a deadlock. So the callback is cancelled first and the GIL released for a moment
-  before the port is closed.
-- cancelling the callback frees the (func, data) tuple whose address rtmidi's thread may
-  already hold: a use-after-free that segfaults. So every such tuple is kept alive as long
-  as the port object.
-And one in MidiOut: sending after `delete()` segfaults, so every call goes through a lock and
-a closed flag.
+MidiInput reads rtmidi's own queue from a thread of ours rather than taking rtmidi's
+callback: a callback runs Python on rtmidi's thread (JACK's process thread), where waiting
+for the GIL makes a JACK client late in its cycle and loses its input (see MidiInput); it
+also made closing a port deadlock-prone and cancelling a callback a use-after-free.
+MidiOutput: sending after rtmidi's `delete()` segfaults, so every call goes through a lock
+and a closed flag.
 """
 
 from __future__ import annotations
 
 import collections
-import gc
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import rtmidi
 
@@ -35,8 +30,43 @@ API_BY_NAME: dict[str, int] = {
 }
 NAME_BY_API: dict[int, str] = {api: name for name, api in API_BY_NAME.items()}
 
-# Long enough for a callback already waiting for the GIL to run (a JACK period is 1-20 ms).
-CALLBACK_SETTLE_SECONDS = 0.05
+ACTIVE_POLL_SECONDS = 0.0003  # the reader's look at rtmidi's queue while input comes
+IDLE_POLL_SECONDS = 0.001  # ... and after IDLE_AFTER_SECONDS without any
+IDLE_AFTER_SECONDS = 0.5
+CLOCK_SLEW = 0.001  # how fast the MIDI system's clock may drift from ours (s/s): a bound
+
+
+class Arrivals:
+    """perf_counter stamps for messages read late from rtmidi's queue, from rtmidi's time
+    between messages (the MIDI system's clock: JACK's, ALSA's, CoreMIDI's).
+
+    Each message's time on rtmidi's clock is the sum of the gaps before it; `offset` maps
+    that clock to perf_counter. A message read at `now` arrived at or before `now`, so
+    now - its rtmidi time bounds the offset from above; the least bound seen is the offset
+    (within the reader's quickest look). It may grow by CLOCK_SLEW a second, so that two
+    clocks drifting apart (ntp slewing ours) are followed, and a stamp is never after `now`.
+    """
+
+    def __init__(self) -> None:
+        self.offset: float | None = None
+        self.rtmidi_time = 0.0  # of the last message read
+        self._first = True
+
+    def stamp(self, got: list[tuple[bytes, float]], now: float) -> list[tuple[float, bytes]]:
+        times = []
+        for _message, delta in got:
+            if not self._first:
+                self.rtmidi_time += delta
+            self._first = False
+            times.append(self.rtmidi_time)
+        bound = now - times[-1]
+        if self.offset is None or bound < self.offset:
+            self.offset = bound
+        else:
+            span = times[-1] - times[0]
+            self.offset = min(self.offset + CLOCK_SLEW * max(span, 0.0), bound)
+        return [(min(self.offset + t, now), message)
+                for t, (message, _delta) in zip(times, got, strict=True)]
 
 
 def api_name(api: int) -> str:
@@ -169,9 +199,20 @@ class MidiOutput(MidiPort):
 
 
 class MidiInput(MidiPort):
-    """A port cadenza reads from: the rtmidi callback stamps and enqueues, nothing else.
+    """A port cadenza reads from, through rtmidi's own queue.
 
-    The queue is bounded: when it is full the oldest event is dropped and counted, so a flood
+    No Python runs on rtmidi's thread: on JACK that thread is the client's process thread,
+    and a Python callback there waits for the GIL whenever another thread holds it; a JACK
+    client late in its cycle loses its input or reads the previous cycle's again (measured:
+    a DAW's clock doubled, a player's note-offs lost, 24k of a 40k flood gone). rtmidi's
+    thread fills its queue in C instead, and a reader thread of ours drains it every
+    ACTIVE_POLL_SECONDS (IDLE_POLL_SECONDS when nothing came for a while).
+
+    The stamps do not depend on when the reader ran: rtmidi gives each message's time since
+    the one before, on the MIDI system's clock, so a message is stamped at the first time the
+    reader could have seen it, less what rtmidi says came after it (Arrivals).
+
+    Our queue is bounded: when it is full the oldest event is dropped and counted, so a flood
     costs neither memory nor growing latency; what is kept is the most recent input.
     It passes bytes as they came (raw-byte backends such as JACK and CoreMIDI pass any): the
     engine checks each with midi_status.well_formed where it reads them (LiveEngine.step).
@@ -185,40 +226,48 @@ class MidiInput(MidiPort):
         self.capacity = capacity
         self.dropped = 0
         self._queue: collections.deque[tuple[float, bytes]] = collections.deque(maxlen=capacity)
-        self._arrived = threading.Event()  # set by the callback: wakes a reader that waits
-        self._callback: Callable = self._on_message  # one bound method, to find it again below
-        self._held_callbacks: list[tuple] = []
+        self._arrived = threading.Event()  # set by the reader: wakes whoever waits for input
+        self._arrivals = Arrivals()
+        self._reader: threading.Thread | None = None
 
-    def _on_message(self, event: tuple[list[int], float], _data: object,
-                    _now: Callable[[], float] = time.perf_counter) -> None:
-        # rtmidi's thread (JACK's process thread): timestamp first, then enqueue. The count is
-        # exact while nobody drains concurrently, and off by at most one per race otherwise.
-        stamp = _now()
-        queue = self._queue
-        if len(queue) == self.capacity:
-            self.dropped += 1
-        queue.append((stamp, bytes(event[0])))
-        self._arrived.set()
+    def start_reading(self) -> None:
+        """Start the reader thread (before the port opens, so the first message is read)."""
+        if self._reader is None:
+            self._reader = threading.Thread(target=self._read, name="cadenza-midi-in",
+                                             daemon=True)
+            self._reader.start()
 
-    def start_callback(self) -> None:
-        self._midi.set_callback(self._callback)
-        # See the module docstring: python-rtmidi frees this tuple on cancel while rtmidi's
-        # thread may still use it. Found through gc because python-rtmidi keeps it private.
-        self._held_callbacks.extend(
-            ref for ref in gc.get_referents(self._midi)
-            if isinstance(ref, tuple) and ref and ref[0] is self._callback
-        )
+    def _read(self) -> None:
+        idle_since = time.perf_counter()
+        while not self._closed:
+            with self._lock:
+                got = self._take_waiting() if self._connected and not self._closed else []
+            now = time.perf_counter()
+            if got:
+                queue = self._queue
+                for stamp, message in self._arrivals.stamp(got, now):
+                    if len(queue) == self.capacity:
+                        self.dropped += 1
+                    queue.append((stamp, message))
+                self._arrived.set()
+                idle_since = now
+            idle = now - idle_since > IDLE_AFTER_SECONDS
+            time.sleep(IDLE_POLL_SECONDS if idle else ACTIVE_POLL_SECONDS)
 
-    def _disconnect_locked(self) -> None:
-        # Stop rtmidi calling into Python, then let a callback already waiting for the GIL
-        # finish, so that close_port() does not wait on a thread that waits on us.
-        self._midi.cancel_callback()
-        time.sleep(CALLBACK_SETTLE_SECONDS)
-        self._midi.close_port()
-        self._connected = False
+    def _take_waiting(self) -> list[tuple[bytes, float]]:
+        """What rtmidi queued since the last look: (bytes, seconds since the message before)."""
+        got = []
+        while (event := self._midi.get_message()) is not None:
+            got.append((bytes(event[0]), event[1]))
+        return got
+
+    def share_arrival(self, arrived: threading.Event) -> None:
+        """Set `arrived` when a message comes in: one event for several ports, so that a
+        reader waits on all of them at once (cadenza.realtime.inputs.InputPorts)."""
+        self._arrived = arrived
 
     def _after_open_locked(self) -> None:
-        self.start_callback()
+        self._arrivals = Arrivals()  # rtmidi's clock starts again with the new connection
 
     def ignore_types(self, sysex: bool = True, timing: bool = False,
                      active_sense: bool = True) -> None:

@@ -40,6 +40,7 @@ class EngineStats:
     phrases: int = 0
     answers: int = 0
     detected_at: list[float] = field(default_factory=list)  # perf_counter of each phrase end
+    handled_at: list[float] = field(default_factory=list)  # when the control thread saw it
     detect_to_start: list[float] = field(default_factory=list)  # answer start - detection
     error: str | None = None
     input_lost: bool = False

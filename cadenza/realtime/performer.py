@@ -15,91 +15,16 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
+from cadenza.midi_status import starts_note
 from cadenza.plugins.base import Generator
+from cadenza.realtime.answer_record import AnswerRecord, Opening
+from cadenza.realtime.performer_io import Commands, Schedule, Unschedule
 from cadenza.realtime.stream import LiveDecoder, LiveEncoder
 
-Schedule = Callable[[float, list[int]], None]
-
-
-class Unschedule(Protocol):
-    """What silence() ends of what the performer scheduled: the engine's Scheduler."""
-
-    def cancel(self, after: float | None = None) -> int: ...
-
-    def release_all(self) -> None: ...
-
 MAX_EVENTS_PER_STEP = 24  # events at one 10 ms instant before time is moved on
-MAX_PLAYER_BATCH = 256  # the player's messages kept of a run not yet taken in (the newest)
-
-
-class Commands:
-    """The performer's command queue: the control thread puts, the performer thread gets.
-
-    The player's messages coalesce: those put while the performer is busy join the batch at
-    the tail of the queue (one command, in order with the others), and a batch keeps its
-    newest MAX_PLAYER_BATCH messages, so a flood of input builds no backlog: what is
-    dropped is counted, and is what a context would have forgotten anyway."""
-
-    def __init__(self, batch: int = MAX_PLAYER_BATCH) -> None:
-        self.batch = batch
-        self.dropped = 0
-        self._queue: collections.deque[tuple] = collections.deque()
-        self._ready = threading.Condition()
-
-    def put(self, command: tuple) -> None:
-        with self._ready:
-            self._queue.append(command)
-            self._ready.notify()
-
-    def put_player(self, t: float, message: list[int]) -> None:
-        with self._ready:
-            last = self._queue[-1] if self._queue else None
-            if last is not None and last[0] == "player":
-                batch = last[1]
-                if len(batch) == batch.maxlen:
-                    self.dropped += 1
-                batch.append((t, message))
-                return
-            batch = collections.deque([(t, message)], maxlen=self.batch)
-            self._queue.append(("player", batch))
-            self._ready.notify()
-
-    def get(self, timeout: float) -> tuple:
-        """The oldest command; queue.Empty after `timeout` seconds without one."""
-        with self._ready:
-            if not self._ready.wait_for(lambda: self._queue, timeout):
-                raise queue.Empty
-            return self._queue.popleft()
-
-    def get_nowait(self) -> tuple:
-        with self._ready:
-            if not self._queue:
-                raise queue.Empty
-            return self._queue.popleft()
-
-    def empty(self) -> bool:
-        return not self._queue
-
-    def qsize(self) -> int:
-        return len(self._queue)
-
-
-@dataclass
-class AnswerRecord:
-    """What one answer was made of, to replay it offline: the generator primed with nothing,
-    extended with `primer`, seeded with `seed`, steps `events` (leading time shifts included,
-    though the engine skips them: the pause that ended the call stands for them)."""
-
-    primer: list[int]
-    events: list[int]
-    seed: int | None
-    start: float
-    seconds: float
 
 
 class Performer(threading.Thread):
@@ -142,6 +67,8 @@ class Performer(threading.Thread):
         self._played: list[tuple[float, list[int]]] = []  # the answer's messages, from its start
         self._loop_next = 0.0
         self._loop_period = 0.0
+        self.opening: Opening | None = None  # made during the silence (performer thread)
+        self._making: Opening | None = None  # the opening being made
         # Held while this thread schedules, and by silence(): no message of an answer being
         # silenced can reach the scheduler between the stop and the cancel.
         self.lock = threading.Lock()
@@ -160,6 +87,26 @@ class Performer(threading.Thread):
 
     def answer(self, start: float, seconds: float) -> None:
         self.commands.put(("answer", start, seconds))
+
+    def anticipate(self, heard: int) -> None:
+        """The player has let go: make the answer's opening now, for the phrase as heard
+        (`heard`: the control thread's count of the player's messages so far)."""
+        self.commands.put(("anticipate", heard))
+
+    def play_opening(self, heard: int, start: float, seconds: float) -> bool:
+        """The control thread's half of an answer: if the opening made during the silence
+        answers the phrase as heard, schedule it from `start` at once, and the answer command
+        that follows goes on from it. True when it did. The first note then waits for no
+        thread and no model."""
+        with self.lock:
+            opening = self.opening
+            if opening is None or opening.claimed or opening.heard != heard or self._silenced:
+                return False
+            opening.claimed, opening.sent_at = True, time.perf_counter()
+            for t, message in opening.messages:
+                if t < seconds:
+                    self.schedule(start + t, message)
+            return True
 
     def mutate(self, start: float, seconds: float) -> None:
         """Answer the last call again, with the next seed."""
@@ -187,15 +134,14 @@ class Performer(threading.Thread):
                 self.unschedule.cancel()
                 self.unschedule.release_all()
 
-    stop_answer = silence  # its former name
-
     def close(self) -> None:
         self._closed = True
         self.commands.put(("close",))
 
     @property
     def busy(self) -> bool:
-        return self.mode != "idle"
+        """Answering, playing on or looping (making an opening is listening still)."""
+        return self.mode not in ("idle", "opening")
 
     # --- the thread -----------------------------------------------------------------------
     def run(self) -> None:
@@ -229,6 +175,12 @@ class Performer(threading.Thread):
 
     def _handle(self, command: tuple) -> None:
         kind = command[0]
+        if kind in ("player", "new_phrase", "anticipate", "stop", "swap"):
+            # The phrase goes on (an opening claimed is its answer's, whose command is
+            # ahead of these), or the answer is called off (what was sent of it is cancelled).
+            self._drop_opening(force=kind in ("stop", "swap"))
+        if kind == "mutate" and self.opening is not None:
+            return  # the phrase has just ended: its answer is on its way
         if self.mode == "loop" and kind in ("player", "new_phrase", "answer", "mutate", "stop"):
             self.mode = "idle"  # the player is back: the loop has done its job
         if self.mode == "answer" and kind in ("player", "new_phrase"):
@@ -243,6 +195,9 @@ class Performer(threading.Thread):
             if kind == "mutate":
                 self._reset_context(keep=self.context)
             self._start(start, seconds)
+        elif kind == "anticipate":
+            if self.mode == "idle":
+                self._open(command[1])
         elif kind == "continuous":
             self.mode = "continuous"
             self.decoder.start(command[1])
@@ -297,24 +252,72 @@ class Performer(threading.Thread):
         self.generator.prime(np.array(self.context, dtype=np.int64), {"bpm": self.tempo()})
 
     def _start(self, start: float, seconds: float) -> None:
+        began = time.perf_counter()
+        opening, self.opening = self.opening, None
+        if opening is not None and not opening.claimed:
+            self.generator.restore(opening.snapshot)  # made for a phrase that went on
+            opening = None
         self.answers += 1
-        seed = None if self.seed is None else self.seed + self.answers - 1
-        self.generator.seed(seed)
+        if opening is None:
+            self._begin(start)
+        else:  # the control thread sent its messages: go on from where it was made
+            self.decoder.shift(start)
+        self.answer_end = start + seconds
+        seed = self._next_seed() if opening is None else opening.seed
+        record = AnswerRecord(list(self.context), [], seed, start, seconds, began=began)
+        self.records.append(record)
+        self._played = []
+        if opening is not None:
+            record.events.extend(opening.events)
+            record.first_note, record.opened = opening.sent_at, True
+            self._played = [(t, m) for t, m in opening.messages if t < seconds]
+        self.mode = "answer"
+
+    def _next_seed(self) -> int | None:
+        return None if self.seed is None else self.seed + self.answers - 1
+
+    def _begin(self, start: float) -> None:
+        """The generator seeded for the next answer, the decoder at `start` in the call's
+        loudness, time standing still until the first note."""
+        self.generator.seed(self._next_seed())
         self.decoder.start(start)
         if self.encoder.velocity_bin:  # the call's loudness goes on until the model changes it
             self.decoder.velocity = int(
                 self.generator.codec.bin_to_velocity(self.encoder.velocity_bin)
             )
-        self.answer_end = start + seconds
-        self.records.append(AnswerRecord(list(self.context), [], seed, start, seconds))
-        self._played = []
         self._skip_leading_shifts = True  # the silence that ended the call was the pause
-        self.mode = "answer"
+
+    def _open(self, heard: int) -> None:
+        """Make the opening: the next answer's first OPENING_SECONDS, timed from 0, held."""
+        snapshot = self.generator.snapshot()
+        self.answers += 1  # the seed the answer will have
+        seed = self._next_seed()
+        self._begin(0.0)
+        self.answers -= 1
+        opening = Opening(heard, seed, snapshot, [], [])
+        self.mode = "opening"
+        self._making = opening
+        self._fill(Opening.seconds)
+        self.mode = "idle"
+        if self.commands.empty():
+            self.opening = opening
+        else:  # the player came back while it was made: what it made is of no use
+            self.generator.restore(snapshot)
+
+    def _drop_opening(self, force: bool = False) -> None:
+        """An opening is given up and the generator put back: one nobody claimed, or with
+        `force` any (a claimed one is otherwise its answer's, whose command comes next)."""
+        with self.lock:
+            opening = self.opening
+            if opening is None or (opening.claimed and not force):
+                return
+            self.opening = None
+        self.generator.restore(opening.snapshot)
 
     def _fill(self, horizon: float) -> None:
         """Generate until the decoder's cursor passes `horizon` (or the answer's end)."""
         while (
-            self.mode in ("answer", "continuous")
+            self.mode in ("answer", "continuous", "opening")
             and self.decoder.cursor < horizon
             and self.commands.empty()
         ):
@@ -329,16 +332,25 @@ class Performer(threading.Thread):
                 self._events_at_cursor = 0
             if self.mode == "answer":
                 self.records[-1].events.append(event)
+            elif self.mode == "opening":
+                self._making.events.append(event)
             if self._skip_leading_shifts and is_shift:
                 continue  # until the answer's first note, time stands still
             self._skip_leading_shifts = self._skip_leading_shifts and event >= codec.note_off
+            if self.mode == "opening":
+                self._making.messages.extend(
+                    (timed.time, timed.message) for timed in self.decoder.feed(event))
+                continue
             with self.lock:
                 for timed in self.decoder.feed(event):
                     if self._silenced or (self.mode == "answer" and timed.time >= self.answer_end):
                         continue
                     self.schedule(timed.time, timed.message)
                     if self.mode == "answer":
-                        self._played.append((timed.time - self.records[-1].start, timed.message))
+                        record = self.records[-1]
+                        if record.first_note is None and starts_note(timed.message):
+                            record.first_note = time.perf_counter()
+                        self._played.append((timed.time - record.start, timed.message))
             if self.mode == "answer" and self.decoder.cursor >= self.answer_end:
                 self._finish(schedule_offs=True)
             elif self.mode == "continuous":

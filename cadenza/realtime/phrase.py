@@ -160,6 +160,13 @@ class PhraseDetector:
             return float("inf")  # only the end CC ends a phrase
         return self.silence_seconds
 
+    def silence_ends_at(self, grid: BeatGrid | None = None) -> float | None:
+        """When the silence going on now ends the phrase (inf: only the end CC will); None
+        while a key or the pedal is down, or before a phrase began."""
+        if self._start is None or self.sounding or self._ready:
+            return None
+        return self._released + self.silence_threshold(grid)
+
     def poll(self, now: float, grid: BeatGrid | None = None) -> Phrase | None:
         """The phrase that has ended by `now`, once; None while it goes on or nothing came."""
         if self._ready:

@@ -210,8 +210,7 @@ def open_input(name_or_substring: str | None = None, *, virtual_name: str = "cad
             pattern, target = name_or_substring, match_port(ports, name_or_substring, "input")
         port = MidiInput(midi, api, name=target, pattern=pattern, local_name=virtual_name,
                          capacity=capacity)
-        # The callback goes in before the port opens, so the first message is not missed.
-        port.start_callback()
+        port.start_reading()  # before the port opens, so the first message is read
         if pattern is None:
             port.name = _open_virtual(midi, api, virtual_name, others_see_as="outputs")
         else:

@@ -31,12 +31,14 @@ import numpy as np
 
 from cadenza.midi_status import ALL_NOTES_OFF, CONTROL_CHANGE, NOTE_OFF, SUSTAIN_PEDAL, channel_of
 from cadenza.realtime.note_state import NoteState
+from cadenza.realtime.priority import raise_priority
 
 # The spin keeps the GIL only for its last 200 us and yields it before that. A spin that
 # keeps it throughout starves rtmidi's input callback, which runs on JACK's process thread and
 # needs the GIL: with deadlines 0.5 ms apart JACK then skipped the callback's cycles and half
 # of the input was lost (measured at 64 frames/period); yielding brought that to ~0.
 HOLD_SECONDS = 0.0002
+REALTIME_SPIN_SECONDS = 0.0002  # the spin left on the SCHED_FIFO policy (priority.py)
 
 ErrorCallback = Callable[[BaseException], None]
 _Entry = tuple[float, int, Sequence[int]]  # (deadline, insertion order, message)
@@ -57,12 +59,15 @@ class Scheduler:
     """
 
     def __init__(self, output: Output, *, spin_seconds: float = 0.001,
-                 on_error: ErrorCallback | None = None, lateness_capacity: int = 1 << 16):
+                 on_error: ErrorCallback | None = None, lateness_capacity: int = 1 << 16,
+                 priority: int | None = None):
         if spin_seconds < 0:
             raise ValueError(f"spin_seconds must be >= 0, got {spin_seconds}")
         self.output = output
         self.spin_seconds = spin_seconds
         self.on_error = on_error
+        self.priority = priority  # SCHED_FIFO level asked for its thread (priority.py)
+        self.realtime = False  # granted
         self.send_errors = 0
         self.last_error: BaseException | None = None
         self.port_error = threading.Event()  # set on the first failed send; the engine clears it
@@ -227,6 +232,10 @@ class Scheduler:
     # ----- the scheduler thread -----
 
     def _main(self) -> None:
+        if self.priority is not None:
+            self.realtime = raise_priority(self.priority)
+        if self.realtime:  # woken on time by the OS: a spin would only take a core from others
+            self.spin_seconds = min(self.spin_seconds, REALTIME_SPIN_SECONDS)
         try:
             self._loop()
         except BaseException as exc:  # a bug: leave a trace for the engine instead of vanishing

@@ -135,6 +135,14 @@ class LiveDecoder:
         self.cursor = t
         self.open_notes.clear()
 
+    def shift(self, seconds: float) -> None:
+        """Move what was decoded from time 0 to start at `seconds` (an answer's opening,
+        made before its start was known)."""
+        self.cursor += seconds
+        for starts in self.open_notes.values():
+            for k in range(len(starts)):
+                starts[k] += seconds
+
     def feed(self, event: int) -> list[TimedMessage]:
         codec, out = self.codec, []
         if event < codec.note_off:

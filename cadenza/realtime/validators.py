@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from cadenza.realtime.inputs import input_routes
 
 Rule = Callable[[Any], Any]
 
@@ -97,3 +100,32 @@ def list_of(rule: Rule, *, unique: bool = False) -> Rule:
         return items
 
     return check
+
+
+def input_ports(value: Any) -> str | tuple[str, ...]:
+    """One port (a name) or several (a list, or --in given again), roles checked."""
+    ports = [value] if isinstance(value, str) else value
+    if not isinstance(ports, (list, tuple)) or not ports:
+        raise ValueError(f"expected a port name or a list of them, got {value!r}")
+    ports = tuple(text(port) for port in ports)
+    input_routes(ports)
+    return ports[0] if len(ports) == 1 else ports
+
+
+def midi_file(value: Any) -> str:
+    """A MIDI file to write: .mid or .midi, in a folder that exists."""
+    path = Path(text(value)).expanduser()
+    if path.suffix.lower() not in (".mid", ".midi"):
+        raise ValueError(f"expected a .mid file, got {value!r}")
+    if path.is_dir() or not path.parent.is_dir():
+        where = "is a folder" if path.is_dir() else f"folder {str(path.parent)!r} does not exist"
+        raise ValueError(f"{value!r}: {where}")
+    return str(path)
+
+
+def part_programs(value: Any) -> dict[str, int]:
+    """A mapping of backing part name to General MIDI program."""
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a mapping of part: program, got {value!r}")
+    program = integer(0, 127)  # a General MIDI program
+    return {text(name): program(number) for name, number in value.items()}

@@ -15,7 +15,6 @@ piece's style (`{split}.styles.npy`), and `cache.json`, which says what it was b
 from __future__ import annotations
 
 import json
-import multiprocessing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from cadenza.atomic import atomic_path, atomic_write_text
-from cadenza.corpus.common import SPLITS, split_of
+from cadenza.corpus.common import SPLITS, WorkerDied, pool_map, split_of
 from cadenza.corpus.sources import (
     Piece,
     cap_pieces,
@@ -44,9 +43,10 @@ from cadenza.pianoroll import (
 CACHE_FORMAT = "cadenza-vae-grid/1"
 
 
-def read_piece(task: tuple[Piece, int]) -> tuple[str, GridPiece | None, str]:
-    """One piece on the grid (in a worker process); a failure is returned, not raised."""
-    piece, steps_per_quarter = task
+def read_piece(task: tuple[int, Piece, int]) -> tuple[str, GridPiece | None, str]:
+    """One piece on the grid (in a worker process); a failure is returned, not raised. The
+    task's first item is the piece's index (corpus.common.pool_map's rule)."""
+    _, piece, steps_per_quarter = task
     try:
         if piece.kind == "midi":
             data, pickup = piece.path.read_bytes(), 0.0
@@ -94,10 +94,12 @@ def build_cache(
             pieces.append((piece, style))
     by_split: dict[str, list[tuple[GridPiece, int]]] = {s: [] for s in SPLITS}
     skipped: dict[str, str] = {}
-    tasks = [(piece, steps_per_quarter) for piece, _ in pieces]
+    tasks = [(index, piece, steps_per_quarter) for index, (piece, _) in enumerate(pieces)]
     style_of_id = {piece.id: styles.index(style) for piece, style in pieces}
-    with multiprocessing.get_context("spawn").Pool(jobs) if jobs > 1 else _Serial() as pool:
-        results = pool.imap(read_piece, tasks, chunksize=4)
+    # Spawned workers: the trainer that calls this may hold torch's threads, which a fork
+    # would copy mid-lock.
+    results = pool_map(read_piece, tasks, jobs, start_method="spawn")
+    try:
         for piece_id, grid_piece, problem in tqdm(
             results, total=len(tasks), desc="grid", unit="piece", disable=not progress
         ):
@@ -105,6 +107,9 @@ def build_cache(
                 skipped[piece_id] = problem or "no notes"
                 continue
             by_split[split_of(piece_id)].append((grid_piece, style_of_id[piece_id]))
+    except WorkerDied as e:
+        files = [str(pieces[i][0].path) for i in e.indices]
+        raise e.error("VAE grid", files, "the grid cache") from None
     out.mkdir(parents=True, exist_ok=True)
     # cache.json is written last and means "complete": gone while the arrays are rewritten,
     # so a run killed midway leaves no cache.json over a mix of old and new arrays.
@@ -118,19 +123,6 @@ def build_cache(
         json.dumps({**key, "styles": styles, "pieces": counts, "skipped": skipped}, indent=1),
     )
     return out
-
-
-class _Serial:
-    """The Pool interface in this process (jobs=1: nothing to spawn)."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def imap(self, fn, items, chunksize=1):
-        return map(fn, items)
 
 
 def _write_split(out: Path, split: str, items: list[tuple[GridPiece, int]]) -> None:

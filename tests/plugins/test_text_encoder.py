@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cadenza.errors import CadenzaError
+from cadenza.errors import BundleError, CadenzaError
 from cadenza.plugins.text_encoder import (
     EMBEDDING_DIM,
     TOKENIZER,
@@ -62,8 +63,20 @@ def test_the_encoder_is_loaded_once_per_process():
 
 def test_a_bundle_may_carry_its_own(tmp_path):
     for name in (WEIGHTS, TOKENIZER):
-        (tmp_path / name).symlink_to(shipped_dir() / name)
+        shutil.copyfile(shipped_dir() / name, tmp_path / name)
     assert find_text_encoder(tmp_path) is not find_text_encoder()
+
+
+@pytest.mark.parametrize("name", [WEIGHTS, TOKENIZER])
+def test_a_bundle_linking_out_of_itself_is_refused_in_one_line(tmp_path, name):
+    for own in (WEIGHTS, TOKENIZER):
+        if own != name:
+            shutil.copyfile(shipped_dir() / own, tmp_path / own)
+    (tmp_path / name).symlink_to(shipped_dir() / name)  # a real file, outside the bundle
+    with pytest.raises(BundleError) as e:
+        find_text_encoder(tmp_path)
+    message = str(e.value)
+    assert "\n" not in message and name in message and "link out of the bundle" in message
 
 
 def test_missing_or_bad_files_are_one_clear_error(tmp_path):
@@ -109,9 +122,9 @@ def test_cadenza_audio_with_a_prompt_runs_without_torch(tiny_codec_lm_bundle: Pa
     code = NO_TORCH + f"from cadenza.cli import main\nsys.exit(main({argv!r}))\n"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    from cadenza.render import read_wav
+    from cadenza.sound_files import read_sound
 
-    samples, rate = read_wav(out)
+    samples, rate = read_sound(out)
     assert rate == 24000 and len(samples) == 24000
 
 

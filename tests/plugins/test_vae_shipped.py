@@ -16,7 +16,7 @@ def held_out_chorales(count: int) -> list:
     from cadenza.training.vae_data import read_piece
 
     pieces = [p for p in resolve_source("music21:bach") if split_of(p.id) == "test"][:count]
-    return [read_piece((p, 4))[1] for p in pieces]
+    return [read_piece((k, p, 4))[1] for k, p in enumerate(pieces)]
 
 
 def test_interpolation_between_held_out_phrases_is_smooth():

@@ -191,7 +191,7 @@ def test_a_port_per_part(tiny_backing_bundle, player, make_recorder):
     assert [m for m in main.messages if m[0] & 0xF0 == 0x90] == [[0x90, 60, 90]]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_leaves_no_backing_note_sounding(tiny_backing_bundle, player, recorder, signum):
     process, name = spawn_live(
         player, "--mode", "backing", "--bundle", str(tiny_backing_bundle), "--quiet", "--bpm",

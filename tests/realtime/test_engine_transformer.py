@@ -53,8 +53,8 @@ def test_a_plugin_switch_mid_session_keeps_answering(tiny_bundle, tiny_transform
     (models / "transformer").symlink_to(tiny_transformer_bundle)
     monkeypatch.setenv("CADENZA_MODELS", str(models))
     with FakeRunningEngine(tiny_bundle, answer_length="0.6 s") as running:
-        running.engine.controls.next_bundle()  # the terminal's `n`
-        assert running.engine.generator.plugin == "transformer"
+        running.engine.controls.next_bundle()  # the terminal's `n` (loads on a thread)
+        wait_for(lambda: running.engine.generator.plugin == "transformer")
         feed_phrase(running.input, PHRASE[:4])
         running.output.wait_until(has_note_on)
         wait_for(lambda: answer_played(running.engine))

@@ -15,7 +15,7 @@ import pytest
 from cadenza.midi_status import well_formed
 from cadenza.realtime.keys import KeyReader
 from cadenza.realtime.live import status_line
-from cadenza.realtime.performer import Commands
+from cadenza.realtime.performer_io import Commands
 from tests.realtime.helpers import (
     NOTE_OFF,
     NOTE_ON,
@@ -234,6 +234,19 @@ def test_player_commands_coalesce_in_order():
     assert commands.dropped == 6
     with pytest.raises(queue.Empty):
         commands.get(timeout=0.01)
+
+
+def test_an_opening_asked_for_before_the_player_went_on_is_not_made():
+    """Every note-off of a flood lets go of every key: the opening asked for then is stale
+    at the next note (the performer would drop it unplayed), so it leaves the queue."""
+    commands = Commands()
+    for k in range(1000):
+        commands.put_player(float(k), [NOTE_ON, 60, 90])
+        commands.put_player(float(k) + 0.5, [NOTE_OFF, 60, 0])
+        commands.put(("anticipate", 2 * k + 2))
+    assert commands.qsize() == 2  # one batch of the player's messages, the last opening
+    assert commands.get_nowait()[0] == "player"
+    assert commands.get_nowait() == ("anticipate", 2000)
 
 
 def test_a_flood_of_notes_builds_no_backlog(tiny_bundle):

@@ -21,7 +21,7 @@ import pytest
 from cadenza.errors import ConfigError
 from cadenza.realtime.config import load_live_config
 from cadenza.realtime.link import LinkFollower
-from tests.realtime.helpers import PHRASE, FakeRunningEngine, play_phrase
+from tests.realtime.helpers import PHRASE, FakeRunningEngine, play_phrase, wait_for
 
 needs_link = pytest.mark.skipif(
     importlib.util.find_spec("link") is None, reason="the Link binding: pip install -e '.[link]'"
@@ -203,3 +203,58 @@ def test_link_without_the_binding_is_one_line_naming_the_package(tmp_path):
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "LinkPython-extern" in lines[0], result.stderr
+
+
+# A Link peer that shares its transport: it starts or stops the session at each line of stdin
+# ("start" / "stop") and says "done" once committed.
+TRANSPORT_CHILD = """
+import sys, time, link
+peer = link.Link(float(sys.argv[1]))
+peer.startStopSyncEnabled = True
+peer.enabled = True
+deadline = time.monotonic() + float(sys.argv[2])
+while peer.numPeers() == 0:
+    if time.monotonic() > deadline:
+        print("alone", flush=True)
+        sys.exit(0)
+    time.sleep(0.01)
+print("joined", flush=True)
+for line in sys.stdin:
+    state = peer.captureAppSessionState()
+    state.setIsPlaying(line.strip() == "start", peer.clock().micros())
+    peer.commitAppSessionState(state)
+    print("done", flush=True)
+peer.enabled = False
+"""
+
+
+@needs_link
+def test_the_backing_follows_link_start_and_stop(tiny_backing_bundle):
+    child = subprocess.Popen([sys.executable, "-c", TRANSPORT_CHILD, str(PEER_BPM),
+                              str(DISCOVERY_TIMEOUT)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def transport(command: str) -> None:
+        child.stdin.write(command + "\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "done"
+
+    try:
+        with FakeRunningEngine(tiny_backing_bundle, mode="backing", link=True, bpm=120.0,
+                               density=3.0) as running:
+            if child.stdout.readline().strip() != "joined":
+                pytest.skip("Link peers did not find each other: UDP multicast is blocked here")
+            engine, backing = running.engine, running.engine.mode.backing
+            wait_for(lambda: backing.notes_sent > 0)  # a session nobody started: it plays
+            transport("start")
+            wait_for(lambda: engine.timeline.link.playing)
+            time.sleep(0.2)  # the control loop sees it (Link's state is read every 50 ms)
+            transport("stop")
+            wait_for(lambda: not backing.running)  # the peer's Stop
+            wait_for(lambda: not engine.scheduler.sounding)  # every backing note ended
+            sent = backing.notes_sent
+            transport("start")
+            wait_for(lambda: backing.running and backing.notes_sent > sent)  # and its Start
+    finally:
+        child.stdin.close()
+        child.wait(5)

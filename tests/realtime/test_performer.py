@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from cadenza.midi_status import starts_note
 from cadenza.plugins import load_generator
 from cadenza.realtime.performer import Performer
 from tests.realtime.helpers import NOTE_OFF, NOTE_ON, PHRASE, sounding_after
@@ -119,3 +120,74 @@ def test_a_loop_repeats_the_answer_until_the_player_plays(performer_of):
     count = len(schedule.entries)
     time.sleep(0.05)  # a repeat would be scheduled at once (the look-ahead is 5 s)
     assert len(schedule.entries) == count
+
+
+# --- the opening, made during the silence that may end the call --------------------------
+
+OPENED_SECONDS = 1.5
+
+
+def relative(entries, start: float) -> list[tuple[float, list[int]]]:
+    return sorted(((round(t - start, 6), m) for t, m in entries), key=lambda e: e[0])
+
+
+def answered(performer, schedule, start: float, *, opening: bool) -> list:
+    """The call, the silence (with or without an opening made in it), the answer from
+    `start`: what was scheduled for it, timed from its start."""
+    heard = 2 * 8  # play_call's messages
+    if opening:
+        performer.anticipate(heard)
+        wait_until(lambda: performer.opening is not None)
+        assert performer.play_opening(heard, start, OPENED_SECONDS)
+        assert any(starts_note(m) for _, m in schedule.entries)  # before the answer command
+    performer.answer(start, OPENED_SECONDS)
+    wait_until(lambda: performer.records and not performer.busy)
+    return relative(schedule.entries, start)
+
+
+def test_an_opening_changes_nothing_of_the_answer(performer_of):
+    with_opening, schedule = performer_of()
+    start = play_call(with_opening, time.perf_counter()) + 0.3
+    opened = answered(with_opening, schedule, start, opening=True)
+    plain, schedule = performer_of()
+    start = play_call(plain, time.perf_counter()) + 0.3
+    assert answered(plain, schedule, start, opening=False) == opened
+    assert with_opening.records[0].opened and not plain.records[0].opened
+    assert with_opening.records[0].events == plain.records[0].events
+    assert sum(starts_note(m) for _, m in opened) >= 2
+
+
+def test_a_phrase_that_goes_on_puts_the_generator_back(performer_of):
+    """The player let go, an opening was made, then the phrase went on: it is not sent, and
+    the answer to the longer phrase is the one a performer that never made it gives."""
+    anticipating, schedule = performer_of()
+    t = play_call(anticipating, time.perf_counter())
+    anticipating.anticipate(16)
+    wait_until(lambda: anticipating.opening is not None)
+    anticipating.player(t + 0.2, [NOTE_ON, 64, 80])  # the phrase goes on
+    anticipating.player(t + 0.3, [NOTE_OFF, 64, 0])
+    assert not anticipating.play_opening(18, t + 1.0, OPENED_SECONDS)  # made for 16 heard
+    wait_until(lambda: anticipating.opening is None)
+    assert schedule.entries == []
+    longer = answered(anticipating, schedule, t + 1.0, opening=False)
+
+    plain, schedule = performer_of()
+    t = play_call(plain, time.perf_counter())
+    plain.player(t + 0.2, [NOTE_ON, 64, 80])
+    plain.player(t + 0.3, [NOTE_OFF, 64, 0])
+    assert answered(plain, schedule, t + 1.0, opening=False) == longer
+
+
+def test_an_opening_is_cut_at_a_short_answers_end(performer_of):
+    performer, schedule = performer_of()
+    start = play_call(performer, time.perf_counter()) + 0.3
+    performer.anticipate(16)
+    wait_until(lambda: performer.opening is not None)
+    first = min(t for t, m in performer.opening.messages if starts_note(m))
+    assert performer.play_opening(16, start, first + 1e-6)  # an answer that ends after a note
+    performer.answer(start, first + 1e-6)
+    wait_until(lambda: performer.records and not performer.busy)
+    sent = relative(schedule.entries, start)
+    assert all(t <= first + 1e-6 for t, _ in sent)
+    assert any(starts_note(m) for _, m in sent)
+    assert sounding_after([m for _, m in sent]) == {}  # every note it began ends with it
