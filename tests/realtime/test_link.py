@@ -35,18 +35,21 @@ BEAT_TOLERANCE = 0.002  # seconds: beats line up to 2 ms
 # its own session says, as "perf_counter_seconds beat" lines, every 20 ms until stdin closes.
 # Its beat comes from Link's clock read between two perf_counter reads (CLOCK_MONOTONIC, the
 # same clock in both processes), the midpoint stamping it.
-PEER_CHILD = """
-import sys, threading, time, link
-bpm = float(sys.argv[1])
-peer = link.Link(bpm)
-peer.enabled = True
+# A child peer waits for us to join (argv[2] seconds), else says "alone" and leaves.
+JOIN = """
 deadline = time.monotonic() + float(sys.argv[2])
 while peer.numPeers() == 0:
     if time.monotonic() > deadline:
         print("alone", flush=True)
         sys.exit(0)
     time.sleep(0.01)
-clock = peer.clock()
+"""
+PEER_CHILD = """
+import sys, threading, time, link
+bpm = float(sys.argv[1])
+peer = link.Link(bpm)
+peer.enabled = True
+""" + JOIN + """clock = peer.clock()
 state = peer.captureSessionState()
 state.setTempo(bpm, clock.micros())
 peer.commitSessionState(state)
@@ -212,13 +215,7 @@ import sys, time, link
 peer = link.Link(float(sys.argv[1]))
 peer.startStopSyncEnabled = True
 peer.enabled = True
-deadline = time.monotonic() + float(sys.argv[2])
-while peer.numPeers() == 0:
-    if time.monotonic() > deadline:
-        print("alone", flush=True)
-        sys.exit(0)
-    time.sleep(0.01)
-print("joined", flush=True)
+""" + JOIN + """print("joined", flush=True)
 for line in sys.stdin:
     state = peer.captureAppSessionState()
     state.setIsPlaying(line.strip() == "start", peer.clock().micros())
