@@ -42,6 +42,13 @@ def is_conditioned(model: torch.nn.Module) -> bool:
     return isinstance(model, MusicTransformer)
 
 
+def style_tokens(model: torch.nn.Module, styles: np.ndarray) -> np.ndarray:
+    """The conditioning token of each corpus style index. The model's table is "any", then the
+    corpus's styles, so style i is token vocab_size + 1 + i (vocab_size alone is "any"): the
+    name a bundle's `style` knob picks is the token the model learnt under that name."""
+    return model.config.vocab_size + 1 + np.asarray(styles, dtype=np.int64)
+
+
 def condition(
     model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, styles: np.ndarray
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,7 +56,7 @@ def condition(
     generation works too); the window's first event becomes a target, predicted from the style.
     Columns past every window's end are cut: the chorales are often shorter than a window."""
     c = model.config
-    tokens = torch.from_numpy(c.vocab_size + styles)
+    tokens = torch.from_numpy(style_tokens(model, styles))
     untagged = torch.rand(len(tokens)) < c.style_dropout
     tokens = torch.where(untagged, c.vocab_size, tokens).to(x.dtype).view(-1, 1)
     x = torch.cat([tokens, x], dim=1)
@@ -85,11 +92,11 @@ def evaluate_nll(
     model.eval()
     total, count = 0.0, 0
     if is_conditioned(model):
-        if styles is None:
-            styles = np.zeros(len(offsets) - 1, dtype=np.int64)
-        batches = conditioned_window_batches(
-            tokens, offsets, model.config.vocab_size + styles, window, window // 2
+        leads = (  # untagged sequences are led by "any"
+            np.full(len(offsets) - 1, model.config.vocab_size, dtype=np.int64)
+            if styles is None else style_tokens(model, styles)
         )
+        batches = conditioned_window_batches(tokens, offsets, leads, window, window // 2)
     else:
         batches = sequence_batches(tokens, offsets)
     for x, y in batches:
@@ -99,6 +106,16 @@ def evaluate_nll(
         count += int((y != IGNORE).sum())
     model.train()
     return total / max(count, 1)
+
+
+def pick_sequences(
+    tokens: np.ndarray, offsets: np.ndarray, keep: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The sequences where `keep` (one bool per sequence) is true, as tokens and offsets."""
+    pieces = [tokens[a:b] for a, b, k in zip(offsets[:-1], offsets[1:], keep) if k]
+    lengths = np.array([len(piece) for piece in pieces], dtype=np.int64)
+    picked = np.concatenate(pieces) if pieces else tokens[:0]
+    return picked, np.concatenate([[0], np.cumsum(lengths)]).astype(offsets.dtype)
 
 
 def build_model(kind: str, model_config: EventModelConfig) -> torch.nn.Module:
@@ -218,7 +235,7 @@ def finish(out: Path, config: TrainConfig, device: torch.device) -> dict:
     checkpoint = load_checkpoint(out / "best.pt")
     model = model_from_checkpoint(checkpoint).to(device)
     test_tokens, test_offsets = load_split(config.data, "test")
-    test_styles, _ = load_styles(config.data, "test")
+    test_styles, style_names = load_styles(config.data, "test")
     bigram = BigramKN(config.model.vocab_size).fit(*load_split(config.data, "train"))
     # The best checkpoint's own window: after a run with longer windows (--resume with another
     # seq_len), the best may still be one from the shorter ones.
@@ -231,6 +248,13 @@ def finish(out: Path, config: TrainConfig, device: torch.device) -> dict:
         "test_nll_bigram_baseline": round(bigram.nll(test_tokens, test_offsets), 4),
         "test_events": int(len(test_tokens) - (len(test_offsets) - 1)),
     }
+    if is_conditioned(model) and len(style_names) > 1:  # each style under its own token
+        metrics["test_nll_by_style"] = {
+            name: round(evaluate_nll(
+                model, *pick_sequences(test_tokens, test_offsets, test_styles == index),
+                device, test_styles[test_styles == index], window), 4)
+            for index, name in enumerate(style_names) if (test_styles == index).any()
+        }
     checkpoint["metrics"] = metrics
     checkpoint.pop("optimizer", None)  # best.pt is what export reads; keep it small
     save_checkpoint(checkpoint, out / "best.pt")

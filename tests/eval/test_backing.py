@@ -69,7 +69,10 @@ def test_an_events_corpus_is_refused(tiny_backing_bundle, tiny_corpus):
 def test_evaluate_writes_the_report(tiny_backing_bundle, tiny_parts_corpus, tmp_path: Path):
     evaluate_backing(tiny_backing_bundle, tmp_path, data=tiny_parts_corpus, progress=False)
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["with the player"]["beats"] == results["player withheld"]["beats"]
+    # Both rows judged against the same real parts of the same pieces ("beats" counts only
+    # where the generated parts sound, so it may differ between them).
+    assert results["with the player"]["real_notes"] == results["player withheld"]["real_notes"] > 0
+    assert results["with the player"]["beats"] > 0
     assert "| with the player |" in (tmp_path / "report.md").read_text()
 
 

@@ -10,7 +10,12 @@ import torch
 
 from cadenza.plugins.transformer import KVCache
 from cadenza.training.config import TransformerConfig
-from cadenza.training.loop import load_checkpoint, model_from_checkpoint
+from cadenza.training.loop import (
+    condition,
+    load_checkpoint,
+    model_from_checkpoint,
+    pick_sequences,
+)
 from cadenza.training.transformer import (
     MusicTransformer,
     TransformerPrefill,
@@ -96,3 +101,29 @@ def test_a_tiny_transformer_learns_through_the_training_loop(tiny_transformer_ru
     model = model_from_checkpoint(checkpoint)
     assert isinstance(model, MusicTransformer)
     assert np.isfinite(checkpoint["valid_nll"])
+
+
+def test_training_leads_each_window_with_the_token_its_style_is_named_by():
+    """Corpus style i ("bach", "folk": the corpus's names) is what the bundle's style knob asks
+    for by that name, never "any": a style trained under one token and played under another
+    plays an embedding that never learnt anything."""
+    model = small_model()
+    corpus_styles = np.array([0, 1, 1, 0])  # indexes into the corpus's names: bach, folk
+    x = torch.zeros(4, 5, dtype=torch.long)
+    c = model.config
+    old_dropout, c.style_dropout = c.style_dropout, 0.0
+    try:
+        led, _ = condition(model, x, x.clone(), corpus_styles)
+    finally:
+        c.style_dropout = old_dropout
+    named = [model.style_token(name) for name in ("bach", "folk", "folk", "bach")]
+    assert led[:, 0].tolist() == named
+    assert model.style_token(None) not in led[:, 0].tolist()
+
+
+def test_pick_sequences_keeps_the_chosen_sequences_whole():
+    tokens = np.arange(10)
+    offsets = np.array([0, 3, 4, 10])
+    picked, picked_offsets = pick_sequences(tokens, offsets, np.array([True, False, True]))
+    assert picked.tolist() == [0, 1, 2, 4, 5, 6, 7, 8, 9]
+    assert picked_offsets.tolist() == [0, 3, 9]
