@@ -10,6 +10,10 @@ generated, then sent (magenta_midi's order).
 
     python benchmarks/answer_latency.py [--phrases 200] [--period 64 128 256] [--contention 2]
 
+Under the table, one line per phrase played and not detected (or detected and not answered):
+what was sent, what reached Cadenza's port and its phrase detector, what the input dropped,
+the detector's and performer's states, and the answer before it (benchmarks/phrase_misses.py).
+
 `--contention N` runs N busy processes (pure Python loops) beside it. It starts its own JACK
 server per period (named, so it touches no running JACK session) and stops it.
 """
@@ -68,7 +72,7 @@ def main() -> None:
                         help="a bundle to measure (default: every shipped symbolic one)")
     args = parser.parse_args()
     bundles = args.bundle or shipped_symbolic_bundles(vae=True)
-    rows = []
+    rows, misses = [], []
     for period in args.period:
         server = start_jack(period, realtime=args.jack_rt)
         try:
@@ -80,10 +84,13 @@ def main() -> None:
                 for bundle in bundles:
                     result = measure(bundle, args.phrases, realtime=not args.no_rt)
                     rows.append(row(result, period, args.contention, "Cadenza"))
+                    misses += [f"{period} {result['name']}: {m}" for m in result["misses"]]
                     if not args.no_baseline:
                         result = measure(bundle, args.baseline_phrases, baseline=True,
                                          realtime=not args.no_rt)
                         rows.append(row(result, period, args.contention, "generate, then play"))
+                        misses += [f"{period} {result['name']} (baseline): {m}"
+                                   for m in result["misses"]]
         finally:
             stop_jack(server)
     print("\nPhrase end (the silence rule's moment) -> first note-on of the answer at a JACK "
@@ -94,6 +101,9 @@ def main() -> None:
           "first p50 | first p99 | first max | " + " | ".join(STAGES) + " |")
     print("|---:|---:|---|---|---|---:|---:|---:|" + "---|" * len(STAGES))
     print("\n".join(rows))
+    if misses:  # each phrase played and not detected, or detected and not answered: why
+        print("\nMissed (period, bundle: phrase, times in s from its first note sent):")
+        print("\n".join(misses))
     load = os.getloadavg()
     print(f"\nMachine: {os.cpu_count()} cores, load average {load[0]:.2f}; "
           f"Python {sys.version.split()[0]}.")

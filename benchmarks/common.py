@@ -12,6 +12,7 @@ import threading
 import time
 
 import numpy as np
+from phrase_misses import PhraseTrace
 
 from cadenza.bundle import find_bundles, load_bundle
 from cadenza.errors import CadenzaError
@@ -197,15 +198,17 @@ def measure(bundle: str, phrases: int, *, baseline: bool = False,
     while not engine.mode.performer.is_alive():
         time.sleep(0.01)
     holder = GenerateThenPlay(engine) if baseline else None
+    trace = PhraseTrace(engine)  # what happened to a phrase missed, said after the run
     receiver = receive(engine.midi_out.name)
     player = open_output(engine.midi_in.name, virtual_name="player", client_name="bench-player")
     time.sleep(0.3)
     try:
-        play_phrases(player, phrases)
+        play_phrases(trace.player(player), phrases)
     finally:
         if holder is not None:
             holder.running = False
         engine.stop()
+        trace.stop()
         thread.join(timeout=10)
         arrived = recording(receiver)
         player.close()
@@ -238,7 +241,7 @@ def measure(bundle: str, phrases: int, *, baseline: bool = False,
             "played": phrases, "phrases": len(stats.detected_at),
             "answered": len(stages["first"]), "opened": opened, "dropped": engine.dropped,
             **{k: np.array(v) for k, v in stages.items()},
-            "records": records}
+            "records": records, "misses": trace.misses(records, arrived)}
 
 
 def synchronous_baseline(result: dict, bundle: str) -> np.ndarray:

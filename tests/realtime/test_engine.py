@@ -175,6 +175,24 @@ def test_playing_again_stops_the_answer(tiny_bundle):
         running.input.send([NOTE_OFF, 50, 0])
 
 
+def test_a_repeated_note_handed_over_at_once_still_ends_the_phrase(tiny_bundle):
+    """A stalled writer (a JACK client a tenth of a second late, a USB packet) hands over a
+    fast repeated note in one go: note-off, note-on, note-off of one key within a
+    millisecond. The second note-off is no redelivery: it ends the key, and so the phrase,
+    which is answered (answer_latency.py lost a phrase so: the key stayed down for good)."""
+    with FakeRunningEngine(tiny_bundle, answer_length="0.5 s") as running:
+        keyboard, engine = running.input, running.engine
+        now = time.perf_counter()
+        keyboard.feed([NOTE_ON, 60, 90], now - 0.3)
+        keyboard.feed([NOTE_OFF, 60, 0], now - 0.22)
+        keyboard.feed([NOTE_ON, 66, 99], now - 0.2)
+        for k, message in enumerate(([NOTE_OFF, 66, 0], [NOTE_ON, 66, 97], [NOTE_OFF, 66, 0])):
+            keyboard.feed(message, now + k * 1e-5)  # what the stall held back, at once
+        wait_for(lambda: engine.stats.phrases == 1, what="the phrase never ended")
+        running.output.wait_until(has_note_on)
+        assert not engine.mode.phrases.sounding and engine.redelivered.dropped == 0
+
+
 def test_a_flood_of_input_is_bounded_and_the_engine_still_answers(tiny_bundle):
     """The port's queue is bounded (test_ports.py, through JACK); the engine reads a flood as
     fast as it comes, lives through it, and answers the next phrase."""
