@@ -74,11 +74,13 @@ models: $(VENV)/.dev
 	$(BIN)/cadenza train codec-lm --config configs/codec-lm.yaml
 	$(BIN)/cadenza export runs/codec-lm/best.pt -o models/codec-lm --name music21-gm-codec-lm
 	$(BIN)/cadenza train performance-rnn --config configs/performance-rnn.yaml
+	# The sampling defaults: top_p and temperature chosen on the validation split, the voices
+	# cap the training corpus's 99th percentile (docs/EVAL.md, "The sampling defaults").
 	$(BIN)/cadenza export runs/performance-rnn/best.pt -o models/performance-rnn \
-		--name bach-chorales-lstm
+		--name bach-chorales-lstm --sampling temperature=0.9 top_p=0.9 max_voices=10
 	$(BIN)/cadenza train transformer --config configs/transformer.yaml
 	$(BIN)/cadenza export runs/transformer/best.pt -o models/transformer \
-		--name bach-chorales-transformer
+		--name bach-chorales-transformer --sampling max_voices=10
 	# The backing models: the chorales as soprano (the player) over alto, tenor and bass; and
 	# their harmony re-voiced as a bass line and chords under the melody.
 	$(BIN)/cadenza corpus prepare music21:bach --representation parts \
@@ -93,6 +95,12 @@ models: $(VENV)/.dev
 	# The VAE reads the pieces onto a bar grid itself (cached in data/vae/), one core.
 	nice -n 10 $(BIN)/cadenza train vae --config configs/vae.yaml
 	$(BIN)/cadenza export runs/vae/best.pt -o models/vae --name bach-folk-vae
+	# The lead-line model: Magenta's lookback Melody RNN on 2,000 of music21's monophonic
+	# tunes (Essen, O'Neill's, Aird's Airs, Ryan's Mammoth; parsing all 12,762 takes an hour).
+	$(BIN)/cadenza corpus prepare music21:tunes --representation melody \
+		--max-pieces-per-source 2000 -o data/corpus/music21-tunes-melody
+	nice -n 10 $(BIN)/cadenza train melody-rnn --config configs/melody-rnn.yaml
+	$(BIN)/cadenza export runs/melody-rnn/best.pt -o models/melody-rnn --name music21-tunes-lookback
 
 bench: $(VENV)/.dev
 	$(PIP) -e '.[bench]'

@@ -89,14 +89,17 @@ class Model:
     def set_generation_params(self, *, temperature: float | None = None,
                               top_k: int | None = None, top_p: float | None = None,
                               seed: int | None = None, style: str | None = None,
-                              cfg_coef: float | None = None) -> None:
-        """The knobs from now on; None leaves one as it is. `cfg_coef`: codec-lm's guidance."""
+                              cfg_coef: float | None = None,
+                              max_voices: int | None = None) -> None:
+        """The knobs from now on; None leaves one as it is. `cfg_coef`: codec-lm's guidance.
+        `max_voices`: notes sounding at once (1: monophonic, 0: no limit; event models)."""
         knobs = self.generator.knobs
         try:
             self.generator.knobs = Knobs(
                 temperature=knobs.temperature if temperature is None else temperature,
                 top_k=knobs.top_k if top_k is None else top_k,
                 top_p=knobs.top_p if top_p is None else top_p,
+                max_voices=knobs.max_voices if max_voices is None else max_voices,
             )
         except ValueError as e:
             raise CadenzaError(f"generation params: {e}") from None

@@ -291,10 +291,14 @@ def write_bundle(out_dir: str | Path, manifest: dict[str, Any], graphs: dict[str
     (out_dir / MANIFEST).unlink(missing_ok=True)
     for key, filename in manifest["graphs"].items():
         atomic_write(out_dir / filename, graphs[key])
-    text = yaml.dump(manifest, Dumper=_PlainDumper, sort_keys=False)
-    atomic_write_text(out_dir / MANIFEST, text)
+    atomic_write_text(out_dir / MANIFEST, manifest_text(manifest))
     load_bundle(out_dir)  # what we write must be what we accept
     return out_dir
+
+
+def manifest_text(manifest: dict[str, Any]) -> str:
+    """A manifest as the YAML a bundle holds: in its own order, no anchors."""
+    return yaml.dump(manifest, Dumper=_PlainDumper, sort_keys=False)
 
 
 def _package_models() -> Path | None:

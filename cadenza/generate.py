@@ -27,18 +27,20 @@ class Continuation:
 
 
 def continue_primer(
-    generator: EventGenerator, primer: np.ndarray, seconds: float, *, start: float | None = None
+    generator: EventGenerator, primer: np.ndarray, seconds: float, *, start: float | None = None,
+    conditions: dict | None = None,
 ) -> Continuation:
     """Prime with the primer's events, sample until `seconds` of music have been generated.
     `start`: where the continuation begins (a bar line after the primer's end: the model
-    hears the rest until then), else at the primer's last note-off."""
+    hears the rest until then), else at the primer's last note-off. `conditions` go to
+    `prime` (the tempo and bar position a melody-rnn lays its grid by)."""
     codec = generator.codec
     primer_events = codec.encode(primer)
     if start is not None:
         rest = int(round(start * codec.steps_per_second)) - int(
             round(codec.seconds(primer_events) * codec.steps_per_second))
         primer_events = np.concatenate([primer_events, rest_events(codec, rest)])
-    generator.prime(primer_events)
+    generator.prime(primer_events, conditions)
     target_steps = int(round(seconds * codec.steps_per_second))
     events: list[int] = []
     steps = 0

@@ -103,6 +103,14 @@ BUILT_IN: tuple[ModelKind, ...] = (
         evaluator=EVENTS, live="call-response",
     ),
     ModelKind(
+        "melody-rnn", "Magenta's Melody RNN (basic, lookback, attention): a lead line, bar-aware",
+        config="cadenza.training.melody_rnn_train:load_config",
+        trainer="cadenza.training.melody_rnn_train:train",
+        exporter="cadenza.export.melody_rnn:export_melody_rnn",
+        runtime="cadenza.plugins.melody_rnn:MelodyRNN",
+        evaluator=EVENTS, live="call-response",
+    ),
+    ModelKind(
         "codec", "the neural audio codec codec-lm's tokens come from (exported inside codec-lm)",
         config="cadenza.training.codec_train:load_codec_config",
         trainer="cadenza.training.codec_train:train",

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from cadenza.errors import BundleError
-from cadenza.events import PerformanceCodec
+from cadenza.events import NUM_PITCHES, PerformanceCodec
 
 LIMITS = "cadenza.limits"  # the dataclass field metadata key that holds a field's Limits
 MAX_SIZE = 1 << 20  # the largest size (a vocabulary, a dimension) any manifest may declare
@@ -214,6 +214,9 @@ class Sampling(Section):
     temperature: float = setting(1.0, low=0.0, high=10.0)
     top_k: int = setting(0, low=0, high=MAX_SIZE)  # 0: no limit
     top_p: float = setting(1.0, above=0.0, high=1.0)  # 1: no nucleus cut; 0 would keep nothing
+    # Event plugins (cadenza.plugins.voices): notes sounding at once; 0 or absent (a bundle
+    # made before the field was written): no limit.
+    max_voices: int | None = setting(None, low=0, high=NUM_PITCHES)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -109,7 +109,9 @@ def _event_take(generator: EventGenerator, request: Request) -> Take:
     origin = grid.bar_line_after(end_time(primer)) if len(primer) else 0.0
     length = _length(request, grid) or DEFAULT_SECONDS
     try:
-        result = continue_primer(generator, primer, length, start=origin)
+        # The answer begins on a bar line of the primer's tempo (a melody-rnn's grid).
+        result = continue_primer(generator, primer, length, start=origin,
+                                 conditions={"bpm": grid.bpm, "bar_step": 0})
     except TooManyEvents as e:  # only a primer can hold that many notes: name its file
         raise MidiFileError(request.primer or "the primer", str(e)) from None
     answer = result.notes[result.notes["start"] >= origin - 1e-9]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import TINY_TRANSFORMER, TINY_VAE, built_once, tiny_config
+from tests.helpers import TINY_MELODY_RNN, TINY_TRANSFORMER, TINY_VAE, built_once, tiny_config
 
 
 @pytest.fixture(scope="session")
@@ -193,3 +193,31 @@ def tiny_codec_lm_run(tiny_audio_corpus: Path, tiny_codec_run: Path, text_encode
 @pytest.fixture(scope="session")
 def tiny_codec_lm_bundle(tiny_codec_lm_run: Path, tmp_path_factory) -> Path:
     return export_tiny(tiny_codec_lm_run, tmp_path_factory, "tiny-codec-lm")
+
+
+@pytest.fixture(scope="session")
+def tiny_melody_corpus(tmp_path_factory) -> Path:
+    """The first 40 of music21's monophonic tunes (Aird's Airs) as melodies on the grid."""
+    from cadenza.corpus.prepare import prepare_corpus
+
+    return built_once(tmp_path_factory, "melody-corpus", lambda out: prepare_corpus(
+        "music21:tunes", out, limit=40, jobs=2, progress=False, representation="melody"))
+
+
+def train_tiny_melody_rnn(corpus: Path, out: Path, variant: str) -> Path:
+    from cadenza.training.melody_rnn_train import load_config, train
+
+    train(load_config(None, [f"data={corpus}", f"out={out}", f"variant={variant}",
+                             *TINY_MELODY_RNN]), progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_melody_run(tiny_melody_corpus: Path, tmp_path_factory) -> Path:
+    return built_once(tmp_path_factory, "melody-run",
+                      lambda out: train_tiny_melody_rnn(tiny_melody_corpus, out, "lookback"))
+
+
+@pytest.fixture(scope="session")
+def tiny_melody_bundle(tiny_melody_run: Path, tmp_path_factory) -> Path:
+    return export_tiny(tiny_melody_run, tmp_path_factory, "tiny-melody")

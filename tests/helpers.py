@@ -47,6 +47,10 @@ TINY_TRANSFORMER = [
 ]
 
 
+# A Melody RNN that learns something in seconds: one small layer, a high rate, no warmup.
+TINY_MELODY_RNN = ["model.hidden_size=32", "model.num_layers=1", "seq_len=64", "batch_size=16",
+                   "lr=0.01", "warmup_steps=1", "max_steps=40", "eval_every=20", "threads=1"]
+
 TINY_VAE = [
     "data=music21:bach",
     "max_pieces_per_source=32",  # the fewest chorales whose valid split has two 4/4 segments

@@ -62,8 +62,17 @@ def test_a_note_array_is_a_primer_as_good_as_its_file():
     assert np.array_equal(from_file.notes, from_notes.notes)
 
 
+def test_a_monophonic_continuation_sounds_one_note_at_a_time():
+    music = cadenza.load("performance-rnn").continue_(CHORALE, seconds=6, seed=3, max_voices=1)
+    answer = music.notes[music.notes["start"] >= music.primer_seconds - 1e-6]
+    answer = answer[np.argsort(answer["start"], kind="stable")]
+    assert len(answer) > 3
+    assert (answer["start"][1:] >= answer["end"][:-1] - 1e-6).all()  # each ends before the next
+
+
 @pytest.mark.parametrize("call, words", [
     (lambda m: m.continue_(CHORALE), "seconds= or bars="),
+    (lambda m: m.generate(seconds=1, max_voices=-2), "max_voices"),
     (lambda m: m.continue_(CHORALE, seconds=1, bars=1), "seconds= or bars="),
     (lambda m: m.continue_(CHORALE, seconds=-1), "positive"),
     (lambda m: m.generate(seconds=1, temperature=-1), "temperature"),

@@ -296,3 +296,47 @@ def test_audio_bad_settings_are_one_line(tiny_codec_lm_bundle, tmp_path, args, w
 def test_audio_refuses_a_bundle_of_another_plugin(tiny_bundle, tmp_path):
     result = cadenza("audio", "--bundle", str(tiny_bundle), "-o", str(tmp_path / "o.wav"))
     assert_one_line_usage_error(result, "codec-lm")
+
+
+def most_at_once(notes) -> int:
+    """The most notes sounding at once (a note ending where another starts is not with it)."""
+    edges = sorted([(t, -1) for t in notes["end"]] + [(t, +1) for t in notes["start"]])
+    counts = [0]
+    for _, change in edges:
+        counts.append(counts[-1] + change)
+    return max(counts)
+
+
+@pytest.mark.parametrize("plugin, flags, voices", [
+    ("performance-rnn", ["--mono"], 1),
+    ("transformer", ["--max-voices", "2"], 2),
+])
+def test_generate_keeps_to_the_voices_asked_for(plugin, flags, voices, tmp_path):
+    from cadenza.demo import PRIMERS
+
+    primer = PRIMERS / "chorale.mid"
+    out = tmp_path / "out.mid"
+    result = cadenza("generate", "--plugin", plugin, "--primer", str(primer), "--seconds", "8",
+                     "--seed", "1", *flags, "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    primer_end = float(load_notes(primer)["end"].max())
+    notes = load_notes(out)
+    generated = notes[notes["start"] >= primer_end - 1e-3]
+    assert len(generated) > 4
+    assert most_at_once(generated) <= voices
+    assert most_at_once(notes[notes["start"] < primer_end - 1e-3]) > voices  # the primer's chords
+
+
+def test_generate_starts_from_the_bundles_sampling_defaults(tmp_path):
+    """No knob flag: the shipped LSTM's own defaults (temperature 0.9, top_p 0.9), the same
+    take as asking for them; asking for others is another take."""
+    def take(*flags: str) -> bytes:
+        out = tmp_path / f"{len(list(tmp_path.iterdir()))}.mid"
+        result = cadenza("generate", "--plugin", "performance-rnn", "--seconds", "4",
+                         "--seed", "3", *flags, "-o", str(out))
+        assert result.returncode == 0, result.stderr
+        return out.read_bytes()
+
+    default = take()
+    assert default == take("--temperature", "0.9", "--top-p", "0.9")
+    assert default != take("--temperature", "1.0", "--top-p", "1.0")

@@ -88,6 +88,20 @@ def part_program(text: str) -> tuple[str | None, int]:
 part_program.__name__ = "program"
 
 
+def sampling_setting(text: str) -> tuple[str, float | int]:
+    """A bundle's default knob, `KNOB=VALUE` (its range is the manifest's, checked on write)."""
+    knob, sep, value = text.partition("=")
+    if not sep or not knob.strip():
+        raise argparse.ArgumentTypeError(f"expected KNOB=VALUE, got {text!r}")
+    try:
+        return knob.strip(), int(value)
+    except ValueError:
+        return knob.strip(), number(-MAX_COUNT, MAX_COUNT)(value)
+
+
+sampling_setting.__name__ = "setting"
+
+
 def _writable_parent(path: Path) -> None:
     """The nearest existing ancestor of `path` must be a writable directory."""
     parent = path.absolute().parent

@@ -20,6 +20,8 @@ def cmd_corpus_prepare(args: argparse.Namespace) -> None:
 
     sources = args.source or ["music21:bach"]
     out = Path(args.out) if args.out else _corpus_dir(sources)
+    if not args.out and args.representation == "melody":  # beside the events' corpus
+        out = out.with_name(f"{out.name}-melody")
     prepare_corpus(
         sources[0] if len(sources) == 1 else sources,
         out,
@@ -61,8 +63,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     prepare.add_argument(
         "source",
         nargs="*",
-        help="music21:bach (default) | music21:palestrina | music21:folk | a folder of MIDI "
-        "files; several make one corpus, each piece labelled with its source's style",
+        help="music21:bach (default) | music21:palestrina | music21:folk | music21:composers "
+        "| a folder of MIDI files; several make one corpus, each piece labelled with its "
+        "source's style",
     )
     prepare.add_argument(
         "-o", "--out", type=a.output_dir,
@@ -83,9 +86,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     prepare.add_argument(
         "--representation",
-        choices=["performance", "parts"],
+        choices=["performance", "parts", "melody"],
         default="performance",
-        help="performance events (default), or parts on a grid for the backing model",
+        help="performance events (default), parts on a grid for the backing model, or a "
+        "monophonic melody for melody-rnn (music21:tunes)",
     )
     prepare.add_argument(
         "--arrangement",

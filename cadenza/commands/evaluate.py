@@ -24,6 +24,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         seed=args.seed,
         beat_seconds=60.0 / args.bpm,
         nll_events=args.nll_events,
+        split=args.split,
     )
     settings.check()
     bundles = args.compare or [args.bundle or default_bundle_path("performance-rnn")]
@@ -81,6 +82,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                           help="beat for the rhythm figures")
     evaluate.add_argument("--nll-events", type=a.whole(1, 10**12),
                           help="score at most N held-out events")
+    evaluate.add_argument("--split", default="test",
+                          help="held-out split to score and compare with: test (the report's "
+                          "figures, default) or valid (for choosing settings)")
     evaluate.add_argument("--critic", help="style critic bundle (default: the shipped one)")
     evaluate.add_argument("--no-critic", action="store_true", help="no style column")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cadenza.commands import arguments as a
 from cadenza.errors import ConfigError
+from cadenza.events import NUM_PITCHES as MAX_VOICES  # not cadenza.plugins: onnxruntime
 from cadenza.sound_files import BIT_DEPTHS
 
 QUANTIZE_UNITS = ("16th", "8th", "beat")  # cadenza.tracks.BarGrid.unit_seconds: what each is
@@ -27,8 +28,13 @@ def cmd_generate(args: argparse.Namespace) -> None:
     generator = load_generator(args.bundle, plugin=args.plugin or default_plugin, seed=args.seed)
     if args.style:
         generator.set_style(args.style)
+    voices = 1 if args.mono else args.max_voices
     try:
-        generator.knobs = Knobs(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+        generator.knobs = Knobs(  # a knob not given keeps the bundle's default (its sampling)
+            temperature=pick(args.temperature, generator.knobs.temperature),
+            top_k=pick(args.top_k, generator.knobs.top_k),
+            top_p=pick(args.top_p, generator.knobs.top_p),
+            max_voices=pick(voices, generator.knobs.max_voices))
     except ValueError as e:
         raise ConfigError("sampling", str(e)) from None
     request = Request(mode=args.mode, primer=args.primer, between=args.between,
@@ -47,6 +53,11 @@ def cmd_generate(args: argparse.Namespace) -> None:
               f"({one.span:.1f} s); tracks {', '.join(p.name for p in one.parts)}; "
               f"{one.events} generated events")
         _render(args, one, k, len(outputs), generator.bundle.name)
+
+
+def pick(given, default):
+    """A flag's value where the user gave one, else the bundle's default."""
+    return default if given is None else given
 
 
 def numbered(path: str, k: int, count: int) -> str:
@@ -124,9 +135,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     generate.add_argument("--steps", type=a.whole(1, 1000), default=8,
                           help="vae interpolate: segments A..B")
-    generate.add_argument("--temperature", type=a.number(0.0, 10.0), default=1.0)
-    generate.add_argument("--top-k", type=a.non_negative_count, default=0)
-    generate.add_argument("--top-p", type=a.number(0.0, 1.0, open_low=True), default=1.0)
+    generate.add_argument("--temperature", type=a.number(0.0, 10.0),
+                          help="default: the bundle's sampling.temperature")
+    generate.add_argument("--top-k", type=a.non_negative_count,
+                          help="default: the bundle's sampling.top_k (0: no cut)")
+    generate.add_argument("--top-p", type=a.number(0.0, 1.0, open_low=True),
+                          help="default: the bundle's sampling.top_p (1: no cut)")
+    voices = generate.add_mutually_exclusive_group()
+    voices.add_argument("--max-voices", type=a.whole(0, MAX_VOICES), metavar="N",
+                        help="at most N notes sounding at once (1: monophonic, 0: no limit; "
+                        "default: the bundle's sampling.max_voices); the vae keeps the N "
+                        "highest notes of each step")
+    voices.add_argument("--mono", action="store_true", help="monophonic: --max-voices 1")
     generate.add_argument("--seed", type=a.seed, default=None)
     generate.add_argument("--program", type=a.part_program, action="append",
                           metavar="[PART=]N", help="General MIDI program 0-127 of every part, "

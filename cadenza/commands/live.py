@@ -76,6 +76,8 @@ def cmd_live(args: argparse.Namespace) -> None:
         "cc.style": args.style_cc,
         "top_k": args.top_k,
         "top_p": args.top_p,
+        "max_voices": 1 if args.mono else args.max_voices,
+        "cc.voices": args.voices_cc,
         "plugin": args.plugin,
         "bundle": args.bundle,
         "seed": args.seed,
@@ -171,6 +173,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     live.add_argument("--temperature-cc", type=int, help="a CC that turns the temperature knob")
     live.add_argument("--top-k", type=int)
     live.add_argument("--top-p", type=float)
+    voices = live.add_mutually_exclusive_group()
+    voices.add_argument("--max-voices", type=int, metavar="N",
+                        help="at most N notes sounding at once in an answer (1: monophonic, "
+                        "0: no limit; default: the bundle's); the { and } keys turn it")
+    voices.add_argument("--mono", action="store_true", help="monophonic: --max-voices 1")
+    live.add_argument("--voices-cc", type=int,
+                      help="a CC that turns the voices knob (1..8, no limit at the top)")
     live.add_argument("--plugin", help="plugin (default: performance-rnn)")
     live.add_argument("--bundle", help="bundle directory or .zip (default: the shipped one)")
     live.add_argument("--style", help="a style of the bundle, e.g. bach (transformer)")

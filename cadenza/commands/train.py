@@ -21,7 +21,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from cadenza.export.checkpoint import export_checkpoint
 
-    out = export_checkpoint(args.checkpoint, args.out, name=args.name)
+    out = export_checkpoint(args.checkpoint, args.out, name=args.name,
+                            sampling=dict(args.sampling or []))
     print(f"bundle written to {out}")
 
 
@@ -47,4 +48,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     export.add_argument("-o", "--out", type=a.output_dir, required=True,
                         help="bundle directory to write")
     export.add_argument("--name", help="bundle name (default: the run directory's name)")
+    export.add_argument(
+        "--sampling", nargs="+", type=a.sampling_setting, metavar="KNOB=VALUE",
+        help="the bundle's default knobs, e.g. temperature=0.9 top_p=0.9 max_voices=10")
     export.set_defaults(func=cmd_export)

@@ -28,6 +28,7 @@ from cadenza.corpus.common import (
     split_of,
     write_metadata,
 )
+from cadenza.corpus.melodies import MELODY, encode_melody_piece
 from cadenza.corpus.parts import ARRANGEMENTS, encode_parts_piece
 from cadenza.corpus.sources import Piece, load_notes, source_key
 from cadenza.corpus.token_files import (
@@ -135,7 +136,8 @@ def prepare_corpus(
 
     `limit` keeps the first N pieces of each source; `max_pieces_per_source` then keeps at
     most N of each, chosen by a hash of the piece id (see `cap_pieces`).
-    `representation` is "performance" (Magenta's events) or "parts" (a player's part and
+    `representation` is "performance" (Magenta's events), "melody" (a monophonic line on the
+    grid, `cadenza.corpus.melodies`, for the Melody RNN) or "parts" (a player's part and
     backing parts on a grid, `cadenza.parts`, for the backing model: augmented by
     transposition only); `arrangement` says which parts: "satb" (a chorale's alto, tenor and
     bass) or "bass-chords" (its harmony re-voiced as a bass line and chords).
@@ -156,8 +158,11 @@ def prepare_corpus(
                                f"{', '.join(ARRANGEMENTS)}")
         encode = functools.partial(encode_parts_piece, arrangement=arrangement)
         codec = ARRANGEMENTS[arrangement]
+    elif representation == "melody":  # squashed into one key: nothing to augment
+        encode, codec, augment = encode_melody_piece, MELODY, False
     else:
-        raise CadenzaError(f"--representation: {representation!r} is not performance or parts")
+        raise CadenzaError(f"--representation: {representation!r} is not performance, parts "
+                           "or melody")
     # One source keeps exactly the key it always had, so corpora prepared before stay valid.
     key = {
         "format": FORMAT,

@@ -29,6 +29,15 @@ MUSIC21_SOURCES: dict[str, tuple[str, ...]] = {
     "bach": ("bach",),
     "palestrina": ("palestrina",),
     "folk": ("ryansMammoth", "essenFolksong", "oneills1850"),
+    # Everyone else music21 ships: string quartets, sonatas, madrigals, trecento songs, rags.
+    "composers": (
+        "beethoven", "mozart", "haydn", "schubert", "schumann_robert", "schumann_clara",
+        "chopin", "handel", "cpebach", "corelli", "monteverdi", "josquin", "trecento",
+        "ciconia", "luca", "lusitano", "verdi", "weber", "beach", "joplin", "johnson_j_r",
+        "liliuokalani",
+    ),
+    # The monophonic tunes, for the Melody RNN (`--representation melody`).
+    "tunes": ("essenFolksong", "oneills1850", "airdsAirs", "ryansMammoth"),
 }
 VALID_SOURCES = ", ".join(f"music21:{name}" for name in MUSIC21_SOURCES) + (
     ", or a folder of .mid/.midi files"

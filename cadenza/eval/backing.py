@@ -217,8 +217,9 @@ def evaluate_backing(
     progress: bool = True,
     compare: list[str | Path] = (),
     harmony: float | None = None,
+    split: str = "test",
 ) -> dict[str, BeatAgreement]:
-    """`cadenza eval` of a backing bundle: the check on its corpus's test split, written to
+    """`cadenza eval` of a backing bundle: the check on its corpus's `split`, written to
     `out/report.md` and `out/results.json`; `compare`: other backing bundles (as many parts)
     played under the same players, a row each; `harmony`: the bundle's harmony knob (None: its
     default)."""
@@ -236,13 +237,14 @@ def evaluate_backing(
             raise ConfigError("--compare", f"{path} plays {other.parts.parts} parts, "
                               f"{generator.bundle.path} {generator.parts.parts}")
         others[f"{other.bundle.safe_name} ({other.bundle.path})"] = other
-    results = check_backing(generator, corpus, seed=seed, progress=progress, compare=others)
+    results = check_backing(generator, corpus, split=split, seed=seed, progress=progress,
+                            compare=others)
     out.mkdir(parents=True, exist_ok=True)
     training = generator.bundle.training
     lines = [
         f"# {generator.bundle.name}: backing under held-out players",
         "",
-        f"Corpus `{corpus}` (test split); held-out NLL {training.get('test_nll', '–')} "
+        f"Corpus `{corpus}` ({split} split); held-out NLL {training.get('test_nll', '–')} "
         f"nats/token (bigram baseline {training.get('test_nll_bigram_baseline', '–')}); "
         f"temperature {generator.knobs.temperature:g}, harmony {generator.harmony:g}, density "
         f"{generator.density:g}, seed {seed}.",
@@ -264,4 +266,4 @@ def evaluate(bundle: str | Path, out: Path, request: EvalRequest) -> None:
     bundles as rows beside it."""
     evaluate_backing(bundle, out, data=request.data, seed=request.seed,
                      progress=request.progress, compare=request.compare,
-                     harmony=request.harmony)
+                     harmony=request.harmony, split=request.settings.split)

@@ -149,5 +149,7 @@ def evaluate(bundle: str | Path, out: Path, request: EvalRequest) -> None:
     """The registry's evaluator of codec-lm bundles: the instrument critic's check."""
     if request.compare:
         raise ConfigError("--compare", "codec-lm bundles are evaluated one at a time")
+    if request.settings.split != "test":  # its valid clips are the reference it is judged by
+        raise ConfigError("--split", "codec-lm bundles are checked on the test split only")
     evaluate_codec_lm(bundle, out, data=request.data, seed=request.seed,
                       progress=request.progress)

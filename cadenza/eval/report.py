@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from cadenza.bundle import load_bundle
-from cadenza.corpus.prepare import load_split
+from cadenza.corpus.prepare import corpus_representation, load_split
 from cadenza.errors import CadenzaError
 from cadenza.eval import metrics
 from cadenza.eval.critic import StyleCritic, load_critic
 from cadenza.eval.distances import compare_feature, stack_features
 from cadenza.eval.features import features
+from cadenza.eval.melody import is_melody, melody_held_out_nll, repetition, vocab_size
 from cadenza.eval.ngram import BigramKN, TrigramKN
 from cadenza.eval.plots import plot_distance_densities, plot_transition_matrices
 from cadenza.eval.report_text import bundle_report, summary_rows, write_results
@@ -136,10 +137,12 @@ def evaluate_bundle(
         timings[stage] = round(now - clock, 2)
         clock = now
 
-    tokens, offsets = truncate_split(*load_split(corpus, "test"), settings.nll_events)
-    nll, scored = held_out_nll(generator, tokens, offsets, progress=progress)
+    tokens, offsets = truncate_split(*load_split(corpus, settings.split), settings.nll_events)
+    representation = corpus_representation(corpus)  # a melody corpus is scored per step
+    scorer = melody_held_out_nll if is_melody(representation) else held_out_nll
+    nll, scored = scorer(generator, tokens, offsets, progress=progress)
     lap("held-out NLL (ONNX steps)")
-    bigram, trigram = Baselines.of(corpus, PERFORMANCE.num_classes)
+    bigram, trigram = Baselines.of(corpus, vocab_size(representation))
     likelihood = {
         "nll": nll,
         "bigram": bigram.nll(tokens, offsets),
@@ -148,7 +151,7 @@ def evaluate_bundle(
     }
     lap("n-gram baselines (fit + score)")
 
-    pieces = held_out_pieces(corpus)
+    pieces = held_out_pieces(corpus, settings.split)
     windows = real_windows(pieces, settings.seconds)
     real = [notes for _, notes in windows]
     samples = generate_samples(
@@ -186,6 +189,8 @@ def evaluate_bundle(
         "comparison": comparison,
         "reference": reference,
         "styles": styles,
+        # A melody corpus: how often a note repeats the bar before (the lookback's question).
+        "repetition": repetition(real, generated) if is_melody(representation) else None,
     }
     for sample in samples:
         write_midi(sample.primed, out / "samples" / f"{sample.name}.mid")

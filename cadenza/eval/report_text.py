@@ -7,6 +7,8 @@ import json
 import math
 from pathlib import Path
 
+from cadenza.eval.melody import repetition_lines
+
 REFERENCE = "real held-out, half vs half"
 
 
@@ -90,7 +92,8 @@ def bundle_report(results: dict, pictures: dict[str, str]) -> str:
     lines = [
         f"# Evaluation of {results['name']} ({results['plugin']})",
         "",
-        f"Bundle `{results['bundle']}`, held-out data `{results['data']}` (test split), "
+        f"Bundle `{results['bundle']}`, held-out data `{results['data']}` "
+        f"({s.get('split', 'test')} split), "
         f"{len(kinds)} samples of {s['seconds']:g} s ({kinds.count('primer')} continuing the "
         f"first {s['primer_seconds']:g} s of held-out pieces, {kinds.count('scratch')} from "
         f"nothing), seed {s['seed']}, against {results['real_windows']} real windows of "
@@ -111,6 +114,8 @@ def bundle_report(results: dict, pictures: dict[str, str]) -> str:
         *summary_rows([results]),
         "",
     ]
+    if results.get("repetition"):
+        lines += repetition_lines(results["repetition"])
     if results["styles"]:
         st = results["styles"]
         lines += [f"Style critic `{st['critic']}` (held-out accuracy "

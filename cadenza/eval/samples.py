@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from cadenza.corpus.prepare import METADATA, load_split
+from cadenza.corpus.prepare import METADATA, corpus_representation, load_split
 from cadenza.errors import CadenzaError
-from cadenza.events import PERFORMANCE
+from cadenza.eval.melody import sequence_notes
 from cadenza.generate import continue_primer
 from cadenza.plugins.base import Generator
 
@@ -50,9 +50,10 @@ def held_out_pieces(corpus: Path, split: str = "test") -> list[Piece]:
     for piece, count in zip(summary.get("pieces", []), summary.get("piece_sequences", []),
                             strict=False):
         ids.extend([piece] if count == 1 else [f"{piece}#{k}" for k in range(count)])
+    representation = corpus_representation(corpus)  # events, or melodies on the grid
     pieces = []
     for i in range(len(offsets) - 1):
-        notes = PERFORMANCE.decode(np.asarray(tokens[offsets[i] : offsets[i + 1]]))
+        notes = sequence_notes(np.asarray(tokens[offsets[i] : offsets[i + 1]]), representation)
         pieces.append(Piece(ids[i] if i < len(ids) else f"{split}/{i}", notes))
     if not pieces:
         raise CadenzaError(f"{corpus}: the {split} split holds no piece to compare with")

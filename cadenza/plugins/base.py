@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,6 +22,7 @@ from cadenza.kinds import all_kinds
 from cadenza.manifest import PerformanceRepresentation, PluginManifest
 from cadenza.parts import PartsCodec
 from cadenza.plugins.sampling import Knobs, sample
+from cadenza.plugins.voices import Voices, VoicesState
 
 ORT_DTYPES = {
     "tensor(int64)": "int64",
@@ -41,6 +42,7 @@ class Snapshot:
 
     context: Any
     rng: dict[str, Any]
+    voices: VoicesState | None = None  # an event generator's sounding notes
 
 
 class Generator(abc.ABC):
@@ -60,9 +62,8 @@ class Generator(abc.ABC):
         # The plugin's manifest section, checked once: what the plugin reads comes from here.
         self.manifest = bundle.section(self.manifest_type)
         defaults = self.manifest.sampling
-        self.knobs = Knobs(
-            temperature=defaults.temperature, top_k=defaults.top_k, top_p=defaults.top_p
-        )
+        self.knobs = Knobs(temperature=defaults.temperature, top_k=defaults.top_k,
+                           top_p=defaults.top_p, max_voices=defaults.max_voices or 0)
         self.rng = np.random.default_rng(seed)
 
     def seed(self, seed: int | None) -> None:
@@ -118,6 +119,15 @@ class EventGenerator(Generator):
     what call-and-response plays and `cadenza generate` continues a primer with."""
 
     codec: PerformanceCodec
+    _voices: Voices | None = None
+
+    @property
+    def voices(self) -> Voices:
+        """The notes sounding in the context: a plugin's prime, extend and step tell it
+        every event it takes (cadenza.plugins.voices)."""
+        if self._voices is None:
+            self._voices = Voices(self.codec)
+        return self._voices
 
     @abc.abstractmethod
     def step(self) -> int:
@@ -127,8 +137,20 @@ class EventGenerator(Generator):
         return np.array([self.step() for _ in range(n)], dtype=np.int16)
 
     def sample_event(self, logits: np.ndarray) -> int:
-        """One event drawn from `logits` with the current knobs and the generator's RNG."""
-        return sample(logits, self.knobs, self.rng)
+        """One event drawn from `logits` with the current knobs and the generator's RNG,
+        among those that may come next (no sounding pitch started again, no silent one ended
+        once a note has begun, at most `knobs.max_voices` sounding); the voices take it."""
+        event = sample(self.voices.mask(logits, self.knobs.max_voices), self.knobs, self.rng)
+        self.voices.take([event])
+        return event
+
+    def snapshot(self) -> Snapshot:
+        return replace(super().snapshot(), voices=self.voices.state())
+
+    def restore(self, state: Snapshot) -> None:
+        super().restore(state)
+        if state.voices is not None:
+            self.voices.restore(state.voices)
 
 
 class AudioGenerator(Generator):

@@ -21,6 +21,7 @@ from cadenza.manifest import (
     setting,
     size,
 )
+from cadenza.melody import VARIANTS, MelodyEncoding
 from cadenza.parts import BACKING_FIRST, ORDERS, PartsCodec, default_names
 from cadenza.pianoroll import Grid
 from cadenza.plugins.codebook_patterns import PATTERN_NAMES
@@ -222,6 +223,55 @@ class VAEManifest(PluginManifest):
                 raise FieldError(f"style_codes.{name}", f"is not a code of {self.model.latent}")
 
 
+# --- melody-rnn ---------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class MelodyRepresentation(Section):
+    """cadenza.melody's encoding: the pitch range of its classes and its grid."""
+
+    kind: str = setting(choices=("melody",))
+    min_pitch: int = setting(48, **PITCH)
+    max_pitch: int = setting(84, **PITCH)  # exclusive, as Magenta's max_note
+    steps_per_quarter: int = size(4, high=96)
+    steps_per_bar: int = size(16, high=1024)
+    default_bpm: float = setting(120.0, above=0.0, high=1000.0)
+
+    def check(self) -> None:
+        if self.max_pitch - self.min_pitch < 12:
+            raise FieldError("max_pitch", f"({self.max_pitch}) should be an octave or more "
+                                          f"above min_pitch ({self.min_pitch})")
+
+    def encoding(self) -> MelodyEncoding:
+        return MelodyEncoding(self.min_pitch, self.max_pitch, self.steps_per_quarter,
+                              self.steps_per_bar)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MelodyRNNModel(Section):
+    """The variant, its LSTM (the state's shape is also in io.step.inputs.h) and, for
+    attention, the window of outputs it attends over."""
+
+    variant: str = setting(choices=VARIANTS)
+    hidden_size: int = size(high=65_536)
+    num_layers: int = size(high=256)
+    attention_length: int = size(40, high=4096)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MelodyRNNManifest(PluginManifest):
+    representation: MelodyRepresentation
+    model: MelodyRNNModel
+
+    def check(self) -> None:
+        """The inputs the plugin computes must be the ones the graph was exported for."""
+        encoding, variant = self.representation.encoding(), self.model.variant
+        for name, wanted in (("input_size", encoding.input_size(variant)),
+                             ("output_size", encoding.output_size(variant))):
+            if self.model.extra.get(name, wanted) != wanted:
+                raise FieldError(f"model.{name}", f"is {self.model.extra[name]}, a {variant} "
+                                                  f"model of this representation has {wanted}")
+
+
 # --- codec-lm -----------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class CodecLMSampling(Sampling):
@@ -281,7 +331,8 @@ class CodecLMManifest(PluginManifest):
 
 __all__ = [
     "BackingManifest", "BackingParts", "CodecLMManifest", "CodecLMModel",
-    "CodecLMSampling", "CodecRepresentation", "PartsRepresentation", "PerformanceRNNManifest",
+    "CodecLMSampling", "CodecRepresentation", "MelodyRNNManifest", "MelodyRNNModel",
+    "MelodyRepresentation", "PartsRepresentation", "PerformanceRNNManifest",
     "PianorollRepresentation", "RNNModel", "TextEncoderInfo", "TransformerManifest",
     "TransformerModel", "VAEManifest", "VAEModel",
 ]

@@ -33,6 +33,7 @@ class PerformanceRNN(EventGenerator):
         self.h = self._zeros.copy()
         self.c = self._zeros.copy()
         self.logits: np.ndarray | None = None
+        self.voices.reset()
 
     def _feed(self, event: int) -> None:
         self._token[0] = event
@@ -46,8 +47,10 @@ class PerformanceRNN(EventGenerator):
         self.extend(events if len(events) else [self.start_event])
 
     def extend(self, events: Any) -> None:
+        events = [int(event) for event in events]
         for event in events:
-            self._feed(int(event))
+            self._feed(event)
+        self.voices.take(events)
 
     def context_state(self) -> LSTMState:
         # session.run returns fresh arrays each step, so references are enough.
@@ -58,7 +61,7 @@ class PerformanceRNN(EventGenerator):
 
     def step(self) -> int:
         if self.logits is None:
-            self._feed(self.start_event)
+            self.extend([self.start_event])
         event = self.sample_event(self.logits)
         self._feed(event)
         return event

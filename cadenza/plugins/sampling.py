@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cadenza.plugins.voices import MAX_VOICES
+
 
 @dataclass
 class Knobs:
@@ -15,6 +17,7 @@ class Knobs:
     temperature: float = 1.0
     top_k: int = 0  # 0: no limit
     top_p: float = 1.0  # 1.0: no nucleus cut
+    max_voices: int = 0  # event plugins: notes sounding at once (1: monophonic, 0: no limit)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.temperature <= 10.0:
@@ -23,6 +26,10 @@ class Knobs:
             raise ValueError(f"top_k must be >= 0, got {self.top_k}")
         if not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if (not isinstance(self.max_voices, int) or isinstance(self.max_voices, bool)
+                or not 0 <= self.max_voices <= MAX_VOICES):
+            raise ValueError(f"max_voices must be in 0..{MAX_VOICES} (0: no limit), "
+                             f"got {self.max_voices}")
 
 
 def sample(logits: np.ndarray, knobs: Knobs, rng: np.random.Generator) -> int:

@@ -175,3 +175,19 @@ class MusicTransformer(CachedTransformer, EventGenerator):
     plugin = "transformer"
     manifest_type = TransformerManifest
     manifest: TransformerManifest
+
+    # The cached transformer's context, with the voices told of every event it takes.
+    def prime(self, events: Any, conditions: dict[str, Any] | None = None) -> None:
+        events = [int(event) for event in events]
+        super().prime(events, conditions)
+        self.voices.restart(events)
+
+    def extend(self, events: Any) -> None:
+        events = [int(event) for event in events]
+        super().extend(events)
+        self.voices.take(events)
+
+    def step(self) -> int:
+        event = self.sample_event(self.logits)
+        self.feed(event)
+        return event

@@ -6,7 +6,8 @@ Four modes over bar-aligned segments (2 bars of 16ths by default; `cadenza.piano
 two codes: two phrases, or the mean codes of two styles) and `sample` (codes from the prior).
 The temperature scales how far a code is drawn from its mean; the decoder samples each pitch
 from the model's own probability, flattened by temperatures above 1; 0 is deterministic (the
-most likely code, each pitch on where the model gives it more than even odds).
+most likely code, each pitch on where the model gives it more than even odds). The voices knob
+(`max_voices`) keeps each step's highest notes (cadenza.plugins.voices.keep_highest).
 
 In the live engine the plugin speaks the Generator contract in performance events: the
 player's events are its context; when `step()` runs out of events it quantises the context
@@ -41,6 +42,7 @@ from cadenza.pianoroll import (
 )
 from cadenza.plugins.base import EventGenerator, create_session
 from cadenza.plugins.manifests import VAEManifest
+from cadenza.plugins.voices import keep_highest
 
 MODES = ("continue", "variation", "interpolate", "sample")
 STYLE_PULL = 0.5  # how far a live answer's code moves toward the style in force (slerp)
@@ -138,6 +140,8 @@ class SegmentVAE(EventGenerator):
                 chosen = logits[:2] > 0
             onset = chosen[0]
             hold = chosen[1] & sounding & ~onset
+            voices = keep_highest(onset | hold, self.knobs.max_voices)
+            onset, hold = onset & voices, hold & voices
             roll[t, ONSET], roll[t, HOLD] = onset, hold
             roll[t, VELOCITY] = onset / (1.0 + np.exp(-logits[VELOCITY]))
             frame = roll[t][None]

@@ -57,6 +57,8 @@ class CallResponseMode:
             unschedule=scheduler,
         )
         self.performer.tempo = lambda: timeline.current().bpm  # a vae quantises the call to it
+        # --quantize bar: every answer begins on a downbeat (step 0 of the bar).
+        self.performer.bar_step = lambda: 0 if config.quantize_answer_to == "bar" else None
         self.phrases = PhraseDetector(
             silence_seconds=config.silence_seconds,
             silence_beats=config.silence_beats,
@@ -218,7 +220,8 @@ class CallResponseMode:
         tempo = self.timeline.current().bpm
         style = f" ({self.style})" if self.style else ""
         return (
-            f"{state:11s} | temp {self.generator.knobs.temperature:.2f} | {tempo:5.1f} bpm | "
+            f"{state:11s} | temp {self.generator.knobs.temperature:.2f} | "
+            f"voices {self.generator.knobs.max_voices or 'all'} | {tempo:5.1f} bpm | "
             f"{self.generator.bundle.name}{style} | phrases {self.stats.phrases} | {late}"
         )
 

@@ -30,6 +30,7 @@ from cadenza.realtime.controls import (
     LOOKAHEAD_RANGE,
     MAX_ANSWER_BARS,
     MAX_LOOP_BARS,
+    MAX_VOICES,
     OFFSET_MS_RANGE,
     PROGRAM_RANGE,
     SILENCE_BEATS_RANGE,
@@ -121,9 +122,11 @@ class LiveConfig:
     end_cc: int | None = None  # a CC (value >= 64) that ends a phrase at once
     answer_length: AnswerLength = field(default_factory=AnswerLength)
     on_interrupt: str = "stop"  # stop | overlap: the player comes in during an answer
-    temperature: float = 1.0
-    top_k: int = 0  # 0: no limit
-    top_p: float = 1.0  # 1.0: no nucleus cut
+    # The sampling knobs' starting values; None: the bundle's own (its manifest's sampling).
+    temperature: float | None = None
+    top_k: int | None = None  # 0: no limit
+    top_p: float | None = None  # 1.0: no nucleus cut
+    max_voices: int | None = None  # notes sounding at once (1: mono, 0: no limit)
     plugin: str | None = None  # None: the bundle's own
     bundle: str | None = None  # None: the default shipped bundle
     style: str | None = None  # a style of the bundle (transformer); None: untagged
@@ -256,9 +259,10 @@ RULES: dict[str, Rule] = {
     "end_cc": optional(_controller),
     "answer_length": _answer_length,
     "on_interrupt": choice(*ON_INTERRUPT),
-    "temperature": number(*TEMPERATURE_RANGE),
-    "top_k": integer(0),
-    "top_p": number(0, 1, open_low=True),
+    "temperature": optional(number(*TEMPERATURE_RANGE)),
+    "top_k": optional(integer(0)),
+    "top_p": optional(number(0, 1, open_low=True)),
+    "max_voices": optional(integer(0, MAX_VOICES)),
     "plugin": optional(text),
     "bundle": optional(text),
     "style": optional(text),

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 from cadenza.midi_status import SWITCH_ON
 from cadenza.plugins.backing import HARMONY_RANGE as HARMONY_RANGE  # re-exported: see below
+from cadenza.plugins.voices import MAX_VOICES as MAX_VOICES  # re-exported: max_voices' limit
 from cadenza.realtime.bundle_select import BundleSelector
 from cadenza.realtime.mode import LiveMode
 
-# --- limits (and HARMONY_RANGE, the backing plugin's own, imported above) -------------------
+# --- limits (and HARMONY_RANGE, MAX_VOICES: the plugins' own, imported above) --------------
 TEMPERATURE_RANGE = (0.1, 2.0)  # Magenta's temperature knob range
 TEMPERATURE_STEP = 0.1  # per key press
 MAX_ANSWER_BARS = 64  # an answer of N bars, set or turned
@@ -42,6 +43,7 @@ PROGRAM_RANGE = (0, 127)
 VELOCITY_RANGE = (1, 127)
 CONTROLLER_RANGE = (0, 127)
 CC_VALUE_RANGE = (0, 127)
+VOICES_KNOB = (1, 8)  # the voices knob's travel (CC, keys); above its top: no limit (0)
 CFG_RANGE = (1.0, 10.0)  # `cadenza audio`'s guidance; 1: none (the conditioned logits alone)
 CFG_STEP = 0.5  # per key press
 
@@ -72,6 +74,14 @@ def style_from_cc(value: int, styles: list[str]) -> str | None:
     return choices[_cc(value) * len(choices) // 128]
 
 
+def voices_from_cc(value: int) -> int:
+    """A CC value 0..127 to at most 1..8 voices, and no limit (0) at the top, in equal ranges:
+    turned up, the answer gets fuller; fully left it is monophonic."""
+    low, high = VOICES_KNOB
+    choices = [*range(low, high + 1), 0]
+    return choices[_cc(value) * len(choices) // 128]
+
+
 def answer_bars_from_cc(value: int) -> int:
     """A CC value 0..127 to an answer of 1..16 bars."""
     low, high = ANSWER_BARS_CC
@@ -96,10 +106,12 @@ class CCMap:
     density: int | None = None  # 0..127 -> -3..+3 (64: 0), see density_from_cc (backing)
     loop: int | None = None  # value >= 64: loop on/off (backing: the last loop_bars bars)
     bundle: int | None = None  # 0..127 across every bundle the mode plays, see BundleSelector
+    voices: int | None = None  # 0..127 -> 1..8 voices, then no limit, see voices_from_cc
 
 
 KEYS_HELP = (
-    "keys: +/- temperature  [/] answer (backing: loop) bars  </> silence  (/) density  "
+    "keys: +/- temperature  {/} voices  [/] answer (backing: loop) bars  </> silence  "
+    "(/) density  "
     "p panic  m mutate  l loop  n next bundle  s style  r record  q quit"
 )
 
@@ -127,6 +139,15 @@ class ControlSurface:
     def turn_temperature(self, delta: float) -> None:
         knobs = self.mode.generator.knobs
         knobs.temperature = round(clamp(knobs.temperature + delta, TEMPERATURE_RANGE), 2)
+
+    def turn_voices(self, delta: int) -> None:
+        """Notes sounding at once in what the generator makes next (event plugins), along the
+        knob's travel: 1..8, then no limit above the top."""
+        knobs = self.mode.generator.knobs
+        low, high = VOICES_KNOB
+        value = min(knobs.max_voices or high + 1, high + 1)
+        value = int(clamp(value + delta, (low, high + 1)))
+        knobs.max_voices = 0 if value > high else value
 
     @property
     def styles(self) -> list[str]:
@@ -197,6 +218,8 @@ class ControlSurface:
         cc, switched = self.cc, value >= SWITCH_ON
         if number == cc.temperature:
             self.mode.generator.knobs.temperature = temperature_from_cc(value)
+        elif number == cc.voices:
+            self.mode.generator.knobs.max_voices = voices_from_cc(value)
         elif number == cc.answer_length:
             self.mode.set_answer_bars(answer_bars_from_cc(value))
         elif number == cc.style:
@@ -228,6 +251,8 @@ class ControlSurface:
             "+": lambda: self.turn_temperature(+TEMPERATURE_STEP),
             "=": lambda: self.turn_temperature(+TEMPERATURE_STEP),
             "-": lambda: self.turn_temperature(-TEMPERATURE_STEP),
+            "}": lambda: self.turn_voices(+1),
+            "{": lambda: self.turn_voices(-1),
             "]": lambda: self.turn_answer_bars(+1),
             "[": lambda: self.turn_answer_bars(-1),
             ">": lambda: self.turn_silence(+SILENCE_STEP),

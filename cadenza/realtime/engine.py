@@ -56,9 +56,10 @@ class LiveEngine:
         self.config = config
         # The knobs' starting values, set here and not in start(): a key or a CC turned while
         # the engine starts must not be overwritten by them.
-        generator.knobs.temperature = config.temperature
-        generator.knobs.top_k = config.top_k
-        generator.knobs.top_p = config.top_p
+        for knob in ("temperature", "top_k", "top_p", "max_voices"):
+            value = getattr(config, knob)
+            if value is not None:  # else the bundle's own (its manifest's sampling)
+                setattr(generator.knobs, knob, value)
         self.midi_in = midi_in
         self.midi_out = midi_out
         self.stats = EngineStats()

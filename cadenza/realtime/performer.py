@@ -49,6 +49,9 @@ class Performer(threading.Thread):
         self.on_error = on_error
         self.unschedule = unschedule  # None: silence() stops generating, the rest is the caller's
         self.tempo: Callable[[], float | None] = lambda: None  # the engine's bpm, for prime
+        # The 16th of the bar an answer begins on, when the engine knows it (a melody-rnn
+        # lays its bars by it); None: it does not.
+        self.bar_step: Callable[[], int | None] = lambda: None
         codec = generator.codec
         self.encoder = LiveEncoder(codec)
         self.decoder = LiveDecoder(codec, channel=channel)
@@ -249,7 +252,8 @@ class Performer(threading.Thread):
         self.encoder.velocity_bin = bins[-1] if bins else 0  # the velocity in force
         # One prime with the whole context, as `cadenza generate` primes: a transformer takes
         # it in one prefill rather than one step per event.
-        self.generator.prime(np.array(self.context, dtype=np.int64), {"bpm": self.tempo()})
+        self.generator.prime(np.array(self.context, dtype=np.int64),
+                             {"bpm": self.tempo(), "bar_step": self.bar_step()})
 
     def _start(self, start: float, seconds: float) -> None:
         began = time.perf_counter()

@@ -112,7 +112,7 @@ def pick_sequences(
     tokens: np.ndarray, offsets: np.ndarray, keep: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """The sequences where `keep` (one bool per sequence) is true, as tokens and offsets."""
-    pieces = [tokens[a:b] for a, b, k in zip(offsets[:-1], offsets[1:], keep) if k]
+    pieces = [tokens[a:b] for a, b, k in zip(offsets[:-1], offsets[1:], keep, strict=True) if k]
     lengths = np.array([len(piece) for piece in pieces], dtype=np.int64)
     picked = np.concatenate(pieces) if pieces else tokens[:0]
     return picked, np.concatenate([[0], np.cumsum(lengths)]).astype(offsets.dtype)

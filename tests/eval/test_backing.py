@@ -84,3 +84,15 @@ def test_another_bundle_is_compared_under_the_same_players(tiny_backing_bundle,
     (other,) = [name for name in results if name.startswith("tiny-backing (")]
     # The same bundle and seed under the same players: the same figures.
     assert results[other] == results[LISTENING]
+
+
+def test_evaluate_judges_on_the_split_asked_for(tiny_backing_bundle, tiny_parts_corpus,
+                                                tmp_path: Path):
+    real_notes = {}
+    for split in ("valid", "test"):
+        out = tmp_path / split
+        results = evaluate_backing(tiny_backing_bundle, out, data=tiny_parts_corpus,
+                                   progress=False, split=split)
+        real_notes[split] = results[LISTENING].real_notes
+        assert f"({split} split)" in (out / "report.md").read_text()
+    assert real_notes["valid"] != real_notes["test"]  # other pieces' real parts

@@ -34,3 +34,15 @@ def test_report_has_a_rate_per_instrument_and_the_distances(tiny_codec_lm_bundle
     assert json.loads((tmp_path / "results.json").read_text())["recognition"] == results[
         "recognition"]
     assert "| **mean** |" in (tmp_path / "report.md").read_text()
+
+
+def test_eval_refuses_the_valid_split_for_a_codec_lm_in_one_line(tiny_codec_lm_bundle, tmp_path,
+                                                                 capsys):
+    from cadenza.cli import main
+
+    # Its valid clips are the reference the generated ones are measured against.
+    assert main(["eval", str(tiny_codec_lm_bundle), "--split", "valid", "-o",
+                 str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cadenza: error:") and "--split" in err and "\n" not in err
+    assert not (tmp_path / "out").exists()

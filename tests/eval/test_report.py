@@ -78,3 +78,19 @@ def test_cli_refuses_a_bad_value_in_one_line(tmp_path, capsys):
 def test_cli_refuses_a_missing_bundle(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "nothing"), "-o", str(tmp_path)]) == 2
     assert "no such bundle" in capsys.readouterr().err
+
+
+def test_split_valid_scores_and_compares_with_the_validation_pieces(tiny_bundle, tiny_corpus,
+                                                                    tmp_path):
+    from cadenza.corpus.prepare import load_split
+    from cadenza.eval.samples import held_out_pieces, real_windows
+
+    settings = EvalSettings(**{**SMALL, "samples": 2, "split": "valid"})
+    results = evaluate_bundle(tiny_bundle, tmp_path, data=tiny_corpus, settings=settings,
+                              progress=False)
+    tokens, offsets = load_split(tiny_corpus, "valid")
+    assert results["likelihood"]["events"] == len(tokens) - (len(offsets) - 1)
+    windows = real_windows(held_out_pieces(tiny_corpus, "valid"), SMALL["seconds"])
+    assert results["real_windows"] == len(windows)
+    assert len(windows) != len(real_windows(held_out_pieces(tiny_corpus), SMALL["seconds"]))
+    assert "(valid split)" in (tmp_path / "report.md").read_text()

@@ -32,3 +32,25 @@ def test_export_refuses_what_is_not_a_checkpoint(tmp_path):
     assert not (tmp_path / "out").exists()
     with pytest.raises(CadenzaError, match="no such checkpoint"):
         export_checkpoint(tmp_path / "missing.pt", tmp_path / "out")
+
+
+def test_export_sets_the_sampling_defaults_the_plugin_starts_with(tiny_run, tmp_path):
+    from cadenza.plugins import load_generator
+
+    out = export_checkpoint(tiny_run / "best.pt", tmp_path / "b",
+                            sampling={"temperature": 0.9, "top_p": 0.9, "max_voices": 4})
+    knobs = load_generator(out).knobs
+    assert (knobs.temperature, knobs.top_k, knobs.top_p, knobs.max_voices) == (0.9, 0, 0.9, 4)
+
+
+@pytest.mark.parametrize("sampling, problem", [
+    ({"top_p": 0.0}, "sampling.top_p"), ({"warmth": 1}, "no sampling knob 'warmth'")])
+def test_a_bad_sampling_default_is_refused_and_the_bundle_kept(tiny_run, tmp_path, sampling,
+                                                                problem):
+    from cadenza.export.checkpoint import set_sampling
+
+    out = export_checkpoint(tiny_run / "best.pt", tmp_path / "b")
+    before = (out / "manifest.yaml").read_text()
+    with pytest.raises(CadenzaError, match=problem):
+        set_sampling(out, sampling)
+    assert (out / "manifest.yaml").read_text() == before

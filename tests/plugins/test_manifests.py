@@ -24,6 +24,7 @@ from cadenza.plugins import (
 from cadenza.plugins.manifests import (
     BackingManifest,
     CodecLMManifest,
+    MelodyRNNManifest,
     PerformanceRNNManifest,
     TransformerManifest,
     VAEManifest,
@@ -37,12 +38,13 @@ SECTIONS: dict[str, type[Section]] = {
     "backing": BackingManifest,
     "vae": VAEManifest,
     "codec-lm": CodecLMManifest,
+    "melody-rnn": MelodyRNNManifest,
     "style-critic": StyleCriticManifest,
     "instrument-critic": InstrumentCriticManifest,
 }
 SHIPPED = sorted(p.parent.name for p in MODELS.glob(f"*/{MANIFEST}"))
 KIND = {"performance-rnn": EventGenerator, "transformer": EventGenerator, "vae": EventGenerator,
-        "backing": BackingGenerator, "codec-lm": AudioGenerator}
+        "backing": BackingGenerator, "codec-lm": AudioGenerator, "melody-rnn": EventGenerator}
 
 
 def shipped_manifest(name: str) -> dict:

@@ -11,6 +11,7 @@ from cadenza.generate import continue_primer
 from cadenza.midi import load_notes
 from cadenza.plugins import load_generator, plugin_classes
 from cadenza.plugins.performance_rnn import PerformanceRNN
+from cadenza.plugins.voices import Voices
 
 
 def test_registered_under_the_entry_point_group():
@@ -40,10 +41,12 @@ def test_greedy_generation_matches_the_export_parity_rollout(tiny_bundle, tiny_r
     step = PerformanceRNNStep(model_from_checkpoint(load_checkpoint(tiny_run / "best.pt")))
     h = c = torch.zeros(tuple(generator.h.shape))
     token, theirs = generator.start_event, []
+    voices = Voices(generator.codec)  # the sampler's grammar, on torch's logits as on ours
     with torch.no_grad():
         for _ in range(50):
             logits, h, c = step(torch.tensor([token]), h, c)
-            token = int(logits.argmax())
+            token = int(np.argmax(voices.mask(logits[0].numpy(), generator.knobs.max_voices)))
+            voices.take([token])
             theirs.append(token)
     assert ours == theirs
 
