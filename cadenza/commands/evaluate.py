@@ -27,7 +27,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
         split=args.split,
     )
     settings.check()
-    bundles = args.compare or [args.bundle or default_bundle_path("performance-rnn")]
+    # `eval A --compare B C`: A's report with B and C beside it (A was once dropped silently).
+    bundles = [*([args.bundle] if args.bundle else []), *(args.compare or [])]
+    bundles = bundles or [default_bundle_path("performance-rnn")]
     request = EvalRequest(data=args.data, settings=settings, critic=args.critic,
                           use_critic=not args.no_critic, harmony=args.harmony,
                           compare=bundles[1:], progress=not args.no_progress)
@@ -67,7 +69,8 @@ def cmd_plugins(args: argparse.Namespace) -> None:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     evaluate = sub.add_parser("eval", help="held-out NLL, music metrics, style, plots: a report")
     evaluate.add_argument("bundle", nargs="?", help="bundle (default: the shipped one)")
-    evaluate.add_argument("--compare", nargs="+", metavar="BUNDLE", help="several side by side")
+    evaluate.add_argument("--compare", nargs="+", metavar="BUNDLE",
+                          help="bundles to report beside the first (BUNDLE, or the first of these)")
     evaluate.add_argument("--data", help="prepared corpus (default: the bundle's training data)")
     evaluate.add_argument("--samples", type=a.whole(1, 100_000), default=20,
                           help="samples to generate")

@@ -94,3 +94,14 @@ def test_split_valid_scores_and_compares_with_the_validation_pieces(tiny_bundle,
     assert results["real_windows"] == len(windows)
     assert len(windows) != len(real_windows(held_out_pieces(tiny_corpus), SMALL["seconds"]))
     assert "(valid split)" in (tmp_path / "report.md").read_text()
+
+
+def test_cli_reports_the_bundle_with_the_compared_ones_beside_it(tiny_bundle, tiny_corpus,
+                                                                 tmp_path, capsys):
+    """`eval A --compare B`: A is the report's first row, B beside it (A was dropped once)."""
+    assert main(["eval", str(tiny_bundle), "--compare", str(tiny_bundle), "--data",
+                 str(tiny_corpus), "--samples", "2", "--seconds", "2", "--nll-events", "100",
+                 "--no-critic", "--no-progress", "-o", str(tmp_path)]) == 0
+    rows = [line for line in (tmp_path / "report.md").read_text().splitlines()
+            if line.startswith("| tiny")]
+    assert len(rows) == 2
