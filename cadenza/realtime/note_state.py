@@ -37,6 +37,14 @@ class NoteState:
         other.notes, other.pedals, other.channels = dict(self.notes), set(self.pedals), set()
         return other
 
+    @staticmethod
+    def is_an_end(message: Sequence[int]) -> bool:
+        """A note-off or a sustain-off: a message that ends what another began."""
+        if len(message) < 3 or not is_channel_message(message):
+            return False
+        return ends_note(message) or (kind_of(message) == CONTROL_CHANGE
+                                      and message[1] == SUSTAIN_PEDAL and message[2] < SWITCH_ON)
+
     def ends_something(self, message: Sequence[int]) -> bool:
         """Would this message end a sounding note or lift a pedal that is down?"""
         if len(message) < 3 or not is_channel_message(message):

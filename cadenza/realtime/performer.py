@@ -66,6 +66,8 @@ class Performer(threading.Thread):
         self._skip_leading_shifts = False
         self._closed = False
         self._silenced = False
+        self._asked = 0  # answer and mutate commands put (control thread) ...
+        self._taken = 0  # ... and taken up (this thread)
         self._events_at_cursor = 0
         self._played: list[tuple[float, list[int]]] = []  # the answer's messages, from its start
         self._loop_next = 0.0
@@ -89,6 +91,7 @@ class Performer(threading.Thread):
         self.commands.put(("new_phrase",))
 
     def answer(self, start: float, seconds: float) -> None:
+        self._asked += 1  # busy from now: the player may come in before this thread takes it
         self.commands.put(("answer", start, seconds))
 
     def anticipate(self, heard: int) -> None:
@@ -113,6 +116,7 @@ class Performer(threading.Thread):
 
     def mutate(self, start: float, seconds: float) -> None:
         """Answer the last call again, with the next seed."""
+        self._asked += 1
         self.commands.put(("mutate", start, seconds))
 
     def continuous(self, start: float) -> None:
@@ -143,8 +147,11 @@ class Performer(threading.Thread):
 
     @property
     def busy(self) -> bool:
-        """Answering, playing on or looping (making an opening is listening still)."""
-        return self.mode not in ("idle", "opening")
+        """Answering (or asked to: its command not yet taken up), playing on or looping
+        (making an opening is listening still). An answer asked for counts from the ask: a
+        player who comes in between the phrase's end and this thread taking the answer up
+        interrupts it, as one who comes in a second later does."""
+        return self._asked != self._taken or self.mode not in ("idle", "opening")
 
     # --- the thread -----------------------------------------------------------------------
     def run(self) -> None:
@@ -178,6 +185,8 @@ class Performer(threading.Thread):
 
     def _handle(self, command: tuple) -> None:
         kind = command[0]
+        if kind in ("answer", "mutate"):
+            self._taken += 1
         if kind in ("player", "new_phrase", "anticipate", "stop", "swap"):
             # The phrase goes on (an opening claimed is its answer's, whose command is
             # ahead of these), or the answer is called off (what was sent of it is cancelled).

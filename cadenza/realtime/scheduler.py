@@ -133,10 +133,27 @@ class Scheduler:
         return dropped
 
     def release_all(self) -> None:
-        """Note-off now for every sounding note, and sustain-off where a pedal is down."""
+        """Note-off now for every sounding note, and sustain-off where a pedal is down; the
+        pending note-offs (and sustain-offs) of what it ended are dropped: sent later, they
+        would cut a note of the same pitch begun in between (the next answer's)."""
         with self._cond:
             errors = self._release_locked()
+            self._drop_stale_ends_locked()
         self._report(errors)
+
+    def _drop_stale_ends_locked(self) -> None:
+        """Drop each pending end that would end nothing when due, replaying what is pending
+        from what sounds now (a note-off of a note still to begin is kept)."""
+        future = self._state.copy()
+        kept = []
+        for entry in sorted(self._heap):
+            if future.is_an_end(entry[2]) and not future.ends_something(entry[2]):
+                continue
+            kept.append(entry)
+            future.apply(entry[2])
+        if len(kept) != len(self._heap):
+            heapq.heapify(kept)
+            self._heap = kept
 
     def end_channels(self, channels: Iterable[int]) -> None:
         """Drop every pending message on `channels` (0..15) and end their sounding notes now

@@ -192,3 +192,13 @@ def test_an_opening_is_cut_at_a_short_answers_end(performer_of):
     assert all(t <= first + 1e-6 for t, _ in sent)
     assert any(starts_note(m) for _, m in sent)
     assert sounding_after([m for _, m in sent]) == {}  # every note it began ends with it
+
+
+def test_an_answer_is_busy_from_the_moment_it_is_asked_for(tiny_bundle):
+    """The player may come in between the phrase's end and the performer's thread taking
+    the answer up: the answer must already count as playing, so that it is interrupted."""
+    performer = Performer(load_generator(tiny_bundle), Schedule(), channel=CHANNEL,
+                          lookahead=5.0, seed=11)  # its thread not started: nothing taken up
+    assert not performer.busy
+    performer.answer(time.perf_counter(), 2.0)
+    assert performer.busy

@@ -315,3 +315,22 @@ def test_a_recorder_closing_its_port_does_not_crash_the_scheduler(jack_output, m
         assert scheduler.running and scheduler.send_errors == 0
     finally:
         scheduler.stop()
+
+
+def test_release_all_drops_the_pending_ends_of_what_it_ended(started):
+    """Ended now, a note's written note-off is stale: sent later it would cut the same pitch
+    begun in between (the next answer's). A note still to begin keeps its note-off."""
+    scheduler, output = started
+    if not hasattr(scheduler, "release_all"):
+        pytest.skip("the naive baseline has no release")
+    now = time.perf_counter()
+    scheduler.schedule_many([
+        (now + 0.01, note_on(60)), (now + AHEAD, note_off(60)),  # sounding when released
+        (now + AHEAD, note_on(62)), (now + AHEAD + 0.1, note_off(62)),  # still to begin
+    ])
+    output.wait_for(1)
+    scheduler.release_all()
+    assert scheduler.pending == 2
+    assert sent_up_to(scheduler, output, now + AHEAD + 0.1) == [
+        note_on(60), note_off(60), note_on(62), note_off(62)]
+    assert not scheduler.sounding
