@@ -147,10 +147,8 @@ class Performer(threading.Thread):
 
     @property
     def busy(self) -> bool:
-        """Answering (or asked to: its command not yet taken up), playing on or looping
-        (making an opening is listening still). An answer asked for counts from the ask: a
-        player who comes in between the phrase's end and this thread taking the answer up
-        interrupts it, as one who comes in a second later does."""
+        """Answering (from the ask: a player who comes in before this thread takes the answer
+        up interrupts it too), playing on or looping (making an opening is listening still)."""
         return self._asked != self._taken or self.mode not in ("idle", "opening")
 
     # --- the thread -----------------------------------------------------------------------
