@@ -583,3 +583,14 @@ def stop_running(engine, thread: threading.Thread) -> None:
     engine.stop()
     thread.join(timeout=10)
     engine.close_ports()
+
+
+def send_clock(player, period: float, stop: threading.Event) -> None:
+    """24 ppqn from `player`, each pulse at its time, until `stop` is set."""
+    start = time.perf_counter() + 0.001
+    k = 0
+    while not stop.is_set():
+        while time.perf_counter() < start + k * period:
+            time.sleep(0.0002)
+        player.send([0xF8])
+        k += 1

@@ -30,6 +30,7 @@ from tests.realtime.helpers import (
     interrupt_live,
     note_ons,
     play_phrase,
+    send_clock,
     sounding_after,
     spawn_live,
     unique,
@@ -115,17 +116,6 @@ def test_answers_follow_the_daws_clock_onto_its_beats(tiny_bundle, make_player, 
     beat = 24 * slope
     offset = (answer_start - intercept) % beat
     assert min(offset, beat - offset) < 0.002  # where the engine put it, to 2 ms
-
-
-def send_clock(player, period: float, stop: threading.Event) -> None:
-    """24 ppqn from `player`, each pulse at its time, until `stop` is set."""
-    start = time.perf_counter() + 0.001
-    k = 0
-    while not stop.is_set():
-        while time.perf_counter() < start + k * period:
-            time.sleep(0.0002)
-        player.send([0xF8])
-        k += 1
 
 
 @pytest.mark.parametrize("args, words", [

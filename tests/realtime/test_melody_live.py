@@ -23,12 +23,12 @@ from tests.realtime.helpers import (
     interrupt_live,
     note_ons,
     play_phrase,
+    send_clock,
     sounding_after,
     spawn_live,
     unique,
     wait_for,
 )
-from tests.realtime.test_engine import send_clock
 
 BPM = 100.0
 
