@@ -5,8 +5,9 @@ MidiInput reads rtmidi's own queue from a thread of ours rather than taking rtmi
 callback: a callback runs Python on rtmidi's thread (JACK's process thread), where waiting
 for the GIL makes a JACK client late in its cycle and loses its input (see MidiInput); it
 also made closing a port deadlock-prone and cancelling a callback a use-after-free.
-MidiOutput: sending after rtmidi's `delete()` segfaults, so every call goes through a lock
-and a closed flag.
+Any rtmidi call after `delete()` segfaults, so every call goes through the port's lock and
+checks the closed flag inside it; and `delete()` comes a little after `close_port()`
+(release_client).
 """
 
 from __future__ import annotations
@@ -36,6 +37,19 @@ ACTIVE_POLL_SECONDS = 0.0005
 IDLE_POLL_SECONDS = 0.004
 IDLE_AFTER_SECONDS = 0.25
 CLOCK_SLEW = 0.001  # how fast the MIDI system's clock may drift from ours (s/s): a bound
+# RtMidi 5's JACK client checks its port at the top of each process cycle, and its destructor
+# frees the output's ring buffer before closing the client: a cycle that began while the port
+# was being unregistered can still read the buffer when delete() frees it. Closing the port
+# first and freeing the client a few cycles later (a cycle is 1.3-21 ms) leaves such a cycle
+# time to end; every later cycle sees no port and returns at once.
+RELEASE_GRACE_SECONDS = 0.05
+
+
+def release_client(midi) -> None:
+    """Close an rtmidi client's port, then free the client (see RELEASE_GRACE_SECONDS)."""
+    midi.close_port()
+    time.sleep(RELEASE_GRACE_SECONDS)
+    midi.delete()
 
 
 class Arrivals:
@@ -119,12 +133,10 @@ class MidiPort:
         same name between two calls looks alive here although its connection is gone (rtmidi
         cannot tell): reconnect_if_back() after a loss, not this, restores it.
         """
-        if self._closed:
-            return False
         if self.virtual:
-            return True
-        with self._lock:
-            return self._connected and self.name in self._midi.get_ports()
+            return not self._closed
+        with self._lock:  # closed is checked under the lock: close() may have freed the client
+            return not self._closed and self._connected and self.name in self._midi.get_ports()
 
     def reconnect_if_back(self) -> bool:
         """For a port connected by name: notice a loss and reconnect when a match is listed again.
@@ -133,9 +145,11 @@ class MidiPort:
         not the old full name: a USB keyboard plugged back gets new ALSA client numbers.
         Returns True when it reconnected on this call.
         """
-        if self._closed or self.virtual:
+        if self.virtual:
             return False
         with self._lock:
+            if self._closed:
+                return False
             ports = self._midi.get_ports()
             if self._connected and self.name in ports:
                 return False
@@ -161,8 +175,8 @@ class MidiPort:
             if self._closed:
                 return
             self._closed = True
-            self._disconnect_locked()
-            self._midi.delete()
+            self._connected = False
+            release_client(self._midi)
 
     def _disconnect_locked(self) -> None:
         self._midi.close_port()

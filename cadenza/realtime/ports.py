@@ -25,6 +25,7 @@ from cadenza.realtime.midi_io import (
     PortClosedError,
     PortError,
     api_name,
+    release_client,
 )
 
 __all__ = ["ChannelRouter", "MidiInput", "MidiOutput", "PortClosedError", "PortError",
@@ -160,7 +161,8 @@ def _open_virtual(midi, api: int, virtual_name: str, others_see_as: str) -> str:
     try:
         before = set(lister.get_ports())
         try:
-            midi.open_virtual_port(virtual_name)
+            with library_noise():  # libjack prints a name it refuses on fd 2
+                midi.open_virtual_port(virtual_name)
         except (rtmidi.RtMidiError, NotImplementedError) as exc:
             raise PortError(f"cannot open virtual MIDI port {virtual_name!r}: {exc}") from None
         new = [p for p in lister.get_ports() if p not in before and virtual_name in p]
@@ -185,7 +187,7 @@ def open_output(name_or_substring: str | None = None, *, virtual_name: str = "ca
         target = match_port(ports, name_or_substring, "output")
         midi.open_port(ports.index(target), virtual_name)
     except BaseException:
-        midi.delete()
+        release_client(midi)
         raise
     return MidiOutput(midi, api, name=target, pattern=name_or_substring, local_name=virtual_name)
 
@@ -202,6 +204,7 @@ def open_input(name_or_substring: str | None = None, *, virtual_name: str = "cad
         _check_virtual_supported(api)
     midi = _new_client(rtmidi.MidiIn, api, client_name)
     midi.ignore_types(sysex=True, timing=False, active_sense=True)
+    port = None
     try:
         if name_or_substring is None:
             pattern, target = None, virtual_name
@@ -216,6 +219,9 @@ def open_input(name_or_substring: str | None = None, *, virtual_name: str = "cad
         else:
             midi.open_port(ports.index(target), virtual_name)
     except BaseException:
-        midi.delete()
+        if port is not None:
+            port.close()  # its reader is running: close() stops it before freeing the client
+        else:
+            release_client(midi)
         raise
     return port

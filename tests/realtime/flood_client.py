@@ -32,6 +32,7 @@ import time
 import rtmidi
 
 from cadenza.midi_status import well_formed
+from cadenza.realtime.midi_io import release_client
 
 REALTIME_AND_UNDEFINED = [0xF4, 0xF5, 0xF6, 0xF7, 0xF8, 0xF9, 0xFA, 0xFB, 0xFC, 0xFD, 0xFE, 0xFF]
 DATA_BYTES = {0x8: 2, 0x9: 2, 0xA: 2, 0xB: 2, 0xC: 1, 0xD: 1, 0xE: 2}
@@ -158,8 +159,7 @@ def main() -> None:
         if line == "go":  # a late "stop" (after its burst ended) is skipped
             burst(midi, flood, args.rate, lines)
     time.sleep(0.05)  # the last cycle's events leave the ring buffer
-    midi.close_port()
-    midi.delete()
+    release_client(midi)
 
 
 def read_lines(lines: queue.Queue[str]) -> None:

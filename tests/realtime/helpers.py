@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import rtmidi
 
+from cadenza.realtime.midi_io import release_client
 from cadenza.realtime.ports import PortClosedError
 
 # --- fakes ---------------------------------------------------------------------------------
@@ -254,6 +255,7 @@ def _find(ports: Sequence[str], name: str) -> int:
 # child's stamps compare with the parent's.
 RECORDER_CHILD = """
 import collections, gc, sys, time, rtmidi
+from cadenza.realtime.midi_io import release_client
 mode, name = sys.argv[1], sys.argv[2]
 for attempt in range(3):
     try:
@@ -293,8 +295,7 @@ while not quit_requested.wait(0.001):
         sys.stdout.flush()
 midi.cancel_callback()
 time.sleep(0.05)
-midi.close_port()
-midi.delete()
+release_client(midi)
 for stamp, message in pending:
     sys.stdout.write(repr(stamp) + " " + " ".join(map(str, message)) + "\\n")
 sys.stdout.flush()
@@ -385,8 +386,7 @@ class Player:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self.midi.close_port()
-            self.midi.delete()
+            release_client(self.midi)
 
 
 

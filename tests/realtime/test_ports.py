@@ -36,6 +36,15 @@ def wait_until(predicate, timeout: float = 10.0) -> bool:
     return True
 
 
+def run_child(script: str) -> str:
+    """Run `script` in a child process against the test's JACK server: a crash or a hang there
+    fails the calling test instead of taking pytest down. Returns its stdout."""
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "CADENZA_MIDI_API": "jack"})
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return result.stdout
+
+
 # ----- choosing the API -----
 
 
@@ -236,7 +245,7 @@ def test_a_full_queue_drops_the_oldest_and_counts_each(player):
 def test_closing_inputs_under_a_flood_neither_hangs_nor_crashes(jack_server):
     # The deadlock and the use-after-free described in ports.py, in a child process: a crash
     # or a hang there fails this test instead of taking pytest down.
-    script = textwrap.dedent("""
+    script = """
         import threading, time, rtmidi
         from cadenza.realtime.ports import open_input
         out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="flooder")
@@ -261,11 +270,53 @@ def test_closing_inputs_under_a_flood_neither_hangs_nor_crashes(jack_server):
         thread.join()
         assert received > 0, "no flood arrived"
         print("ok", received)
+    """
+    assert run_child(script).startswith("ok")
+
+
+def test_an_input_whose_port_cannot_open_is_a_clear_error_and_stops_its_reader(jack_server):
+    # The reader starts before the port opens; freeing the client under it segfaulted.
+    out = run_child("""
+        import threading, time
+        from cadenza.realtime.ports import PortError, open_input
+        try:
+            open_input(None, virtual_name="x" * 400)  # longer than JACK allows
+        except PortError as error:
+            print("error:", str(error).splitlines()[0][:60])
+        time.sleep(0.05)
+        print("readers:", [t.name for t in threading.enumerate() if t.name == "cadenza-midi-in"])
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=120, env={**os.environ, "CADENZA_MIDI_API": "jack"})
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert result.stdout.startswith("ok")
+    assert "error: cannot open virtual MIDI port 'xxx" in out
+    assert "readers: []" in out
+
+
+@pytest.mark.parametrize("direction", ["input", "output"])
+def test_a_port_closed_while_another_thread_checks_it_does_not_crash(jack_server, direction):
+    # The engine's control thread asks is_alive() and reconnect_if_back() of ports connected
+    # by name; a close() on another thread between its closed check and its rtmidi call
+    # freed the client under it.
+    out = run_child(f"""
+        import threading, time, rtmidi
+        from cadenza.realtime.ports import open_input, open_output
+        other = rtmidi.{"MidiOut" if direction == "input" else "MidiIn"}(
+            rtmidi.API_UNIX_JACK, name="other")
+        other.open_virtual_port("far-end")
+        answers = []
+        for trial in range(30):
+            port = open_{direction}("far-end")
+            def check(port=port):
+                while not port.closed:
+                    answers.append(port.is_alive())
+                    port.reconnect_if_back()
+                answers.append(port.is_alive())
+            thread = threading.Thread(target=check)
+            thread.start()
+            time.sleep(0.002 * (trial % 5))
+            port.close()
+            thread.join()
+        print("ok", answers.count(True), answers[-1])
+    """)
+    assert out.startswith("ok") and out.split()[-1] == "False"
 
 
 def test_lost_input_reconnects_when_the_port_is_back(make_player):
