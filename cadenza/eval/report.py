@@ -34,6 +34,7 @@ from cadenza.eval.samples import (
     held_out_pieces,
     real_windows,
     split_halves,
+    split_styles,
 )
 from cadenza.events import PERFORMANCE
 from cadenza.midi import write_midi
@@ -139,8 +140,11 @@ def evaluate_bundle(
 
     tokens, offsets = truncate_split(*load_split(corpus, settings.split), settings.nll_events)
     representation = corpus_representation(corpus)  # a melody corpus is scored per step
-    scorer = melody_held_out_nll if is_melody(representation) else held_out_nll
-    nll, scored = scorer(generator, tokens, offsets, progress=progress)
+    if is_melody(representation):
+        nll, scored = melody_held_out_nll(generator, tokens, offsets, progress=progress)
+    else:
+        nll, scored = held_out_nll(generator, tokens, offsets, progress=progress,
+                                   styles=split_styles(corpus, settings.split))
     lap("held-out NLL (ONNX steps)")
     bigram, trigram = Baselines.of(corpus, vocab_size(representation))
     likelihood = {

@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from cadenza.corpus.prepare import METADATA, corpus_representation, load_split
+from cadenza.corpus.token_files import load_styles
 from cadenza.errors import CadenzaError
 from cadenza.eval.melody import sequence_notes
 from cadenza.generate import continue_primer
@@ -26,6 +27,7 @@ from cadenza.plugins.base import Generator
 class Piece:
     id: str
     notes: np.ndarray
+    style: str | None = None  # the corpus's style of the piece (bach, folk...)
 
 
 @dataclass
@@ -51,13 +53,35 @@ def held_out_pieces(corpus: Path, split: str = "test") -> list[Piece]:
                             strict=False):
         ids.extend([piece] if count == 1 else [f"{piece}#{k}" for k in range(count)])
     representation = corpus_representation(corpus)  # events, or melodies on the grid
+    styles = split_styles(corpus, split)
     pieces = []
     for i in range(len(offsets) - 1):
         notes = sequence_notes(np.asarray(tokens[offsets[i] : offsets[i + 1]]), representation)
-        pieces.append(Piece(ids[i] if i < len(ids) else f"{split}/{i}", notes))
+        pieces.append(Piece(ids[i] if i < len(ids) else f"{split}/{i}", notes, styles[i]))
     if not pieces:
         raise CadenzaError(f"{corpus}: the {split} split holds no piece to compare with")
     return pieces
+
+
+def split_styles(corpus: Path, split: str) -> list[str]:
+    """The style name of each sequence of a split."""
+    indices, names = load_styles(corpus, split)
+    return [names[i] for i in indices]
+
+
+class StyleOfPiece:
+    """Condition a generator on each held-out piece's own style, where the model knows it (a
+    model trained on bach, palestrina and folk scores a chorale as bach, as training scored
+    it); a style it does not know leaves its own default (untagged, or its only style)."""
+
+    def __init__(self, generator: Generator) -> None:
+        self.generator = generator
+        self.default = getattr(generator, "style", None)
+
+    def use(self, style: str | None) -> None:
+        known = self.generator.styles
+        if known:
+            self.generator.set_style(style if style in known else self.default)
 
 
 def window(notes: np.ndarray, start: float, end: float) -> np.ndarray:
@@ -111,9 +135,11 @@ def generate_samples(
     """`count` samples of `seconds` each: the first half continue the openings of held-out
     pieces (one piece after another), the rest start from nothing. Seeded per sample, so
     sample k is the same whatever `count` is."""
+    style_of = StyleOfPiece(generator)
     samples = []
     for k in tqdm(range(count), desc="samples", unit="sample", disable=not progress):
         generator.seed(seed + k)
+        style_of.use(pieces[k % len(pieces)].style)  # a sample from nothing cycles them too
         from_primer = k < (count + 1) // 2
         if from_primer:
             piece = pieces[k % len(pieces)]
@@ -144,15 +170,18 @@ def held_out_nll(
     offsets: np.ndarray,
     *,
     max_events: int | None = None,
+    styles: list[str] | None = None,
     progress: bool = True,
 ) -> tuple[float, int]:
     """(mean NLL in nats per event, events scored) of a generator over held-out sequences,
     one ONNX step per event: each sequence's first event primes it and every later one is
-    scored, as training's evaluate_nll and the n-gram baselines do. `max_events` stops
-    early (whole sequences first, then part of the last)."""
+    scored, as training's evaluate_nll and the n-gram baselines do, each under its own style
+    (`styles`, one name per sequence) where the model knows it. `max_events` stops early
+    (whole sequences first, then part of the last)."""
     if not hasattr(generator, "logits"):
         raise CadenzaError(f"{generator.bundle.path}: plugin {generator.plugin!r} gives no "
                            "next-event probabilities, so it has no held-out NLL")
+    style_of = StyleOfPiece(generator)
     total, scored = 0.0, 0
     budget = max_events if max_events is not None else len(tokens)
     bar = tqdm(total=min(budget, len(tokens) - len(offsets) + 1), desc="held-out NLL",
@@ -161,6 +190,7 @@ def held_out_nll(
         sequence = np.asarray(tokens[offsets[i] : offsets[i + 1]], dtype=np.int64)
         if len(sequence) < 2 or scored >= budget:
             continue
+        style_of.use(styles[i] if styles is not None else None)
         generator.prime(sequence[:1])
         before = scored
         for event in sequence[1 : 1 + budget - scored]:

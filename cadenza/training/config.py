@@ -68,6 +68,8 @@ class TrainConfig:
     seed: int = 1234
     device: str = "cpu"  # cpu | cuda | cuda:N
     threads: int = 0  # torch intra-op threads on CPU; 0 leaves torch's default
+    init_from: str = ""  # start from these weights: a transformer bundle or a run's .pt
+    # (cadenza/training/init_from.py); the optimizer and schedule start afresh
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -27,6 +27,7 @@ from cadenza.training.data import (
     length_buckets,
     sequence_batches,
 )
+from cadenza.training.init_from import load_initial_weights
 from cadenza.training.performance_rnn import PerformanceRNN
 from cadenza.training.runner import TrainingRun, load_checkpoint, save_checkpoint, write_json
 from cadenza.training.transformer import MusicTransformer
@@ -163,6 +164,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         step, best = checkpoint["step"], checkpoint["best_valid_nll"]
         states = checkpoint["sampler"]
         sampler.set_state(json.loads(states[run.rank % len(states)]))
+    elif config.init_from:
+        load_initial_weights(model, config.init_from)
     wrapped = run.wrap(model)
     tokens_per_step = config.batch_size * config.seq_len * run.world
     eval_every = config.eval_every or max(1, sampler.num_tokens // tokens_per_step)

@@ -13,6 +13,7 @@ from cadenza.eval.samples import (
     held_out_pieces,
     real_windows,
     split_halves,
+    split_styles,
     window,
 )
 from cadenza.notes import make_notes
@@ -53,6 +54,27 @@ def test_held_out_nll_matches_training_on_the_same_test_split(tiny_bundle, tiny_
     training = load_bundle(tiny_bundle).training
     assert scored == training["test_events"]
     assert nll == pytest.approx(training["test_nll"], abs=2e-3)
+
+
+def test_held_out_nll_scores_each_piece_under_its_own_style(tiny_transformer_bundle,
+                                                         tiny_corpus):
+    # As training's finish() scores them: a chorale under "bach", not untagged.
+    split = load_split(tiny_corpus, "test")
+    styles = split_styles(tiny_corpus, "test")
+    assert set(styles) == {"bach"}
+    told = load_generator(tiny_transformer_bundle)
+    told.set_style("bach")
+    expected, _ = held_out_nll(told, *split, max_events=300, progress=False)
+    styled, _ = held_out_nll(load_generator(tiny_transformer_bundle), *split, max_events=300,
+                             styles=styles, progress=False)
+    untagged, _ = held_out_nll(load_generator(tiny_transformer_bundle), *split, max_events=300,
+                               progress=False)
+    assert styled == pytest.approx(expected, abs=1e-9)
+    assert abs(styled - untagged) > 1e-6
+
+
+def test_held_out_pieces_carry_their_style(tiny_corpus):
+    assert {piece.style for piece in held_out_pieces(tiny_corpus)} == {"bach"}
 
 
 def test_held_out_nll_stops_at_max_events(tiny_bundle, tiny_corpus):
