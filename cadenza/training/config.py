@@ -143,4 +143,7 @@ def _with_corpus(config: TrainConfig) -> TrainConfig:
             f"{config.data} is not a prepared corpus directory "
             "(run `cadenza corpus prepare SOURCE` first)",
         )
+    if config.init_from and not Path(config.init_from).exists():
+        raise ConfigError("init_from", f"{config.init_from} is neither a run's checkpoint nor "
+                          "a bundle (train the model it names first)")
     return config

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from cadenza.bundle import load_bundle
-from cadenza.errors import CadenzaError
-from cadenza.training.config import TransformerConfig, load_config
+from cadenza.errors import CadenzaError, ConfigError
+from cadenza.training.config import TransformerConfig, load_config, load_transformer_config
 from cadenza.training.init_from import load_initial_weights
 from cadenza.training.loop import load_checkpoint, train
 from cadenza.training.transformer import MusicTransformer, TransformerPrefill
@@ -87,3 +87,9 @@ def test_a_bundle_of_another_kind_is_one_line(tiny_bundle, tiny_transformer_run)
     assert "\n" not in str(error.value)
     with pytest.raises(CadenzaError, match="no such"):
         load_initial_weights(model, tiny_bundle.parent / "nowhere")
+
+
+def test_a_missing_source_is_refused_before_any_work(tiny_corpus, tmp_path):
+    with pytest.raises(ConfigError, match="init_from") as error:
+        load_transformer_config(None, [f"data={tiny_corpus}", f"init_from={tmp_path / 'no.pt'}"])
+    assert "\n" not in str(error.value)
