@@ -20,6 +20,7 @@ cadenza.realtime.ports. The fixtures that make them live in tests/realtime/conft
 from __future__ import annotations
 
 import collections
+import itertools
 import os
 import subprocess
 import sys
@@ -239,6 +240,26 @@ def jack_client(kind: type, client_name: str):
             time.sleep(0.05)
 
 
+def jack_connections(port: str) -> list[str]:
+    """The ports JACK lists as connected to `port` (`jack_lsp -c`)."""
+    lines = subprocess.run(["jack_lsp", "-c"], capture_output=True, text=True).stdout.splitlines()
+    if port not in lines:
+        return []
+    after = lines[lines.index(port) + 1:]
+    return [line.strip() for line in itertools.takewhile(lambda line: line[:1].isspace(), after)]
+
+
+def wait_for_jack_connection(port: str, more_than: int, timeout: float = 10.0) -> None:
+    """Until JACK lists more than `more_than` players connected to `port`, then two cycles
+    more (the server lists a connection before its next cycle carries it)."""
+    give_up = time.monotonic() + timeout
+    while sum(p.endswith(":player") for p in jack_connections(port)) <= more_than:
+        if time.monotonic() > give_up:
+            raise AssertionError(f"JACK never connected a player to {port!r}")
+        time.sleep(0.02)
+    time.sleep(0.05)
+
+
 def _find(ports: Sequence[str], name: str) -> int:
     """Index of the port called `name`, or else the only one containing it."""
     if name in ports:
@@ -368,8 +389,14 @@ class Player:
         self.closed = False
 
     def connect(self, destination: str) -> Player:
-        self.midi.open_port(_find(self.midi.get_ports(), destination), "player")
+        """Connect to `destination` and return once JACK carries the connection: a message
+        sent before then is dropped (JACK makes a connection at one of its next cycles)."""
+        ports = self.midi.get_ports()
+        target = ports[_find(ports, destination)]
+        before = sum(p.endswith(":player") for p in jack_connections(target))
+        self.midi.open_port(ports.index(target), "player")
         self.port_name = "player"
+        wait_for_jack_connection(target, more_than=before)
         return self
 
     def open_virtual(self, name: str | None = None) -> Player:
