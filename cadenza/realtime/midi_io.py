@@ -37,19 +37,39 @@ ACTIVE_POLL_SECONDS = 0.0005
 IDLE_POLL_SECONDS = 0.004
 IDLE_AFTER_SECONDS = 0.25
 CLOCK_SLEW = 0.001  # how fast the MIDI system's clock may drift from ours (s/s): a bound
-# RtMidi 5's JACK client checks its port at the top of each process cycle, and its destructor
-# frees the output's ring buffer before closing the client: a cycle that began while the port
-# was being unregistered can still read the buffer when delete() frees it. Closing the port
-# first and freeing the client a few cycles later (a cycle is 1.3-21 ms) leaves such a cycle
-# time to end; every later cycle sees no port and returns at once.
+# Freeing a JACK client safely. libjack's notification thread walks the client's port list
+# when the server recomputes latencies (after any graph change: a port or client gone, a
+# connection), while jack_port_unregister edits that list on the caller's thread: a port
+# unregistered during such a notification segfaults (jack2 issue #216; upstream's advice is to
+# deactivate first, which RtMidi does not). Most notifications here come from our own closes:
+# closing two ports back to back unregistered the second while its client was still handling
+# the first one's notification. So clients are freed one at a time, each after the graph has
+# been still for RELEASE_GRACE_SECONDS. And RtMidi 5's JACK output frees its ring buffer before
+# closing its client: a process cycle that began while the port was being unregistered could
+# read it, so the client is freed that long after its port closes (a cycle is 1.3-21 ms).
 RELEASE_GRACE_SECONDS = 0.05
+_release_lock = threading.Lock()
+_last_change = 0.0  # perf_counter time of our last port or client freed
+
+
+def close_port_when_still(midi) -> None:
+    """Unregister an rtmidi client's port once the graph has been still a while (and mark
+    the change)."""
+    global _last_change
+    with _release_lock:
+        time.sleep(max(0.0, _last_change + RELEASE_GRACE_SECONDS - time.perf_counter()))
+        midi.close_port()
+        _last_change = time.perf_counter()
 
 
 def release_client(midi) -> None:
     """Close an rtmidi client's port, then free the client (see RELEASE_GRACE_SECONDS)."""
-    midi.close_port()
+    global _last_change
+    close_port_when_still(midi)
     time.sleep(RELEASE_GRACE_SECONDS)
-    midi.delete()
+    with _release_lock:
+        midi.delete()
+        _last_change = time.perf_counter()
 
 
 class Arrivals:
@@ -179,7 +199,7 @@ class MidiPort:
             release_client(self._midi)
 
     def _disconnect_locked(self) -> None:
-        self._midi.close_port()
+        close_port_when_still(self._midi)
         self._connected = False
 
     def _after_open_locked(self) -> None:
