@@ -240,6 +240,11 @@ def jack_client(kind: type, client_name: str):
             time.sleep(0.05)
 
 
+def jack_port_names() -> list[str]:
+    """Every port JACK lists (`jack_lsp`)."""
+    return subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout.splitlines()
+
+
 def jack_connections(port: str) -> list[str]:
     """The ports JACK lists as connected to `port` (`jack_lsp -c`)."""
     lines = subprocess.run(["jack_lsp", "-c"], capture_output=True, text=True).stdout.splitlines()
@@ -249,13 +254,20 @@ def jack_connections(port: str) -> list[str]:
     return [line.strip() for line in itertools.takewhile(lambda line: line[:1].isspace(), after)]
 
 
-def wait_for_jack_connection(port: str, more_than: int, timeout: float = 10.0) -> None:
-    """Until JACK lists more than `more_than` players connected to `port`, then two cycles
-    more (the server lists a connection before its next cycle carries it)."""
+def connected_count(port: str, ours: str) -> int:
+    """How many of the test's ports called `ours` ("player", "recorder") JACK lists as
+    connected to `port`."""
+    return sum(p.endswith(":" + ours) for p in jack_connections(port))
+
+
+def wait_for_jack_connection(port: str, ours: str, more_than: int, timeout: float = 10.0) -> None:
+    """Until JACK lists more than `more_than` of our `ours` ports connected to `port`, then two
+    cycles more (the server lists a connection before its next cycle carries it): a message
+    sent before then is dropped."""
     give_up = time.monotonic() + timeout
-    while sum(p.endswith(":player") for p in jack_connections(port)) <= more_than:
+    while connected_count(port, ours) <= more_than:
         if time.monotonic() > give_up:
-            raise AssertionError(f"JACK never connected a player to {port!r}")
+            raise AssertionError(f"JACK never connected a {ours} to {port!r}")
         time.sleep(0.02)
     time.sleep(0.05)
 
@@ -352,9 +364,15 @@ class Recorder(_Recording):
             self._record([int(b) for b in message], float(stamp))
 
     def connect(self, source: str) -> Recorder:
-        """Connect to cadenza's output port (its full name, or a unique part of it)."""
+        """Connect to cadenza's output port (its full name, or a unique part of it), and
+        return once JACK carries the connection."""
+        full = [p for p in jack_port_names() if p == source] or [
+            p for p in jack_port_names() if source in p]
+        before = connected_count(full[0], "recorder") if len(full) == 1 else 0
         self._start("connect", source)
         self.port_name = "recorder"
+        if len(full) == 1:
+            wait_for_jack_connection(full[0], "recorder", more_than=before)
         return self
 
     def open_virtual(self, name: str | None = None) -> Recorder:
@@ -393,10 +411,10 @@ class Player:
         sent before then is dropped (JACK makes a connection at one of its next cycles)."""
         ports = self.midi.get_ports()
         target = ports[_find(ports, destination)]
-        before = sum(p.endswith(":player") for p in jack_connections(target))
+        before = connected_count(target, "player")
         self.midi.open_port(ports.index(target), "player")
         self.port_name = "player"
-        wait_for_jack_connection(target, more_than=before)
+        wait_for_jack_connection(target, "player", more_than=before)
         return self
 
     def open_virtual(self, name: str | None = None) -> Player:
