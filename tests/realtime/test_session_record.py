@@ -13,6 +13,7 @@ import mido
 import pytest
 
 from cadenza.realtime.jack import PERIOD_FRAMES
+from cadenza.realtime.midi_io import IDLE_POLL_SECONDS
 from cadenza.realtime.session_file import TICKS_PER_BEAT
 from tests.realtime.helpers import (
     PHRASE,
@@ -100,9 +101,12 @@ def test_the_player_and_the_answers_are_recorded_at_their_times(tiny_bundle, pla
     for events, client in ((recorded["player"], sent), (recorded["answers"], heard)):
         for (file_t, _), (client_t, _) in zip(events, client, strict=True):
             assert abs((file_t - events[0][0]) - (client_t - client[0][0])) <= 2 * CYCLE + tick
+    # Across the tracks, the player's first note is the first message the input ever read:
+    # with no earlier message to date it by (Arrivals), it is stamped when the reader looked,
+    # up to one idle poll late (run 9 of ten found 11.9 ms against two cycles' 11.2).
     gap_file = recorded["answers"][0][0] - recorded["player"][0][0]
     gap_client = heard[0][0] - sent[0][0]
-    assert abs(gap_file - gap_client) <= 2 * CYCLE + tick
+    assert abs(gap_file - gap_client) <= 2 * CYCLE + IDLE_POLL_SECONDS + tick
 
 def test_each_backing_part_is_on_its_own_track(tiny_backing_bundle, player, recorder,
                                               tmp_path):
