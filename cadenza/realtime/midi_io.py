@@ -13,9 +13,10 @@ checks the closed flag inside it; and `delete()` comes a little after `close_por
 from __future__ import annotations
 
 import collections
+import contextlib
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import rtmidi
 
@@ -52,24 +53,30 @@ _release_lock = threading.Lock()
 _last_change = 0.0  # perf_counter time of our last port or client freed
 
 
-def close_port_when_still(midi) -> None:
-    """Unregister an rtmidi client's port once the graph has been still a while (and mark
-    the change)."""
+@contextlib.contextmanager
+def _graph_change() -> Iterator[None]:
+    """One change of ours to the JACK graph at a time, each once the graph has been still
+    RELEASE_GRACE_SECONDS since the last."""
     global _last_change
     with _release_lock:
         time.sleep(max(0.0, _last_change + RELEASE_GRACE_SECONDS - time.perf_counter()))
+        try:
+            yield
+        finally:
+            _last_change = time.perf_counter()
+
+
+def close_port_when_still(midi) -> None:
+    """Unregister an rtmidi client's port once the graph has been still a while."""
+    with _graph_change():
         midi.close_port()
-        _last_change = time.perf_counter()
 
 
 def release_client(midi) -> None:
     """Close an rtmidi client's port, then free the client (see RELEASE_GRACE_SECONDS)."""
-    global _last_change
     close_port_when_still(midi)
-    time.sleep(RELEASE_GRACE_SECONDS)
-    with _release_lock:
+    with _graph_change():  # also a grace after the port closed, for RtMidi's output ring
         midi.delete()
-        _last_change = time.perf_counter()
 
 
 class Arrivals:

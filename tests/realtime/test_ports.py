@@ -16,15 +16,13 @@ import rtmidi
 from cadenza.errors import CadenzaError
 from cadenza.realtime import ports
 from cadenza.realtime.ports import PortClosedError, open_input, open_output
+from tests.realtime.helpers import jack_port_names
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def jack_ports() -> list[str]:
-    listing = subprocess.run(["jack_lsp"], capture_output=True, text=True, check=True)
-    return listing.stdout.splitlines()
 
 
 def wait_until(predicate, timeout: float = 10.0) -> bool:
@@ -90,13 +88,13 @@ def test_virtual_ports_appear_in_jack_lsp_and_go_on_close(jack_server):
     out_name, in_name = unique("out"), unique("in")
     output = open_output(None, virtual_name=out_name)
     midi_in = open_input(None, virtual_name=in_name)
-    listed = jack_ports()
+    listed = jack_port_names()
     assert output.name in listed and output.name.endswith(":" + out_name)
     assert midi_in.name in listed and midi_in.name.endswith(":" + in_name)
     assert output.is_alive() and midi_in.is_alive()
     output.close()
     midi_in.close()
-    listed = jack_ports()
+    listed = jack_port_names()
     assert output.name not in listed and midi_in.name not in listed
     assert not output.is_alive() and not midi_in.is_alive()
     output.close()  # twice is fine
@@ -109,7 +107,7 @@ def test_two_clients_with_one_name_get_their_real_port_names(jack_server):
     first = open_output(None, virtual_name=unique("same"))
     second = open_output(None, virtual_name=unique("same"))
     try:
-        listed = jack_ports()
+        listed = jack_port_names()
         assert first.name in listed and second.name in listed
         assert first.name.split(":")[0] != second.name.split(":")[0]
     finally:
