@@ -12,17 +12,24 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from cadenza.errors import CadenzaError
 from cadenza.realtime.audio_out import rescan_audio_devices
 from cadenza.realtime.jack import start_dummy_jack, stop_jack
-from tests.realtime.helpers import Player, Recorder
+from tests.realtime.helpers import JackLateCycles, Player, Recorder
 
 
 @pytest.fixture(scope="session")
-def jack_server(tmp_path_factory) -> Iterator[str]:
+def jack_log(tmp_path_factory) -> Path:
+    """Where the session's jackd writes what it says (its missed cycles among it)."""
+    return tmp_path_factory.mktemp("jack") / "jackd.log"
+
+
+@pytest.fixture(scope="session")
+def jack_server(jack_log) -> Iterator[str]:
     """A JACK server of our own, by name, for the whole session; its name is yielded.
 
     Its own name (JACK_DEFAULT_SERVER, honoured by libjack, jack_lsp and jack_connect, and
@@ -34,7 +41,7 @@ def jack_server(tmp_path_factory) -> Iterator[str]:
         pytest.skip("jackd is not installed (apt-get install jackd2; `make test` installs it)")
     name = f"cadenza-test-{os.getpid()}"
     try:
-        process = start_dummy_jack(name, log_path=tmp_path_factory.mktemp("jack") / "jackd.log")
+        process = start_dummy_jack(name, log_path=jack_log)
     except CadenzaError as error:
         pytest.fail(str(error))
     patch = pytest.MonkeyPatch()
@@ -45,6 +52,12 @@ def jack_server(tmp_path_factory) -> Iterator[str]:
     finally:
         patch.undo()
         stop_jack(process)
+
+
+@pytest.fixture
+def jack_late_cycles(jack_server, jack_log) -> JackLateCycles:
+    """The cycles jackd reports a client late for, from the start of the test on."""
+    return JackLateCycles(jack_log)
 
 
 @pytest.fixture(scope="module")
