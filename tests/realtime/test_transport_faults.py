@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.realtime.helpers import JackLateCycles, assert_arrived_as_sent
+from tests.realtime.helpers import JackLateCycles, assert_all_ended, assert_arrived_as_sent
 
 SENT = [[0x90, 60, 90], [0x80, 60, 0], [0x90, 62, 90], [0x80, 62, 0]]
 MISSED = "JackEngine::XRun: client = cadenza-test was not finished, state = Triggered\n"
@@ -49,3 +49,14 @@ def test_a_message_never_sent_fails_even_where_jack_missed_cycles(log):
         text.write(MISSED * 3)
     with pytest.raises(AssertionError, match="never sent near it"):
         assert_arrived_as_sent(SENT, [*SENT, [0x90, 99, 1]], late)
+
+
+def test_a_note_left_sounding_is_jacks_only_where_it_missed_a_cycle(log):
+    with pytest.raises(AssertionError, match="still sounding"):
+        assert_all_ended(SENT[:3], JackLateCycles(log))
+    late = JackLateCycles(log)
+    with open(log, "a") as text:
+        text.write(MISSED)
+    assert_all_ended(SENT[:3], late)
+    with pytest.raises(AssertionError, match="still sounding"):
+        assert_all_ended(SENT[:1] + SENT[2:3], late)  # two left, one missed cycle
