@@ -207,6 +207,9 @@ def scalar(value: Any, hint: type, name: str, limits: Limits | None) -> Any:
     raise FieldError(name, f"should be {wanted}{bounds}, got {value!r:.60}")
 
 
+MAX_STYLE_GUIDANCE = 10.0  # a transformer's sampling.style_guidance
+
+
 @dataclass(frozen=True, kw_only=True)
 class Sampling(Section):
     """The sampling knobs' starting values (the live knobs start here)."""

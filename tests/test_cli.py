@@ -61,6 +61,22 @@ def test_generate_with_the_transformer_and_a_style(tiny_transformer_bundle, chor
     assert_one_line_usage_error(cadenza(*common, "--style", "jazz"), "no style 'jazz'", "bach")
 
 
+def test_generate_with_style_guidance(tiny_transformer_bundle, tiny_bundle, chorale_midi,
+                                      tmp_path):
+    out = tmp_path / "out.mid"
+    common = ["generate", "--primer", str(chorale_midi), "--seconds", "3", "--seed", "1",
+              "-o", str(out)]
+    transformer = ["--bundle", str(tiny_transformer_bundle), "--style", "bach"]
+    result = cadenza(*common, *transformer, "--style-guidance", "2")
+    assert result.returncode == 0, result.stderr
+    assert load_notes(out)["end"].max() >= load_notes(chorale_midi)["end"].max() + 2.5
+    assert_one_line_usage_error(cadenza(*common, *transformer, "--style-guidance", "11"),
+                                "--style-guidance")
+    assert_one_line_usage_error(
+        cadenza(*common, "--bundle", str(tiny_bundle), "--style-guidance", "2"),
+        "performance-rnn plugin has no style guidance")
+
+
 def test_generate_backs_a_melody_with_parts_on_their_channels(
     tiny_backing_bundle, chorale_midi, tmp_path
 ):

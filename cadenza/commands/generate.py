@@ -8,6 +8,7 @@ from pathlib import Path
 from cadenza.commands import arguments as a
 from cadenza.errors import ConfigError
 from cadenza.events import NUM_PITCHES as MAX_VOICES  # not cadenza.plugins: onnxruntime
+from cadenza.manifest import MAX_STYLE_GUIDANCE
 from cadenza.sound_files import BIT_DEPTHS
 
 QUANTIZE_UNITS = ("16th", "8th", "beat")  # cadenza.tracks.BarGrid.unit_seconds: what each is
@@ -28,6 +29,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
     generator = load_generator(args.bundle, plugin=args.plugin or default_plugin, seed=args.seed)
     if args.style:
         generator.set_style(args.style)
+    if args.style_guidance is not None:
+        generator.set_style_guidance(args.style_guidance)
     voices = 1 if args.mono else args.max_voices
     try:
         generator.knobs = Knobs(  # a knob not given keeps the bundle's default (its sampling)
@@ -108,6 +111,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     generate = sub.add_parser("generate", help="continue a MIDI primer and write a MIDI file")
     generate.add_argument("--plugin", help="plugin (default: the bundle's, or performance-rnn)")
     generate.add_argument("--style", help="a style of the bundle, e.g. bach (transformer)")
+    generate.add_argument("--style-guidance", type=a.number(0.0, MAX_STYLE_GUIDANCE),
+                          metavar="G", help="hold to --style more closely than the model learnt "
+                          "(classifier-free guidance; 1: none; default: the bundle's)")
     generate.add_argument("--bundle", help="bundle directory or .zip (default: the shipped one)")
     generate.add_argument("--primer", type=a.input_file, help="MIDI file to continue")
     length = generate.add_mutually_exclusive_group()

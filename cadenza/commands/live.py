@@ -74,6 +74,7 @@ def cmd_live(args: argparse.Namespace) -> None:
         "cc.temperature": args.temperature_cc,
         "style": args.style,
         "cc.style": args.style_cc,
+        "style_guidance": args.style_guidance,
         "top_k": args.top_k,
         "top_p": args.top_p,
         "max_voices": 1 if args.mono else args.max_voices,
@@ -184,6 +185,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     live.add_argument("--bundle", help="bundle directory or .zip (default: the shipped one)")
     live.add_argument("--style", help="a style of the bundle, e.g. bach (transformer)")
     live.add_argument("--style-cc", type=int, help="a CC that picks the style")
+    live.add_argument("--style-guidance", type=float, metavar="G",
+                      help="hold to --style more closely than the model learnt (1: none)")
     live.add_argument("--seed", type=int)
     live.add_argument("--record", metavar="FILE.mid",
                       help="record the set into this MIDI file as it goes (the `r` key stops "

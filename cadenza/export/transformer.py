@@ -23,7 +23,7 @@ from cadenza.export.onnx_io import (
     store_weights_float16,
     training_record,
 )
-from cadenza.manifest import PerformanceRepresentation, Sampling
+from cadenza.manifest import PerformanceRepresentation
 from cadenza.parts import PartsCodec, default_programs, harmony_intervals, part_voices
 from cadenza.plugins.manifests import (
     BackingManifest,
@@ -31,6 +31,7 @@ from cadenza.plugins.manifests import (
     PartsRepresentation,
     TransformerManifest,
     TransformerModel,
+    TransformerSampling,
 )
 from cadenza.plugins.transformer import KVCache
 from cadenza.training.loop import model_from_checkpoint
@@ -146,7 +147,7 @@ def export_transformer(checkpoint: dict, out_dir: str | Path, name: str | None =
     # A transformer over parts on a grid plays backing parts: its own plugin.
     backing = representation.get("kind") == "parts"
     common = {
-        "sampling": Sampling(temperature=1.0, top_k=0, top_p=1.0),
+        "sampling": TransformerSampling(temperature=1.0, top_k=0, top_p=1.0),
         "model": TransformerModel.parse(config["model"], "model"),
         "context": config["seq_len"] + 1,  # the window it was trained on: style + events
     }

@@ -83,6 +83,13 @@ class Generator(abc.ABC):
             raise BundleError(self.bundle.path, f"no style {style!r} in this bundle (has: {known})")
         self.style = style
 
+    def set_style_guidance(self, value: float) -> None:
+        """Hold generation to the style more closely than the model learnt (1: as learnt).
+        Only a plugin with an untagged context to guide against has it."""
+        if value != 1.0:
+            raise BundleError(self.bundle.path,
+                              f"the {self.plugin} plugin has no style guidance (a transformer's)")
+
     @abc.abstractmethod
     def prime(self, events: Any, conditions: dict[str, Any] | None = None) -> None:
         """Set the context from which generation continues (replacing any earlier one)."""

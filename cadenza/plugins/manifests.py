@@ -12,6 +12,7 @@ from typing import Any, Self
 
 from cadenza.events import PerformanceCodec
 from cadenza.manifest import (
+    MAX_STYLE_GUIDANCE,
     AttentionModel,
     FieldError,
     PerformanceRepresentation,
@@ -79,7 +80,16 @@ class TransformerModel(AttentionModel):
 
 
 @dataclass(frozen=True, kw_only=True)
+class TransformerSampling(Sampling):
+    # Classifier-free guidance on the style (cadenza.plugins.transformer): 1 or absent (a
+    # bundle made before the field was written) is none; only a model that learnt "any"
+    # (style_dropout > 0) is guided.
+    style_guidance: float | None = setting(None, low=0.0, high=MAX_STYLE_GUIDANCE)
+
+
+@dataclass(frozen=True, kw_only=True)
 class TransformerManifest(PluginManifest):
+    sampling: TransformerSampling = field(default_factory=TransformerSampling)
     representation: PerformanceRepresentation = field(default_factory=PerformanceRepresentation)
     model: TransformerModel
     context: int = setting(DEFAULT_CONTEXT, low=2, high=MAX_CONTEXT)  # style slot + events
@@ -141,6 +151,7 @@ class BackingParts(Section):
 
 @dataclass(frozen=True, kw_only=True)
 class BackingManifest(PluginManifest):
+    sampling: TransformerSampling = field(default_factory=TransformerSampling)
     representation: PartsRepresentation
     model: TransformerModel
     context: int = setting(DEFAULT_CONTEXT, low=2, high=MAX_CONTEXT)
@@ -334,5 +345,5 @@ __all__ = [
     "CodecLMSampling", "CodecRepresentation", "MelodyRNNManifest", "MelodyRNNModel",
     "MelodyRepresentation", "PartsRepresentation", "PerformanceRNNManifest",
     "PianorollRepresentation", "RNNModel", "TextEncoderInfo", "TransformerManifest",
-    "TransformerModel", "VAEManifest", "VAEModel",
+    "TransformerModel", "TransformerSampling", "VAEManifest", "VAEModel",
 ]

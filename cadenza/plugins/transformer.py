@@ -6,6 +6,11 @@ in place (no step copies it). Slot 0 holds the conditioning token (a style, or "
 events ring through the other slots, so when the context is full the oldest event gives way
 and generation goes on without a pause: attention is relative, so a window that slides looks
 like any other window.
+
+Style guidance (`sampling.style_guidance`, a knob): a model that learnt the untagged "any"
+token beside its styles (style_dropout > 0) can be held to a style more closely than it learnt
+to, as classifier-free guidance holds MusicGen to its text. A second cache keeps the same
+events under "any", and the logits are any + g * (style - any); 1 is the model as trained.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ import numpy as np
 
 from cadenza.bundle import Bundle
 from cadenza.errors import BundleError
+from cadenza.manifest import MAX_STYLE_GUIDANCE
 from cadenza.plugins.base import EventGenerator, Generator, create_session
 from cadenza.plugins.manifests import DEFAULT_CONTEXT, BackingManifest, TransformerManifest
-from cadenza.plugins.sampling import sample
+from cadenza.plugins.sampling import guided, sample
 
 __all__ = ["DEFAULT_CONTEXT", "CachedTransformer", "KVCache", "MusicTransformer"]
 
@@ -69,7 +75,10 @@ class KVCache:
         self.k[...], self.v[...], self.positions[...] = k, v, positions
 
 
-TransformerState = tuple[tuple, tuple[int, ...], np.ndarray | None, str | None]
+# The cache, the events it holds, the next logits, the style, and the unstyled cache with its
+# logits (None where guidance is off).
+TransformerState = tuple[tuple, tuple[int, ...], np.ndarray | None, str | None,
+                         tuple[tuple, np.ndarray] | None]
 
 
 class CachedTransformer(Generator):
@@ -86,18 +95,24 @@ class CachedTransformer(Generator):
         self.vocab_size = model.vocab_size
         self.conditions: list[str] = list(model.styles)  # "any", then the styles
         # Trained with no untagged windows (style_dropout 0), the model never learnt "any":
-        # it plays in its first style unless told another.
-        if model.style_dropout == 0.0 and len(self.conditions) > 1:
+        # it plays in its first style unless told another, and cannot be guided.
+        self.learnt_any = model.style_dropout > 0.0 or len(self.conditions) == 1
+        if not self.learnt_any:
             self.style = self.conditions[1]
+        guidance = self.manifest.sampling.style_guidance
+        self.style_guidance = 1.0 if guidance is None else guidance
         self.prefill_session = create_session(bundle, "prefill")
         self.step_session = create_session(bundle, "step")
         size = context or self.manifest.context
         if not isinstance(size, int) or isinstance(size, bool) or size < 2:
             raise BundleError(bundle.path / "manifest.yaml",
                               f"field 'context' should be an int of at least 2, got {size!r}")
-        self.cache = KVCache(model.num_layers, model.num_heads, model.head_dim, size)
+        shape = (model.num_layers, model.num_heads, model.head_dim, size)
+        self.cache = KVCache(*shape)
+        self.unstyled = KVCache(*shape)  # the same events under "any", for style guidance
         self.history: deque[int] = deque(maxlen=size - 1)  # the events the cache holds
-        self.logits: np.ndarray | None = None
+        self.styled_logits: np.ndarray | None = None
+        self.unstyled_logits: np.ndarray | None = None  # None: the unstyled cache is behind
         self._token = np.zeros(1, dtype=np.int64)
         self._position = np.zeros(1, dtype=np.int64)
         self.reset()
@@ -109,6 +124,30 @@ class CachedTransformer(Generator):
     def style_token(self, style: str | None) -> int:
         """The conditioning token of a style; None is untagged ("any")."""
         return self.vocab_size + (self.conditions.index(style) if style else 0)
+
+    @property
+    def guiding(self) -> bool:
+        """Style guidance is on: a style is set, the model learnt "any", the knob is not 1."""
+        return self.style is not None and self.learnt_any and self.style_guidance != 1.0
+
+    @property
+    def logits(self) -> np.ndarray | None:
+        """The next token's logits, guided to the style where guidance is on (a knob turned on
+        between two steps guides from the next step on, once the unstyled cache caught up)."""
+        if self.unstyled_logits is None or not self.guiding:
+            return self.styled_logits
+        return guided(self.styled_logits, self.unstyled_logits, self.style_guidance)
+
+    def set_style_guidance(self, value: float) -> None:
+        """Turn the style-guidance knob (1: none); from the next event on (a knob turned from 1
+        catches the untagged context up then, one prefill)."""
+        if not 0.0 <= value <= MAX_STYLE_GUIDANCE:
+            raise ValueError(f"style guidance must be in 0..{MAX_STYLE_GUIDANCE:g}, got {value}")
+        if value != 1.0 and not self.learnt_any:
+            raise BundleError(self.bundle.path / "manifest.yaml",
+                              "the model never learnt untagged windows (model.style_dropout 0): "
+                              "it has no untagged context to guide a style against")
+        self.style_guidance = value
 
     def reset(self) -> None:
         self.prime([])
@@ -126,10 +165,14 @@ class CachedTransformer(Generator):
         self._prefill()
 
     def _prefill(self) -> None:
-        tokens = np.array([[self.style_token(self.style), *self.history]], dtype=np.int64)
+        self.styled_logits = self._run_prefill(self.cache, self.style)
+        self.unstyled_logits = self._run_prefill(self.unstyled, None) if self.guiding else None
+
+    def _run_prefill(self, cache: KVCache, style: str | None) -> np.ndarray:
+        tokens = np.array([[self.style_token(style), *self.history]], dtype=np.int64)
         logits, keys, values = self.prefill_session.run(None, {"tokens": tokens})
-        self.cache.fill(keys, values)
-        self.logits = logits[0]
+        cache.fill(keys, values)
+        return logits[0]
 
     def extend(self, events: Any) -> None:
         for event in events:
@@ -137,21 +180,30 @@ class CachedTransformer(Generator):
 
     def feed(self, event: int) -> None:
         """Take one token into the context (cache, history) and compute the next logits."""
+        self.styled_logits = self._run_step(self.cache, event)
+        self.history.append(event)
+        if not self.guiding:
+            self.unstyled_logits = None
+        elif self.unstyled_logits is None:  # guidance just turned on: catch up at once
+            self.unstyled_logits = self._run_prefill(self.unstyled, None)
+        else:
+            self.unstyled_logits = self._run_step(self.unstyled, event)
+
+    def _run_step(self, cache: KVCache, event: int) -> np.ndarray:
         self._token[0] = event
-        self._position[0] = self.cache.next_position
+        self._position[0] = cache.next_position
         logits, k, v = self.step_session.run(
             None,
             {
                 "token": self._token,
                 "position": self._position,
-                "cache_k": self.cache.k,
-                "cache_v": self.cache.v,
-                "cache_positions": self.cache.positions,
+                "cache_k": cache.k,
+                "cache_v": cache.v,
+                "cache_positions": cache.positions,
             },
         )
-        self.cache.append(k, v)
-        self.history.append(event)
-        self.logits = logits[0]
+        cache.append(k, v)
+        return logits[0]
 
     def step(self) -> int:
         """Sample the next token with the current knobs and take it into the context."""
@@ -160,13 +212,19 @@ class CachedTransformer(Generator):
         return event
 
     def context_state(self) -> TransformerState:
-        return self.cache.snapshot(), tuple(self.history), self.logits, self.style
+        unstyled = None if self.unstyled_logits is None else (
+            self.unstyled.snapshot(), self.unstyled_logits)
+        return self.cache.snapshot(), tuple(self.history), self.styled_logits, self.style, unstyled
 
     def restore_context(self, state: TransformerState) -> None:
-        cache, history, self.logits, self.style = state
+        cache, history, self.styled_logits, self.style, unstyled = state
         self.cache.restore(cache)
         self.history.clear()
         self.history.extend(history)
+        self.unstyled_logits = None
+        if unstyled is not None:
+            self.unstyled.restore(unstyled[0])
+            self.unstyled_logits = unstyled[1]
 
 
 class MusicTransformer(CachedTransformer, EventGenerator):

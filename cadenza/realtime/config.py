@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cadenza.errors import ConfigError, read_settings
+from cadenza.manifest import MAX_STYLE_GUIDANCE
 from cadenza.midi_status import DRUM_CHANNEL, SUSTAIN_PEDAL
 from cadenza.realtime.clock import BeatGrid
 from cadenza.realtime.controls import (
@@ -130,6 +131,7 @@ class LiveConfig:
     plugin: str | None = None  # None: the bundle's own
     bundle: str | None = None  # None: the default shipped bundle
     style: str | None = None  # a style of the bundle (transformer); None: untagged
+    style_guidance: float | None = None  # hold to the style (1: none); None: the bundle's
     seed: int | None = None
     quiet: bool = False  # no live status line
     synth: bool = False  # play through a General MIDI SoundFont on the sound card
@@ -266,6 +268,7 @@ RULES: dict[str, Rule] = {
     "plugin": optional(text),
     "bundle": optional(text),
     "style": optional(text),
+    "style_guidance": optional(number(0, MAX_STYLE_GUIDANCE)),
     "seed": optional(integer(0)),
     "quiet": flag,
     "synth": flag,

@@ -81,6 +81,11 @@ def live_generator(config: LiveConfig):
             generator.set_style(config.style)
         except BundleError as e:
             raise ConfigError("style", str(e)) from None
+    if config.style_guidance is not None:
+        try:
+            generator.set_style_guidance(config.style_guidance)
+        except BundleError as e:
+            raise ConfigError("style_guidance", str(e)) from None
     return generator
 
 

@@ -150,6 +150,7 @@ def test_dashed_names_are_accepted(live_yaml):
         ("backing_programs: [48, 128]", "live.yaml: backing_programs: must be 0..127, got 128"),
         ("listen_ms: -1", "live.yaml: listen_ms: must be 0..50, got -1"),
         ("harmony: 9", "live.yaml: harmony: must be 0..4, got 9"),
+        ("style_guidance: 12", "live.yaml: style_guidance: must be 0..10, got 12"),
         ("loop_bars: 1.5", "live.yaml: loop_bars: expected a whole number, got 1.5"),
         ("cc: {density: 64}", "live.yaml: cc.density: 64 is the sustain pedal"),
         ("cc: {density: 20, loop: 20}", "live.yaml: cc.loop: CC 20 is already cc.density"),

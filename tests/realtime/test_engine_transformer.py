@@ -9,12 +9,17 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+from cadenza.errors import ConfigError
+from cadenza.realtime.live import live_generator
 from tests.realtime.helpers import (
     PHRASE,
     FakeRunningEngine,
     answer_played,
     feed_phrase,
     has_note_on,
+    live_config,
     note_ons,
     unique,
     wait_for,
@@ -71,3 +76,15 @@ def test_an_unknown_style_is_one_line_naming_the_field(tiny_transformer_bundle, 
     assert result.stderr.strip().startswith("cadenza: error: style:"), result.stderr
     assert "no style 'jazz'" in result.stderr and "bach" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_style_guidance_reaches_the_generator_and_a_plugin_without_it_is_refused(
+    tiny_transformer_bundle, tiny_bundle
+):
+    with FakeRunningEngine(tiny_transformer_bundle, answer_length="1 s", style="bach",
+                           style_guidance=2.0) as running:
+        assert running.engine.generator.guiding
+        feed_phrase(running.input)
+        running.output.wait_until(has_note_on)
+    with pytest.raises(ConfigError, match="^style_guidance: .*performance-rnn plugin has no"):
+        live_generator(live_config(tiny_bundle, style_guidance=2.0))
