@@ -441,6 +441,29 @@ class Player:
 
 
 
+class StampedOutput:
+    """The engine's real output port, with the perf_counter time each message was handed to
+    it: where the engine put a note, before the transport carries it."""
+
+    def __init__(self, port) -> None:
+        self.port = port
+        self.sent: list[tuple[float, list[int]]] = []
+
+    @classmethod
+    def around(cls, scheduler) -> StampedOutput:
+        """Put one between a running engine's scheduler and its port (from its next send)."""
+        stamped = cls(scheduler.output)
+        scheduler.output = stamped
+        return stamped
+
+    def send(self, message: Sequence[int]) -> None:
+        self.sent.append((time.perf_counter(), list(message)))
+        self.port.send(message)
+
+    def __getattr__(self, name: str):
+        return getattr(self.port, name)  # is_alive, name...: the port's own
+
+
 class JackLateCycles:
     """The cycles jackd's log says a client was late for ("JackEngine::XRun: client = NAME was
     not finished"), from when this was made on.

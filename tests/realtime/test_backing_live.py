@@ -11,7 +11,6 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -22,6 +21,7 @@ from cadenza.realtime.live import status_line
 from tests.realtime.helpers import (
     FakeRunningEngine,
     RunningEngine,
+    StampedOutput,
     assert_all_ended,
     assert_arrived_as_sent,
     assert_live_fails_in_one_line,
@@ -41,19 +41,6 @@ MELODY = [67, 69, 71, 72, 74, 72, 71, 69]
 def pulse_at(bpm: float) -> float:
     """Seconds between two pulses of 24 ppqn MIDI clock at `bpm`."""
     return 60.0 / bpm / 24
-
-
-class StampedOutput:
-    """The engine's real output port, with the perf_counter time each message was handed to
-    it: where the engine put a note, before the transport carries it."""
-
-    def __init__(self, port) -> None:
-        self.port = port
-        self.sent: list[tuple[float, list[int]]] = []
-
-    def send(self, message: Sequence[int]) -> None:
-        self.sent.append((time.perf_counter(), list(message)))
-        self.port.send(message)
 
 
 class PlannedSteps:
@@ -113,8 +100,7 @@ def test_backing_plays_on_the_daws_grid_and_stops_with_it(
     with RunningEngine(tiny_backing_bundle, mode="backing", input_port=daw.port_name,
                        follow_clock=True, density=2.0, input_channel=1,
                        passthrough=True) as running:
-        stamped = StampedOutput(running.engine.scheduler.output)
-        running.engine.scheduler.output = stamped
+        stamped = StampedOutput.around(running.engine.scheduler)
         planned = PlannedSteps(running.engine.scheduler)
         out = make_recorder().connect(f"{running.name} out")
         time.sleep(0.3)  # JACK makes connections at its next cycles
