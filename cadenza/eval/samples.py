@@ -118,6 +118,23 @@ def split_halves(windows: list[tuple[int, np.ndarray]]) -> tuple[list, list]:
     return [notes for _, notes in windows[::2]], [notes for _, notes in windows[1::2]]
 
 
+def across_styles(pieces: list[Piece]) -> list[Piece]:
+    """The pieces in an order that reaches every style in proportion from the start: the k-th
+    of a style's n pieces goes (k + 0.5) / n of the way along. A split stored style by style
+    (bach, then palestrina, then folk) would otherwise give its first samples all one style.
+    With one style it is the split's own order."""
+    counts: dict[str | None, int] = {}
+    for piece in pieces:
+        counts[piece.style] = counts.get(piece.style, 0) + 1
+    seen: dict[str | None, int] = {}
+    placed = []
+    for i, piece in enumerate(pieces):
+        k = seen.get(piece.style, 0)
+        seen[piece.style] = k + 1
+        placed.append(((k + 0.5) / counts[piece.style], i))
+    return [pieces[i] for _, i in sorted(placed)]
+
+
 def primer_of(piece: Piece, seconds: float) -> np.ndarray:
     return window(piece.notes, 0.0, seconds)
 
@@ -134,8 +151,10 @@ def generate_samples(
 ) -> list[Sample]:
     """`count` samples of `seconds` each: the first half continue the openings of held-out
     pieces (one piece after another), the rest start from nothing. Seeded per sample, so
-    sample k is the same whatever `count` is."""
+    sample k is the same whatever `count` is. The pieces are taken across their styles
+    (across_styles)."""
     style_of = StyleOfPiece(generator)
+    pieces = across_styles(pieces)
     samples = []
     for k in tqdm(range(count), desc="samples", unit="sample", disable=not progress):
         generator.seed(seed + k)

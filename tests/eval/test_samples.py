@@ -8,6 +8,8 @@ import pytest
 from cadenza.bundle import load_bundle
 from cadenza.corpus.prepare import load_split
 from cadenza.eval.samples import (
+    Piece,
+    across_styles,
     generate_samples,
     held_out_nll,
     held_out_pieces,
@@ -103,3 +105,12 @@ def test_samples_are_the_same_for_the_same_seed(tiny_bundle, tiny_corpus):
         for _ in range(2)
     )
     assert all(np.array_equal(a.events, b.events) for a, b in zip(first, second, strict=True))
+
+
+def test_samples_take_the_pieces_across_their_styles_in_proportion():
+    stored = [Piece(f"{style}{k}", np.zeros(0), style)
+              for style, n in (("bach", 4), ("folk", 2)) for k in range(n)]
+    assert [p.id for p in across_styles(stored)] == ["bach0", "folk0", "bach1", "bach2",
+                                                     "folk1", "bach3"]
+    one_style = [Piece(f"p{k}", np.zeros(0), "bach") for k in range(5)]
+    assert across_styles(one_style) == one_style
