@@ -49,6 +49,11 @@ CLOCK_SLEW = 0.001  # how fast the MIDI system's clock may drift from ours (s/s)
 # closing its client: a process cycle that began while the port was being unregistered could
 # read it, so the client is freed that long after its port closes (a cycle is 1.3-21 ms).
 RELEASE_GRACE_SECONDS = 0.05
+# A connection JACK makes takes effect at the start of one of its next cycles: a message sent
+# before then is written into a cycle that has no connection yet, and lost (a note-off lost
+# so would leave a note stuck on a synth plugged back). An output connected by name holds its
+# sends until two of the longest usual cycles (1024 frames at 48 kHz: 21 ms) have begun.
+CONNECTION_SETTLE_SECONDS = 0.045
 _release_lock = threading.Lock()
 _last_change = 0.0  # perf_counter time of our last port or client freed
 
@@ -239,6 +244,9 @@ class MidiOutput(MidiPort):
                 state = "closed" if self._closed else "lost"
                 raise PortClosedError(f"MIDI output {self.name!r} is {state}")
             self._midi.send_message(message)
+
+    def _after_open_locked(self) -> None:
+        time.sleep(CONNECTION_SETTLE_SECONDS)  # under the lock: a send waits, see the constant
 
 
 class MidiInput(MidiPort):

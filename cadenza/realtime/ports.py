@@ -18,6 +18,7 @@ import rtmidi
 from cadenza.realtime.library_noise import library_noise
 from cadenza.realtime.midi_io import (
     API_BY_NAME,
+    CONNECTION_SETTLE_SECONDS,
     NAME_BY_API,
     ChannelRouter,
     MidiInput,
@@ -189,6 +190,7 @@ def open_output(name_or_substring: str | None = None, *, virtual_name: str = "ca
     except BaseException:
         release_client(midi)
         raise
+    time.sleep(CONNECTION_SETTLE_SECONDS)  # the connection takes effect at a cycle to come
     return MidiOutput(midi, api, name=target, pattern=name_or_substring, local_name=virtual_name)
 
 

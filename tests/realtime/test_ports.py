@@ -351,3 +351,20 @@ def test_lost_output_raises_until_reconnected(make_recorder):
         assert output.reconnect_if_back() is True and output.is_alive()
         output.send([0x90, 61, 1])
         assert second.wait_for(1) == [[0x90, 61, 1]]
+
+
+def test_what_is_sent_at_once_after_connecting_or_reconnecting_arrives(make_recorder):
+    # JACK makes a connection at one of its next cycles: the port holds its sends until then,
+    # or the first message (a note-off, say) would be lost to a synth plugged back.
+    for _ in range(6):
+        name = unique("synth")
+        synth = make_recorder().open_virtual(name)
+        with open_output(name) as output:
+            output.send([0x90, 60, 1])
+            assert synth.wait_for(1, timeout=2) == [[0x90, 60, 1]]
+            synth.close()
+            assert output.reconnect_if_back() is False  # the loss noticed
+            synth = make_recorder().open_virtual(name)
+            assert output.reconnect_if_back() is True
+            output.send([0x80, 60, 0])
+            assert synth.wait_for(1, timeout=2) == [[0x80, 60, 0]]
