@@ -113,6 +113,7 @@ class CachedTransformer(Generator):
         self.history: deque[int] = deque(maxlen=size - 1)  # the events the cache holds
         self.styled_logits: np.ndarray | None = None
         self.unstyled_logits: np.ndarray | None = None  # None: the unstyled cache is behind
+        self.logits: np.ndarray | None = None  # what is sampled from (_mix)
         self._token = np.zeros(1, dtype=np.int64)
         self._position = np.zeros(1, dtype=np.int64)
         self.reset()
@@ -130,13 +131,14 @@ class CachedTransformer(Generator):
         """Style guidance is on: a style is set, the model learnt "any", the knob is not 1."""
         return self.style is not None and self.learnt_any and self.style_guidance != 1.0
 
-    @property
-    def logits(self) -> np.ndarray | None:
-        """The next token's logits, guided to the style where guidance is on (a knob turned on
-        between two steps guides from the next step on, once the unstyled cache caught up)."""
+    def _mix(self) -> None:
+        """The next token's logits (`logits`), guided to the style where guidance is on: mixed
+        once here, not at every read (backing reads them several times a step). A knob turned
+        on between two steps guides from the next step on, once the unstyled cache caught up."""
         if self.unstyled_logits is None or not self.guiding:
-            return self.styled_logits
-        return guided(self.styled_logits, self.unstyled_logits, self.style_guidance)
+            self.logits = self.styled_logits
+        else:
+            self.logits = guided(self.styled_logits, self.unstyled_logits, self.style_guidance)
 
     def set_style_guidance(self, value: float) -> None:
         """Turn the style-guidance knob (1: none); from the next event on (a knob turned from 1
@@ -148,6 +150,7 @@ class CachedTransformer(Generator):
                               "the model never learnt untagged windows (model.style_dropout 0): "
                               "it has no untagged context to guide a style against")
         self.style_guidance = value
+        self._mix()
 
     def reset(self) -> None:
         self.prime([])
@@ -167,6 +170,7 @@ class CachedTransformer(Generator):
     def _prefill(self) -> None:
         self.styled_logits = self._run_prefill(self.cache, self.style)
         self.unstyled_logits = self._run_prefill(self.unstyled, None) if self.guiding else None
+        self._mix()
 
     def _run_prefill(self, cache: KVCache, style: str | None) -> np.ndarray:
         tokens = np.array([[self.style_token(style), *self.history]], dtype=np.int64)
@@ -188,6 +192,7 @@ class CachedTransformer(Generator):
             self.unstyled_logits = self._run_prefill(self.unstyled, None)
         else:
             self.unstyled_logits = self._run_step(self.unstyled, event)
+        self._mix()
 
     def _run_step(self, cache: KVCache, event: int) -> np.ndarray:
         self._token[0] = event
@@ -225,6 +230,7 @@ class CachedTransformer(Generator):
         if unstyled is not None:
             self.unstyled.restore(unstyled[0])
             self.unstyled_logits = unstyled[1]
+        self._mix()
 
 
 class MusicTransformer(CachedTransformer, EventGenerator):
